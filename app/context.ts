@@ -1,0 +1,80 @@
+/**
+ * What every part of the messenger shares: the database, the key stores, the
+ * clock and the settings. Passed in explicitly; there are no global singletons.
+ *
+ * @module
+ */
+import type { SqliteDatabase } from "../bindings/durable.ts";
+import type { Clock } from "./clock.ts";
+import type { SqliteKeyStoreSet } from "./keys/key_stores.ts";
+
+const MINUTE = 60_000;
+const DAY = 86_400_000;
+
+/** Tunable behaviour; every field has a default in {@linkcode DEFAULT_SETTINGS}. */
+export interface Settings {
+  /** How far in the future an incoming parcel may be dated (RS-001 allows up to 2 h). */
+  readonly clockDriftToleranceMs: number;
+  /** How far back outgoing parcels are dated, so receivers with slow clocks accept them. */
+  readonly parcelBackdateMs: number;
+  /** Lifetime of outgoing parcels: mail may take months. */
+  readonly parcelTtlMs: number;
+  /** Default lifetime of an invitation. */
+  readonly invitationTtlMs: number;
+  /** Lifetime of this endpoint's self-issued certificate (Relaynet caps it at 180 days). */
+  readonly identityCertificateValidityMs: number;
+  /** Renew the identity certificate when it has less than this left. */
+  readonly identityRenewalMarginMs: number;
+  /** Lifetime of the PDAs issued to contacts. */
+  readonly pdaValidityMs: number;
+  /** Renew a contact's PDA when it has less than this left. */
+  readonly pdaRenewalMarginMs: number;
+  /** A contact counts as active (its PDA gets renewed) if it wrote or was written to within this. */
+  readonly contactActivityWindowMs: number;
+  /**
+   * How long a session key the peer has moved past is kept before deletion, for
+   * parcels still travelling by slower paths. Zero deletes it at once.
+   */
+  readonly sessionKeyGraceMs: number;
+  /** The refusal log keeps this many most recent entries. */
+  readonly refusalLogLimit: number;
+}
+
+/** Relaymail's defaults. */
+export const DEFAULT_SETTINGS: Settings = {
+  clockDriftToleranceMs: 2 * 60 * MINUTE,
+  parcelBackdateMs: 5 * MINUTE,
+  parcelTtlMs: 180 * DAY,
+  invitationTtlMs: 7 * DAY,
+  identityCertificateValidityMs: 180 * DAY,
+  identityRenewalMarginMs: 90 * DAY,
+  pdaValidityMs: 180 * DAY,
+  pdaRenewalMarginMs: 60 * DAY,
+  contactActivityWindowMs: 180 * DAY,
+  sessionKeyGraceMs: 7 * DAY,
+  refusalLogLimit: 10_000,
+};
+
+/** The shared state of one open data directory. */
+export interface NodeContext {
+  readonly dataDir: string;
+  readonly db: SqliteDatabase;
+  readonly keys: SqliteKeyStoreSet;
+  readonly now: Clock;
+  readonly settings: Settings;
+  /** Dispatches {@linkcode RelaymailEvent}s for live views. */
+  readonly events: EventTarget;
+}
+
+/** Names of the events the messenger dispatches on `context.events`. */
+export type RelaymailEventName =
+  | "mail-received"
+  | "delivery-changed"
+  | "contact-changed"
+  | "parcel-refused"
+  | "outbox-changed";
+
+/** Dispatches a named event whose `detail` is `detail`. */
+export function emit(ctx: NodeContext, name: RelaymailEventName, detail: unknown = null): void {
+  ctx.events.dispatchEvent(new CustomEvent(name, { detail }));
+}

@@ -1,0 +1,205 @@
+/**
+ * This data directory's endpoint identity: an RSA-2048 key pair and its
+ * self-issued certificate, renewed well before it expires.
+ *
+ * @module
+ */
+import {
+  Certificate,
+  Channel,
+  Endpoint,
+  getIdFromIdentityKey,
+  getRSAPublicKeyFromPrivate,
+  issueEndpointCertificate,
+  type ServiceMessage,
+} from "@relaycorp/relaynet-core";
+import { toArrayBuffer } from "../bindings/validation.ts";
+import type { NodeContext } from "./context.ts";
+
+/** A Relaynet channel carrying Relaymail's service messages. */
+export class RelaymailChannel extends Channel<ServiceMessage, string> {}
+
+/** A private Relaynet endpoint whose channels are {@linkcode RelaymailChannel}s. */
+export class RelaymailEndpoint extends Endpoint {
+  protected readonly channelConstructor = RelaymailChannel;
+}
+
+/** Raised when a command needs an identity and the data directory has none yet. */
+export class NoIdentityError extends Error {
+  constructor(dataDir: string) {
+    super(`No identity in ${dataDir} yet: create one with "relaymail identity create --name <your name>"`);
+    this.name = "NoIdentityError";
+  }
+}
+
+/** What `identity show` prints. */
+export interface IdentityInfo {
+  /** Endpoint id: "0" and the hex SHA-256 of the identity key. */
+  readonly id: string;
+  /** The name this user gives contacts as a hint. */
+  readonly name: string;
+  /** Short form of the id that people compare aloud. */
+  readonly fingerprint: string;
+  readonly createdAt: Date;
+  readonly certificateExpiresAt: Date;
+}
+
+/**
+ * Groups the first 128 bits of an endpoint id's hash in fours, for people to
+ * compare: `3f2a 9c1d 0b7e …`.
+ */
+export function fingerprint(id: string): string {
+  return id.slice(1, 33).match(/.{4}/g)!.join(" ");
+}
+
+interface CertificateRow {
+  certificate: Uint8Array;
+  expires_at: number;
+}
+
+/** Loads, creates and renews the identity of one data directory. */
+export class IdentityManager {
+  #endpoint: RelaymailEndpoint | null = null;
+
+  constructor(private readonly ctx: NodeContext) {}
+
+  /** True once an identity exists. */
+  exists(): boolean {
+    return this.ctx.db.get("SELECT 1 FROM identity") !== undefined;
+  }
+
+  /** Creates the identity; fails if there is one. */
+  async create(name: string): Promise<IdentityInfo> {
+    const trimmed = name.trim();
+    if (trimmed.length === 0 || trimmed.length > 100) {
+      throw new RangeError("Cannot create identity: the name must have 1 to 100 characters");
+    }
+    if (this.exists()) {
+      throw new Error(`An identity already exists in ${this.ctx.dataDir}: ${this.info().id}`);
+    }
+    const keyPair = await this.ctx.keys.privateKeyStore.generateIdentityKeyPair();
+    const certificate = await this.#issueCertificate(keyPair.privateKey, keyPair.publicKey);
+    this.ctx.db.transaction(() => {
+      this.ctx.db.run(
+        "INSERT INTO identity (singleton, node_id, name, created_at) VALUES (1, ?, ?, ?)",
+        keyPair.id,
+        trimmed,
+        this.ctx.now().getTime(),
+      );
+      this.#saveCertificate(certificate);
+    });
+    return this.info();
+  }
+
+  /** The identity's public facts. */
+  info(): IdentityInfo {
+    const row = this.#row();
+    const latest = this.#certificateRows()[0];
+    return {
+      id: row.node_id,
+      name: row.name,
+      fingerprint: fingerprint(row.node_id),
+      createdAt: new Date(row.created_at),
+      certificateExpiresAt: new Date(latest?.expires_at ?? 0),
+    };
+  }
+
+  /** The endpoint id. */
+  get id(): string {
+    return this.#row().node_id;
+  }
+
+  /** Changes the name given to contacts as a hint (from the next pairing on). */
+  rename(name: string): void {
+    const trimmed = name.trim();
+    if (trimmed.length === 0 || trimmed.length > 100) {
+      throw new RangeError("Cannot rename identity: the name must have 1 to 100 characters");
+    }
+    this.#row();
+    this.ctx.db.run("UPDATE identity SET name = ?", trimmed);
+  }
+
+  /** The relaynet-core endpoint, with the identity's private key loaded. */
+  async endpoint(): Promise<RelaymailEndpoint> {
+    if (!this.#endpoint) {
+      const id = this.id;
+      const privateKey = await this.ctx.keys.privateKeyStore.retrieveIdentityKey(id);
+      if (!privateKey) throw new Error(`The private key of identity ${id} is missing from the database`);
+      const publicKey = await getRSAPublicKeyFromPrivate(privateKey);
+      if (await getIdFromIdentityKey(publicKey) !== id) {
+        throw new Error(`The private key stored for identity ${id} belongs to another identity`);
+      }
+      this.#endpoint = new RelaymailEndpoint(id, { privateKey, publicKey }, this.ctx.keys, {});
+    }
+    return this.#endpoint;
+  }
+
+  /** Every unexpired certificate of this identity, newest first: the PDA trust anchors. */
+  certificates(): Certificate[] {
+    return this.#certificateRows()
+      .filter((row) => row.expires_at > this.ctx.now().getTime())
+      .map((row) => Certificate.deserialize(toArrayBuffer(row.certificate)));
+  }
+
+  /** The newest certificate, which PDAs are issued under. */
+  latestCertificate(): Certificate {
+    const [latest] = this.certificates();
+    if (!latest) throw new Error("The identity certificate has expired and could not be renewed");
+    return latest;
+  }
+
+  /**
+   * Issues a new certificate when the newest one expires within the renewal margin;
+   * returns true when it did.
+   */
+  async renewIfDue(): Promise<boolean> {
+    const latest = this.#certificateRows()[0];
+    const margin = this.ctx.settings.identityRenewalMarginMs;
+    if (latest && latest.expires_at - this.ctx.now().getTime() > margin) return false;
+    const endpoint = await this.endpoint();
+    const certificate = await this.#issueCertificate(
+      endpoint.identityKeyPair.privateKey,
+      endpoint.identityKeyPair.publicKey,
+    );
+    this.ctx.db.transaction(() => {
+      this.#saveCertificate(certificate);
+      this.ctx.db.run("DELETE FROM identity_certificates WHERE expires_at <= ?", this.ctx.now().getTime());
+    });
+    return true;
+  }
+
+  #issueCertificate(privateKey: CryptoKey, publicKey: CryptoKey): Promise<Certificate> {
+    const now = this.ctx.now().getTime();
+    return issueEndpointCertificate({
+      issuerPrivateKey: privateKey,
+      subjectPublicKey: publicKey,
+      // Back-dated so that hops whose clocks run behind ours still accept it.
+      validityStartDate: new Date(now - this.ctx.settings.clockDriftToleranceMs),
+      validityEndDate: new Date(now + this.ctx.settings.identityCertificateValidityMs),
+    });
+  }
+
+  #saveCertificate(certificate: Certificate): void {
+    this.ctx.db.run(
+      "INSERT INTO identity_certificates (serial, certificate, starts_at, expires_at) VALUES (?, ?, ?, ?)",
+      certificate.getSerialNumberHex(),
+      new Uint8Array(certificate.serialize()),
+      certificate.startDate.getTime(),
+      certificate.expiryDate.getTime(),
+    );
+  }
+
+  #row(): { node_id: string; name: string; created_at: number } {
+    const row = this.ctx.db.get<{ node_id: string; name: string; created_at: number }>(
+      "SELECT node_id, name, created_at FROM identity",
+    );
+    if (!row) throw new NoIdentityError(this.ctx.dataDir);
+    return row;
+  }
+
+  #certificateRows(): CertificateRow[] {
+    return this.ctx.db.all<CertificateRow>(
+      "SELECT certificate, expires_at FROM identity_certificates ORDER BY expires_at DESC",
+    );
+  }
+}

@@ -1,0 +1,350 @@
+/**
+ * relaynet-core's key stores, persisted in the data directory's SQLite database.
+ * Private keys are sealed under the user's passphrase when one is set; session keys
+ * a peer has moved past are deleted (forward secrecy is only real once they are gone).
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import {
+  CertificateStore,
+  CertificationPath,
+  derDeserializeRSAPrivateKey,
+  derSerializePrivateKey,
+  type KeyStoreSet,
+  PrivateKeyStore,
+  PublicKeyStore,
+  type SessionPrivateKeyData,
+  type SessionPublicKeyData,
+  type UnboundSessionPrivateKeyData,
+} from "@relaycorp/relaynet-core";
+import type { SqliteDatabase } from "../../bindings/durable.ts";
+import { toArrayBuffer } from "../../bindings/validation.ts";
+import type { Clock } from "../clock.ts";
+import type { KeySealer } from "./sealing.ts";
+
+/** Raised when private keys are sealed and no passphrase was given. */
+export class PassphraseRequiredError extends Error {
+  constructor() {
+    super(
+      "This data directory's keys are protected by a passphrase: set RELAYMAIL_PASSPHRASE or use --passphrase-file",
+    );
+    this.name = "PassphraseRequiredError";
+  }
+}
+
+interface PrivateKeyRow {
+  key_id: string;
+  node_id: string;
+  peer_id: string | null;
+  key: Uint8Array;
+  sealed: number;
+}
+
+/** Private identity and session keys, in table `private_keys`. */
+export class SqlitePrivateKeyStore extends PrivateKeyStore {
+  #sealer: KeySealer | null;
+
+  constructor(
+    private readonly db: SqliteDatabase,
+    sealer: KeySealer | null,
+    private readonly now: Clock,
+  ) {
+    super();
+    this.#sealer = sealer;
+  }
+
+  override async retrieveIdentityKey(nodeId: string): Promise<CryptoKey | null> {
+    const row = this.db.get<PrivateKeyRow>(
+      "SELECT * FROM private_keys WHERE key_id = ? AND kind = 'identity'",
+      nodeId,
+    );
+    return row ? await derDeserializeRSAPrivateKey(Buffer.from(this.#open(row))) : null;
+  }
+
+  override async saveIdentityKey(nodeId: string, privateKey: CryptoKey): Promise<void> {
+    const der = new Uint8Array(await derSerializePrivateKey(privateKey));
+    this.db.run(
+      `INSERT INTO private_keys (key_id, kind, node_id, key, sealed, created_at)
+       VALUES (?, 'identity', ?, ?, ?, ?)
+       ON CONFLICT (key_id) DO UPDATE SET key = excluded.key, sealed = excluded.sealed`,
+      nodeId,
+      nodeId,
+      this.#seal(der, nodeId),
+      this.#sealer ? 1 : 0,
+      this.now().getTime(),
+    );
+  }
+
+  protected override saveSessionKeySerialized(
+    keyId: string,
+    keySerialized: Buffer,
+    nodeId: string,
+    peerId?: string,
+  ): Promise<void> {
+    this.saveSessionKeyDer(keyId, new Uint8Array(keySerialized), nodeId, peerId);
+    return Promise.resolve();
+  }
+
+  /** Stores a private session key (PKCS#8 DER); synchronous, for use inside transactions. */
+  saveSessionKeyDer(keyId: string, der: Uint8Array, nodeId: string, peerId?: string): void {
+    this.db.run(
+      `INSERT OR REPLACE INTO private_keys (key_id, kind, node_id, peer_id, key, sealed, created_at)
+       VALUES (?, 'session', ?, ?, ?, ?, ?)`,
+      keyId,
+      nodeId,
+      peerId ?? null,
+      this.#seal(der, keyId),
+      this.#sealer ? 1 : 0,
+      this.now().getTime(),
+    );
+  }
+
+  protected override retrieveSessionKeyData(keyId: string): Promise<SessionPrivateKeyData | null> {
+    const row = this.db.get<PrivateKeyRow>(
+      "SELECT * FROM private_keys WHERE key_id = ? AND kind = 'session'",
+      keyId,
+    );
+    if (!row) return Promise.resolve(null);
+    return Promise.resolve({
+      keySerialized: Buffer.from(this.#open(row)),
+      nodeId: row.node_id,
+      peerId: row.peer_id ?? undefined,
+    });
+  }
+
+  protected override retrieveLatestUnboundSessionKeyData(
+    nodeId: string,
+  ): Promise<UnboundSessionPrivateKeyData | null> {
+    const row = this.db.get<PrivateKeyRow>(
+      `SELECT * FROM private_keys WHERE node_id = ? AND kind = 'session' AND peer_id IS NULL
+       ORDER BY created_at DESC, rowid DESC LIMIT 1`,
+      nodeId,
+    );
+    if (!row) return Promise.resolve(null);
+    return Promise.resolve({ keyId: row.key_id, keySerialized: Buffer.from(this.#open(row)) });
+  }
+
+  /**
+   * Records that `peerId` encrypted with our session key `usedKeyId`: every key we
+   * gave that peer before it is superseded from now on.
+   */
+  markSuperseded(nodeId: string, peerId: string, usedKeyId: string): void {
+    const used = this.db.get<{ created_at: number; rowid: number }>(
+      "SELECT created_at, rowid FROM private_keys WHERE key_id = ? AND kind = 'session'",
+      usedKeyId,
+    );
+    if (!used) return;
+    this.db.run(
+      `UPDATE private_keys SET superseded_at = ?
+       WHERE kind = 'session' AND node_id = ? AND peer_id = ? AND superseded_at IS NULL
+         AND (created_at < ? OR (created_at = ? AND rowid < ?))`,
+      this.now().getTime(),
+      nodeId,
+      peerId,
+      used.created_at,
+      used.created_at,
+      used.rowid,
+    );
+  }
+
+  /** Deletes one session key (an invitation's initial key once used). */
+  deleteSessionKey(keyId: string): void {
+    this.db.run("DELETE FROM private_keys WHERE key_id = ? AND kind = 'session'", keyId);
+  }
+
+  /** Deletes the session keys superseded before `cutoff`; returns how many. */
+  purgeSuperseded(cutoff: Date): number {
+    return this.db.run(
+      "DELETE FROM private_keys WHERE kind = 'session' AND superseded_at IS NOT NULL AND superseded_at <= ?",
+      cutoff.getTime(),
+    );
+  }
+
+  /** Re-encrypts every private key under `sealer` (null: store them in the clear). */
+  reseal(sealer: KeySealer | null): void {
+    this.db.transaction(() => {
+      for (const row of this.db.all<PrivateKeyRow>("SELECT * FROM private_keys")) {
+        const plain = this.#open(row);
+        this.db.run(
+          "UPDATE private_keys SET key = ?, sealed = ? WHERE key_id = ?",
+          sealer ? sealer.seal(plain, row.key_id) : plain,
+          sealer ? 1 : 0,
+          row.key_id,
+        );
+      }
+    });
+    this.#sealer = sealer;
+  }
+
+  #seal(der: Uint8Array, label: string): Uint8Array {
+    return this.#sealer ? this.#sealer.seal(der, label) : der;
+  }
+
+  #open(row: PrivateKeyRow): Uint8Array {
+    if (!row.sealed) return row.key;
+    if (!this.#sealer) throw new PassphraseRequiredError();
+    return this.#sealer.open(row.key, row.key_id);
+  }
+}
+
+/** Peers' public identity and session keys, in `peer_identity_keys` and `peer_session_keys`. */
+export class SqlitePublicKeyStore extends PublicKeyStore {
+  constructor(private readonly db: SqliteDatabase) {
+    super();
+  }
+
+  protected override retrieveIdentityKeySerialized(peerId: string): Promise<Buffer | null> {
+    const row = this.db.get<{ key: Uint8Array }>(
+      "SELECT key FROM peer_identity_keys WHERE peer_id = ?",
+      peerId,
+    );
+    return Promise.resolve(row ? Buffer.from(row.key) : null);
+  }
+
+  protected override retrieveSessionKeyData(peerId: string): Promise<SessionPublicKeyData | null> {
+    const row = this.db.get<{ key_id: Uint8Array; key: Uint8Array; created_at: number }>(
+      "SELECT key_id, key, created_at FROM peer_session_keys WHERE peer_id = ?",
+      peerId,
+    );
+    return Promise.resolve(
+      row
+        ? {
+          publicKeyId: Buffer.from(row.key_id),
+          publicKeyDer: Buffer.from(row.key),
+          publicKeyCreationTime: new Date(row.created_at),
+        }
+        : null,
+    );
+  }
+
+  protected override saveIdentityKeySerialized(keySerialized: Buffer, peerId: string): Promise<void> {
+    this.saveIdentityKeyDer(peerId, new Uint8Array(keySerialized));
+    return Promise.resolve();
+  }
+
+  protected override saveSessionKeyData(keyData: SessionPublicKeyData, peerId: string): Promise<void> {
+    this.saveSessionKeyDer(
+      peerId,
+      new Uint8Array(keyData.publicKeyId),
+      new Uint8Array(keyData.publicKeyDer),
+      keyData.publicKeyCreationTime,
+    );
+    return Promise.resolve();
+  }
+
+  /** Stores a peer's identity key (SPKI DER); synchronous, for use inside transactions. */
+  saveIdentityKeyDer(peerId: string, der: Uint8Array): void {
+    this.db.run(
+      "INSERT OR REPLACE INTO peer_identity_keys (peer_id, key) VALUES (?, ?)",
+      peerId,
+      der,
+    );
+  }
+
+  /** Stores a peer's session key unless a newer one is already known; synchronous. */
+  saveSessionKeyDer(peerId: string, keyId: Uint8Array, der: Uint8Array, createdAt: Date): void {
+    this.db.run(
+      `INSERT INTO peer_session_keys (peer_id, key_id, key, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (peer_id) DO UPDATE SET key_id = excluded.key_id, key = excluded.key,
+         created_at = excluded.created_at
+       WHERE excluded.created_at > peer_session_keys.created_at`,
+      peerId,
+      keyId,
+      der,
+      createdAt.getTime(),
+    );
+  }
+}
+
+/**
+ * Certification paths (PDAs and their chains), in `certification_paths`. The base
+ * class reads the wall clock; this one uses the node's clock so expiry is testable.
+ */
+export class SqliteCertificateStore extends CertificateStore {
+  constructor(private readonly db: SqliteDatabase, private readonly now: Clock) {
+    super();
+  }
+
+  override async save(path: CertificationPath, issuerId: string): Promise<void> {
+    if (this.now() < path.leafCertificate.expiryDate) {
+      this.savePath(path, await path.leafCertificate.calculateSubjectId(), issuerId);
+    }
+  }
+
+  /** Stores a path whose leaf's subject id is already known; synchronous. */
+  savePath(path: CertificationPath, subjectId: string, issuerId: string): void {
+    this.saveData(path.serialize(), subjectId, path.leafCertificate.expiryDate, issuerId);
+  }
+
+  override retrieveLatest(subjectId: string, issuerId: string): Promise<CertificationPath | null> {
+    const row = this.db.get<{ path: Uint8Array }>(
+      `SELECT path FROM certification_paths WHERE subject_id = ? AND issuer_id = ? AND expires_at > ?
+       ORDER BY expires_at DESC LIMIT 1`,
+      subjectId,
+      issuerId,
+      this.now().getTime(),
+    );
+    return Promise.resolve(row ? CertificationPath.deserialize(toArrayBuffer(row.path)) : null);
+  }
+
+  override retrieveAll(subjectId: string, issuerId: string): Promise<readonly CertificationPath[]> {
+    return Promise.resolve(
+      this.db.all<{ path: Uint8Array }>(
+        `SELECT path FROM certification_paths WHERE subject_id = ? AND issuer_id = ? AND expires_at > ?
+         ORDER BY expires_at DESC`,
+        subjectId,
+        issuerId,
+        this.now().getTime(),
+      ).map((row) => CertificationPath.deserialize(toArrayBuffer(row.path))),
+    );
+  }
+
+  override deleteExpired(): Promise<void> {
+    this.db.run("DELETE FROM certification_paths WHERE expires_at <= ?", this.now().getTime());
+    return Promise.resolve();
+  }
+
+  protected override saveData(
+    serialization: ArrayBuffer,
+    subjectId: string,
+    subjectCertificateExpiryDate: Date,
+    issuerId: string,
+  ): Promise<void> {
+    this.db.run(
+      "INSERT INTO certification_paths (subject_id, issuer_id, expires_at, path) VALUES (?, ?, ?, ?)",
+      subjectId,
+      issuerId,
+      subjectCertificateExpiryDate.getTime(),
+      new Uint8Array(serialization),
+    );
+    return Promise.resolve();
+  }
+
+  protected override retrieveLatestSerialization(
+    subjectId: string,
+    issuerId: string,
+  ): Promise<ArrayBuffer | null> {
+    return this.retrieveLatest(subjectId, issuerId).then((path) => path?.serialize() ?? null);
+  }
+
+  protected override retrieveAllSerializations(
+    subjectId: string,
+    issuerId: string,
+  ): Promise<readonly ArrayBuffer[]> {
+    return this.retrieveAll(subjectId, issuerId).then((paths) => paths.map((p) => p.serialize()));
+  }
+}
+
+/** The three stores over one database. */
+export class SqliteKeyStoreSet implements KeyStoreSet {
+  readonly privateKeyStore: SqlitePrivateKeyStore;
+  readonly publicKeyStore: SqlitePublicKeyStore;
+  readonly certificateStore: SqliteCertificateStore;
+
+  constructor(db: SqliteDatabase, sealer: KeySealer | null, now: Clock) {
+    this.privateKeyStore = new SqlitePrivateKeyStore(db, sealer, now);
+    this.publicKeyStore = new SqlitePublicKeyStore(db);
+    this.certificateStore = new SqliteCertificateStore(db, now);
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * Parcels this endpoint made, from creation until delivered or expired, and the
+ * delivery state of each sent message: queued → sent (left this device) →
+ * delivered (the recipient's receipt came back), or expired.
+ *
+ * @module
+ */
+import { Parcel, ServiceMessage } from "@relaycorp/relaynet-core";
+import { Buffer } from "node:buffer";
+import type { Handover, OutgoingParcel, OutgoingParcelsOptions } from "../bindings/binding.ts";
+import { sha256Hex } from "../bindings/validation.ts";
+import { emit, type NodeContext } from "./context.ts";
+import type { RelaymailChannel } from "./identity.ts";
+
+/** What a parcel carries, for statistics and listings. */
+export type ParcelKind = "mail" | "receipt" | "pairing-request" | "pairing-accept" | "pda-path";
+
+/** A parcel built and hashed, ready to be inserted inside a transaction. */
+export interface PreparedParcel {
+  readonly key: string;
+  readonly parcelId: string;
+  readonly recipientId: string;
+  readonly kind: ParcelKind;
+  readonly bytes: Uint8Array;
+  readonly expiresAt: Date;
+}
+
+/** A parcel row as `outbox` lists it. */
+export interface OutboxEntry {
+  readonly key: string;
+  readonly parcelId: string;
+  readonly recipientId: string;
+  readonly kind: ParcelKind;
+  readonly size: number;
+  readonly state: "queued" | "sent" | "delivered" | "expired";
+  readonly createdAt: Date;
+  readonly expiresAt: Date;
+  readonly handedAt: Date | null;
+  readonly handedVia: string | null;
+}
+
+interface ParcelRow {
+  key: string;
+  parcel_id: string;
+  recipient_id: string;
+  kind: ParcelKind;
+  bytes: Uint8Array | null;
+  size: number;
+  state: OutboxEntry["state"];
+  created_at: number;
+  expires_at: number;
+  handed_at: number | null;
+  handed_via: string | null;
+}
+
+/** Parcel lifetime in whole seconds, capped by RAMF's maximum TTL (RS-001: 180 days). */
+const RAMF_MAX_TTL_SECONDS = 15_552_000;
+
+/**
+ * Encrypts and signs one service message for a channel's peer, dated a little in
+ * the past so receivers whose clocks run slow accept it.
+ */
+export async function makeParcel(
+  ctx: NodeContext,
+  channel: RelaymailChannel,
+  kind: ParcelKind,
+  type: string,
+  content: Uint8Array,
+): Promise<PreparedParcel> {
+  const now = ctx.now().getTime();
+  const creationDate = new Date(now - ctx.settings.parcelBackdateMs);
+  const ttl = Math.min(
+    RAMF_MAX_TTL_SECONDS,
+    Math.floor((ctx.settings.parcelTtlMs + ctx.settings.parcelBackdateMs) / 1000),
+  );
+  const parcelId = crypto.randomUUID();
+  const serialized = await channel.makeMessage(
+    new ServiceMessage(type, Buffer.from(content)),
+    Parcel,
+    { id: parcelId, creationDate, ttl },
+  );
+  return prepareParcel(new Uint8Array(serialized), {
+    parcelId,
+    recipientId: channel.peer.id,
+    kind,
+    // RAMF dates have whole seconds.
+    expiresAt: new Date(Math.floor(creationDate.getTime() / 1000) * 1000 + ttl * 1000),
+  });
+}
+
+/** Hashes a serialised parcel into a {@linkcode PreparedParcel}. */
+export async function prepareParcel(
+  bytes: Uint8Array,
+  meta: Omit<PreparedParcel, "key" | "bytes">,
+): Promise<PreparedParcel> {
+  return { ...meta, bytes, key: await sha256Hex(bytes) };
+}
+
+/** The queue of parcels waiting to leave, and their fate. */
+export class Outbox {
+  constructor(private readonly ctx: NodeContext) {}
+
+  /** Queues a prepared parcel; synchronous, for use inside a transaction. */
+  insert(parcel: PreparedParcel): void {
+    this.ctx.db.run(
+      `INSERT OR IGNORE INTO outgoing_parcels
+         (key, parcel_id, recipient_id, kind, bytes, size, created_at, expires_at, state)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued')`,
+      parcel.key,
+      parcel.parcelId,
+      parcel.recipientId,
+      parcel.kind,
+      parcel.bytes,
+      parcel.bytes.byteLength,
+      this.ctx.now().getTime(),
+      parcel.expiresAt.getTime(),
+    );
+    emit(this.ctx, "outbox-changed");
+  }
+
+  /**
+   * Parcels waiting to leave (and, on request, those that left but are
+   * undelivered), oldest first; each parcel's bytes are read only when reached.
+   */
+  async *pending(options: OutgoingParcelsOptions = {}): AsyncGenerator<OutgoingParcel> {
+    const states = options.includeHandedOver ? "('queued', 'sent')" : "('queued')";
+    const rows = this.ctx.db.all<Pick<ParcelRow, "key" | "recipient_id" | "expires_at">>(
+      `SELECT key, recipient_id, expires_at FROM outgoing_parcels
+       WHERE state IN ${states} AND expires_at > ? AND bytes IS NOT NULL
+       ORDER BY created_at, rowid`,
+      this.ctx.now().getTime(),
+    );
+    const wanted = options.recipientIds ? new Set(options.recipientIds) : null;
+    for (const row of rows) {
+      if (wanted && !wanted.has(row.recipient_id)) continue;
+      const current = this.ctx.db.get<{ bytes: Uint8Array | null }>(
+        `SELECT bytes FROM outgoing_parcels WHERE key = ? AND state IN ${states}`,
+        row.key,
+      );
+      if (!current?.bytes) continue; // delivered or expired meanwhile
+      yield {
+        key: row.key,
+        recipientId: row.recipient_id,
+        bytes: current.bytes,
+        expiresAt: new Date(row.expires_at),
+      };
+    }
+  }
+
+  /** Records that a next hop holds the parcel; the messages it carries have left this device. */
+  handedOver(key: string, handover: Handover): void {
+    const via = handover.hop ? `${handover.binding}:${handover.hop}` : handover.binding;
+    const now = this.ctx.now().getTime();
+    this.ctx.db.transaction(() => {
+      const changed = this.ctx.db.run(
+        `UPDATE outgoing_parcels SET state = 'sent', handed_at = ?, handed_via = ?
+         WHERE key = ? AND state = 'queued'`,
+        now,
+        via,
+        key,
+      );
+      if (changed === 0) return;
+      this.ctx.db.run(
+        `UPDATE deliveries SET state = 'sent', via = ?, updated_at = ?
+         WHERE parcel_key = ? AND state = 'queued'`,
+        handover.binding,
+        now,
+        key,
+      );
+    });
+    emit(this.ctx, "delivery-changed", { parcelKey: key, state: "sent", via: handover.binding });
+  }
+
+  /**
+   * Marks the sent messages `messageIds` delivered to `recipientId` and drops their
+   * parcels' bytes. Returns how many deliveries changed.
+   */
+  markDelivered(recipientId: string, messageIds: readonly string[]): number {
+    let changed = 0;
+    const now = this.ctx.now().getTime();
+    for (const messageId of messageIds) {
+      const delivery = this.ctx.db.get<{ message: number; parcel_key: string | null; state: string }>(
+        `SELECT d.message, d.parcel_key, d.state FROM deliveries d JOIN messages m ON m.id = d.message
+         WHERE m.folder = 'sent' AND m.message_id = ? AND d.recipient_id = ?`,
+        messageId,
+        recipientId,
+      );
+      if (!delivery || delivery.state === "delivered") continue;
+      changed += this.ctx.db.run(
+        "UPDATE deliveries SET state = 'delivered', updated_at = ? WHERE message = ? AND recipient_id = ?",
+        now,
+        delivery.message,
+        recipientId,
+      );
+      if (delivery.parcel_key) {
+        this.ctx.db.run(
+          "UPDATE outgoing_parcels SET state = 'delivered', bytes = NULL WHERE key = ?",
+          delivery.parcel_key,
+        );
+      }
+    }
+    return changed;
+  }
+
+  /** Marks parcels past their expiry expired, with the deliveries they carried. */
+  expire(): number {
+    const now = this.ctx.now().getTime();
+    return this.ctx.db.transaction(() => {
+      this.ctx.db.run(
+        `UPDATE deliveries SET state = 'expired', updated_at = ?
+         WHERE state IN ('queued', 'sent') AND parcel_key IN
+           (SELECT key FROM outgoing_parcels WHERE state IN ('queued', 'sent') AND expires_at <= ?)`,
+        now,
+        now,
+      );
+      return this.ctx.db.run(
+        `UPDATE outgoing_parcels SET state = 'expired', bytes = NULL
+         WHERE state IN ('queued', 'sent') AND expires_at <= ?`,
+        now,
+      );
+    });
+  }
+
+  /** Every parcel still held or recently settled, newest first. */
+  list(): OutboxEntry[] {
+    return this.ctx.db.all<ParcelRow>(
+      "SELECT * FROM outgoing_parcels ORDER BY created_at DESC, rowid DESC",
+    ).map((row) => ({
+      key: row.key,
+      parcelId: row.parcel_id,
+      recipientId: row.recipient_id,
+      kind: row.kind,
+      size: row.size,
+      state: row.state,
+      createdAt: new Date(row.created_at),
+      expiresAt: new Date(row.expires_at),
+      handedAt: row.handed_at === null ? null : new Date(row.handed_at),
+      handedVia: row.handed_via,
+    }));
+  }
+}

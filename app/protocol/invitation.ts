@@ -1,0 +1,131 @@
+/**
+ * Invitations: the one line of text that lets someone pair with you, with no server.
+ *
+ * An invitation is a bearer token good for one pairing request. It carries the
+ * inviter's connection parameters whose PDA was issued not to a person but to a
+ * throwaway *invitation key* K, and K's private key. Whoever holds the line can
+ * send the inviter exactly one parcel, signed with K; the inviter accepts the first
+ * such parcel only. See docs/protocol.md.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import {
+  derDeserializeRSAPrivateKey,
+  derSerializePrivateKey,
+  getIdFromIdentityKey,
+  getRSAPublicKeyFromPrivate,
+  PrivateEndpointConnParams,
+} from "@relaycorp/relaynet-core";
+import { ParcelRefusedError, toArrayBuffer, verifyDeliveryAuthorization } from "../../bindings/validation.ts";
+import { bytesField, encodeSequence, Fields, MalformedStructureError, textField } from "./der.ts";
+
+/** Every invitation line starts with this; the digit is the format version. */
+export const INVITATION_PREFIX = "relaymail-invite:1:";
+
+/** Raised when an invitation cannot be used; the message says why. */
+export class InvalidInvitationError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "InvalidInvitationError";
+  }
+}
+
+/** What an invitation holds. */
+export interface Invitation {
+  /** The inviter's parameters; their PDA is issued to the invitation key. */
+  readonly connectionParams: PrivateEndpointConnParams;
+  /** Private half of the invitation key K. */
+  readonly invitationKey: CryptoKey;
+  /** What the inviter calls itself: a hint shown beside its key fingerprint. */
+  readonly nameHint: string;
+}
+
+/** An invitation read from text, with what can be derived from it. */
+export interface DecodedInvitation extends Invitation {
+  /** Endpoint id of the inviter. */
+  readonly inviterId: string;
+  /** Id of the invitation key K: the sender id of the pairing request. */
+  readonly invitationId: string;
+  /** When the invitation (its PDA) expires. */
+  readonly expiresAt: Date;
+}
+
+/** Encodes an invitation as one line of text. */
+export async function encodeInvitation(invitation: Invitation): Promise<string> {
+  const der = encodeSequence([
+    bytesField(0, new Uint8Array(await invitation.connectionParams.serialize())),
+    bytesField(1, new Uint8Array(await derSerializePrivateKey(invitation.invitationKey))),
+    textField(2, invitation.nameHint),
+  ]);
+  return INVITATION_PREFIX + Buffer.from(der).toString("base64url");
+}
+
+/**
+ * Reads an invitation line, checking that it is well-formed, that its PDA really was
+ * issued by the inviter to its invitation key, and that it has not expired at `now`.
+ */
+export async function decodeInvitation(text: string, now: Date): Promise<DecodedInvitation> {
+  const compact = text.replace(/\s+/g, "");
+  if (!compact.startsWith(INVITATION_PREFIX)) {
+    const other = /^relaymail-invite:(\d+):/.exec(compact);
+    throw new InvalidInvitationError(
+      other
+        ? `Cannot read invitation format version ${other[1]}: this Relaymail reads version 1`
+        : `Not a Relaymail invitation: it should start with "${INVITATION_PREFIX}"`,
+    );
+  }
+  const encoded = compact.slice(INVITATION_PREFIX.length);
+  if (!/^[A-Za-z0-9_-]+$/.test(encoded)) {
+    throw new InvalidInvitationError("Invitation is damaged: it contains characters outside base64url");
+  }
+  let invitation: Invitation;
+  try {
+    const fields = Fields.decode("Invitation", new Uint8Array(Buffer.from(encoded, "base64url")));
+    invitation = {
+      connectionParams: await PrivateEndpointConnParams.deserialize(
+        toArrayBuffer(fields.bytes(0, "connectionParams", 16_384)),
+      ),
+      invitationKey: await derDeserializeRSAPrivateKey(Buffer.from(fields.bytes(1, "invitationKey", 8192))),
+      nameHint: fields.text(2, "nameHint", 200),
+    };
+  } catch (error) {
+    const detail = error instanceof MalformedStructureError ? error.message : "it does not decode";
+    throw new InvalidInvitationError(`Invitation is damaged or truncated: ${detail}`, { cause: error });
+  }
+
+  const params = invitation.connectionParams;
+  const inviterId = await getIdFromIdentityKey(params.identityKey);
+  const invitationId = await getIdFromIdentityKey(await getRSAPublicKeyFromPrivate(invitation.invitationKey));
+  const pda = params.deliveryAuth.leafCertificate;
+  if (await pda.calculateSubjectId() !== invitationId) {
+    throw new InvalidInvitationError("Invitation is forged: its authorisation is for another key");
+  }
+  const inviterCertificates = [];
+  for (const certificate of params.deliveryAuth.certificateAuthorities) {
+    if (await certificate.calculateSubjectId() === inviterId) inviterCertificates.push(certificate);
+  }
+  if (pda.expiryDate <= now) {
+    throw new InvalidInvitationError(`Invitation expired on ${pda.expiryDate.toISOString()}`);
+  }
+  try {
+    if (inviterCertificates.length === 0) throw new ParcelRefusedError("unauthorized", "no inviter certificate");
+    // Check against the inviter's certificate(s) at a time the PDA is valid, so
+    // clock drift between the two people never fails a fresh invitation.
+    await verifyDeliveryAuthorization(
+      pda,
+      params.deliveryAuth.certificateAuthorities,
+      inviterId,
+      inviterCertificates,
+      new Date(Math.max(now.getTime(), pda.startDate.getTime())),
+    );
+  } catch (error) {
+    throw new InvalidInvitationError(
+      `Invitation is forged: its authorisation was not issued by its inviter (${
+        error instanceof Error ? error.message : error
+      })`,
+      { cause: error },
+    );
+  }
+  return { ...invitation, inviterId, invitationId, expiresAt: pda.expiryDate };
+}

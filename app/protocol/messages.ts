@@ -1,0 +1,153 @@
+/**
+ * Relaymail's service messages: their type strings and content encodings. Each is
+ * the plaintext of one parcel (relaynet-core `ServiceMessage`). docs/protocol.md
+ * specifies them for other implementations; keep the two in step.
+ *
+ * @module
+ */
+import {
+  bytesField,
+  encodeSequence,
+  Fields,
+  listField,
+  MalformedStructureError,
+  sequence,
+  textField,
+  timeField,
+} from "./der.ts";
+
+/** Service message types Relaymail sends and understands. */
+export const MessageType = {
+  /** Sent with an invitation key: "here is how to reach me" (first use of an invitation). */
+  PAIRING_REQUEST: "application/vnd.relaymail.pairing-request",
+  /** The inviter's answer: its own connection parameters. */
+  PAIRING_ACCEPT: "application/vnd.relaymail.pairing-accept",
+  /** One email-like message. */
+  MAIL: "application/vnd.relaymail.mail",
+  /** End-to-end delivery receipt for mail. */
+  RECEIPT: "application/vnd.relaymail.receipt",
+  /** A renewed PDA, as Awala apps exchange them (content: DER CertificationPath). */
+  PDA_PATH: "application/vnd+relaycorp.awala.pda-path",
+} as const;
+
+/** Limits checked on every incoming mail. */
+export const MAIL_LIMITS = {
+  idLength: 64,
+  subjectLength: 998,
+  recipients: 100,
+  attachments: 100,
+  fileNameLength: 255,
+  mediaTypeLength: 255,
+} as const;
+
+/** Content of a pairing request or a pairing accept. */
+export interface PairingContent {
+  /** DER `PrivateEndpointConnParams` of the sender, for the recipient. */
+  readonly connectionParams: Uint8Array;
+  /** What the sender calls itself: a hint, never trusted as an identity. */
+  readonly nameHint: string;
+}
+
+/** Encodes {@linkcode PairingContent}. */
+export function encodePairing(content: PairingContent): Uint8Array {
+  return encodeSequence([
+    bytesField(0, content.connectionParams),
+    textField(1, content.nameHint),
+  ]);
+}
+
+/** Decodes {@linkcode PairingContent}. */
+export function decodePairing(bytes: Uint8Array): PairingContent {
+  const fields = Fields.decode("Pairing", bytes);
+  return {
+    connectionParams: fields.bytes(0, "connectionParams", 16_384),
+    nameHint: fields.text(1, "nameHint", 200),
+  };
+}
+
+/** A file attached to a mail. */
+export interface Attachment {
+  readonly fileName: string;
+  readonly mediaType: string;
+  readonly content: Uint8Array;
+}
+
+/** Content of a mail message. */
+export interface MailContent {
+  /** Chosen by the sender (a UUID); the same in every recipient's copy. */
+  readonly messageId: string;
+  /** Id of the first message of the conversation (its own id for a new one). */
+  readonly threadId: string;
+  /** Id of the message this one answers, or "" when it starts a conversation. */
+  readonly inReplyTo: string;
+  readonly sentAt: Date;
+  readonly subject: string;
+  readonly body: string;
+  /** Endpoint ids of every recipient, so each copy shows who else got it. */
+  readonly recipients: readonly string[];
+  readonly attachments: readonly Attachment[];
+}
+
+/** Encodes {@linkcode MailContent}. */
+export function encodeMail(mail: MailContent): Uint8Array {
+  return encodeSequence([
+    textField(0, mail.messageId),
+    textField(1, mail.threadId),
+    textField(2, mail.inReplyTo),
+    timeField(3, mail.sentAt),
+    textField(4, mail.subject),
+    textField(5, mail.body),
+    listField(6, mail.recipients.map((id) => textField(0, id))),
+    listField(
+      7,
+      mail.attachments.map((a) =>
+        sequence([textField(0, a.fileName), textField(1, a.mediaType), bytesField(2, a.content)])
+      ),
+    ),
+  ]);
+}
+
+/** Decodes {@linkcode MailContent}, enforcing {@linkcode MAIL_LIMITS}. */
+export function decodeMail(bytes: Uint8Array): MailContent {
+  const fields = Fields.decode("Mail", bytes);
+  const messageId = fields.text(0, "messageId", MAIL_LIMITS.idLength);
+  if (messageId.length === 0) throw new MalformedStructureError("Mail field messageId is empty");
+  return {
+    messageId,
+    threadId: fields.text(1, "threadId", MAIL_LIMITS.idLength) || messageId,
+    inReplyTo: fields.text(2, "inReplyTo", MAIL_LIMITS.idLength),
+    sentAt: fields.time(3, "sentAt"),
+    subject: fields.text(4, "subject", MAIL_LIMITS.subjectLength * 4),
+    body: fields.text(5, "body"),
+    recipients: fields.textList(6, "recipients", MAIL_LIMITS.recipients, 130),
+    attachments: fields.sequenceList(7, "attachments", MAIL_LIMITS.attachments).map((a) => ({
+      fileName: a.text(0, "fileName", MAIL_LIMITS.fileNameLength * 4),
+      mediaType: a.text(1, "mediaType", MAIL_LIMITS.mediaTypeLength),
+      content: a.bytes(2, "content"),
+    })),
+  };
+}
+
+/** Content of a delivery receipt. */
+export interface ReceiptContent {
+  /** Ids of the mail messages that reached the recipient's inbox. */
+  readonly messageIds: readonly string[];
+  readonly receivedAt: Date;
+}
+
+/** Encodes {@linkcode ReceiptContent}. */
+export function encodeReceipt(receipt: ReceiptContent): Uint8Array {
+  return encodeSequence([
+    listField(0, receipt.messageIds.map((id) => textField(0, id))),
+    timeField(1, receipt.receivedAt),
+  ]);
+}
+
+/** Decodes {@linkcode ReceiptContent}. */
+export function decodeReceipt(bytes: Uint8Array): ReceiptContent {
+  const fields = Fields.decode("Receipt", bytes);
+  return {
+    messageIds: fields.textList(0, "messageIds", 10_000, MAIL_LIMITS.idLength),
+    receivedAt: fields.time(1, "receivedAt"),
+  };
+}

@@ -1,0 +1,275 @@
+/**
+ * The receiving path every incoming parcel takes, whichever binding carried it.
+ *
+ * Order (RS-001): size, syntax and signature; addressed to this endpoint; not a
+ * replay; sender is one of our invitation keys or contacts and not blocked;
+ * timing (expiry, creation date within the drift tolerance) and authorisation (a
+ * PDA this endpoint issued, checked at the injected clock); decryption; content.
+ * Only then does one SQLite transaction record the parcel id (replay protection
+ * until expiry) together with everything the parcel changes. A refused parcel
+ * changes nothing but the refusal log.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import {
+  derSerializePublicKey,
+  EnvelopedData,
+  type Parcel,
+  ServiceMessage,
+  SessionEnvelopedData,
+  UnknownKeyError,
+} from "@relaycorp/relaynet-core";
+import type { ParcelOrigin, ReceiveOutcome } from "../bindings/binding.ts";
+import {
+  checkParcel,
+  ParcelRefusedError,
+  parseParcel,
+  toArrayBuffer,
+  type ValidatedParcel,
+} from "../bindings/validation.ts";
+import type { Contacts } from "./contacts.ts";
+import { emit, type NodeContext } from "./context.ts";
+import type { IdentityManager } from "./identity.ts";
+import type { Jobs } from "./jobs.ts";
+import type { Mailbox } from "./mailbox.ts";
+import { type Pairing, refusalForInvitation } from "./pairing.ts";
+import { MessageType } from "./protocol/messages.ts";
+import type { RefusalLog } from "./refusals.ts";
+
+/** A parcel that passed validation, decrypted. */
+export interface Incoming {
+  readonly parcel: ValidatedParcel;
+  readonly message: ServiceMessage;
+  readonly origin: ParcelOrigin;
+}
+
+/** What taking in a parcel changes, prepared (asynchronously) before the transaction. */
+export interface Effect {
+  /** Writes the changes; runs inside the receiving transaction and may throw a refusal. */
+  apply(): void;
+  /** Runs after the commit (events, follow-up parcels). */
+  after?(): Promise<void>;
+  /** Whether to keep the sender's next session key (not for invitation keys). */
+  readonly savesSenderSessionKey: boolean;
+  /** For mail, its message id, kept with the replay record. */
+  readonly messageId?: string;
+}
+
+/** Raised inside the transaction when a concurrent delivery of the same parcel won. */
+class AlreadyReceived extends Error {}
+
+interface Facts {
+  parcelId?: string;
+  senderId?: string;
+  recipientId?: string;
+}
+
+/** Takes incoming parcels for this endpoint. */
+export class Receiver {
+  constructor(
+    private readonly ctx: NodeContext,
+    private readonly identity: IdentityManager,
+    private readonly contacts: Contacts,
+    private readonly pairing: Pairing,
+    private readonly mailbox: Mailbox,
+    private readonly jobs: Jobs,
+    private readonly refusals: RefusalLog,
+  ) {}
+
+  /**
+   * Validates, decrypts and stores one parcel. Resolves once it is committed (or
+   * known to be a duplicate, skipped or refused); rejects only if storage failed,
+   * in which case the previous hop must keep the parcel.
+   */
+  async receive(bytes: Uint8Array, origin: ParcelOrigin): Promise<ReceiveOutcome> {
+    const facts: Facts = {};
+    try {
+      return await this.#receive(bytes, origin, facts);
+    } catch (error) {
+      if (!(error instanceof ParcelRefusedError)) throw error;
+      this.refusals.record({
+        via: origin.binding,
+        hop: origin.hop,
+        code: error.code,
+        reason: error.message,
+        size: bytes.byteLength,
+        ...facts,
+      });
+      return error.code === "duplicate"
+        ? { status: "duplicate" }
+        : { status: "refused", code: error.code, reason: error.message };
+    }
+  }
+
+  async #receive(bytes: Uint8Array, origin: ParcelOrigin, facts: Facts): Promise<ReceiveOutcome> {
+    const parcel = await parseParcel(bytes);
+    const ourId = this.identity.id;
+    facts.parcelId = parcel.id;
+    facts.recipientId = parcel.recipient.id;
+    facts.senderId = await parcel.senderCertificate.calculateSubjectId();
+    const senderId = facts.senderId;
+    if (parcel.recipient.id !== ourId) {
+      return { status: "skipped", reason: `Addressed to ${parcel.recipient.id}, not to this endpoint` };
+    }
+    if (this.#alreadyReceived(senderId, parcel.id)) return await this.#duplicate(senderId, parcel);
+
+    const invitation = this.pairing.invitationFor(senderId);
+    if (invitation && (invitation.state !== "pending" || invitation.expires_at <= this.ctx.now().getTime())) {
+      throw refusalForInvitation(invitation, this.ctx.now());
+    }
+    const contact = this.contacts.get(senderId);
+    if (contact?.state === "blocked") {
+      throw new ParcelRefusedError("blocked", `Sender ${contact.name} is blocked`);
+    }
+
+    const validated = await checkParcel(parcel, {
+      now: this.ctx.now(),
+      clockDriftToleranceMs: this.ctx.settings.clockDriftToleranceMs,
+      trustedCertificates: this.identity.certificates(),
+    });
+    if (!invitation && !contact) {
+      throw new ParcelRefusedError(
+        "unauthorized",
+        `Sender ${senderId} holds an authorisation from this endpoint but is not one of its contacts`,
+      );
+    }
+
+    const decrypted = await this.#decrypt(parcel, ourId, senderId);
+    const incoming: Incoming = { parcel: validated, message: decrypted.message, origin };
+    const effect = invitation
+      ? await this.pairing.prepareRequest(incoming, invitation)
+      : await this.#prepare(incoming, contact!);
+    const senderKeyDer = effect.savesSenderSessionKey
+      ? new Uint8Array(await derSerializePublicKey(decrypted.senderKey.publicKey))
+      : null;
+
+    try {
+      this.ctx.db.transaction(() => {
+        const inserted = this.ctx.db.run(
+          `INSERT OR IGNORE INTO received_parcels (sender_id, parcel_id, expires_at, received_at, message_id)
+           VALUES (?, ?, ?, ?, ?)`,
+          senderId,
+          parcel.id,
+          validated.expiresAt.getTime(),
+          this.ctx.now().getTime(),
+          effect.messageId ?? null,
+        );
+        if (inserted === 0) throw new AlreadyReceived();
+        effect.apply();
+        if (senderKeyDer) {
+          this.ctx.keys.publicKeyStore.saveSessionKeyDer(
+            senderId,
+            new Uint8Array(decrypted.senderKey.keyId),
+            senderKeyDer,
+            parcel.creationDate,
+          );
+          this.ctx.keys.privateKeyStore.markSuperseded(ourId, senderId, decrypted.usedKeyId);
+        }
+        this.contacts.touch(senderId);
+      });
+    } catch (error) {
+      if (error instanceof AlreadyReceived) return await this.#duplicate(senderId, parcel);
+      throw error;
+    }
+    await effect.after?.();
+    await this.#runJobs();
+    return { status: "accepted" };
+  }
+
+  #prepare(incoming: Incoming, contact: NonNullable<ReturnType<Contacts["get"]>>): Promise<Effect> | Effect {
+    switch (incoming.message.type) {
+      case MessageType.MAIL:
+        return this.mailbox.prepareIncoming(incoming, contact);
+      case MessageType.RECEIPT:
+        return this.mailbox.prepareReceipt(incoming, contact);
+      case MessageType.PAIRING_ACCEPT:
+        return this.pairing.prepareAccept(incoming, contact);
+      case MessageType.PDA_PATH:
+        return this.pairing.preparePdaPath(incoming, contact);
+      default:
+        throw new ParcelRefusedError(
+          "bad-content",
+          `Unknown service message type "${incoming.message.type.slice(0, 100)}"`,
+        );
+    }
+  }
+
+  async #decrypt(parcel: Parcel, ourId: string, senderId: string) {
+    let envelope;
+    try {
+      envelope = EnvelopedData.deserialize(toArrayBuffer(new Uint8Array(parcel.payloadSerialized)));
+    } catch (error) {
+      throw new ParcelRefusedError("bad-content", "Parcel payload is not CMS EnvelopedData", { cause: error });
+    }
+    if (!(envelope instanceof SessionEnvelopedData)) {
+      throw new ParcelRefusedError("undecryptable", "Parcel payload is not encrypted with a channel session key");
+    }
+    const keyId = envelope.getRecipientKeyId();
+    let privateKey;
+    try {
+      privateKey = await this.ctx.keys.privateKeyStore.retrieveSessionKey(keyId, ourId, senderId);
+    } catch (error) {
+      if (error instanceof UnknownKeyError) {
+        throw new ParcelRefusedError(
+          "undecryptable",
+          `Parcel is encrypted with session key ${keyId.toString("hex")}, which this endpoint does not hold ` +
+            `(never given to this sender, or deleted once superseded)`,
+        );
+      }
+      throw error;
+    }
+    let message: ServiceMessage;
+    try {
+      message = ServiceMessage.deserialize(await envelope.decrypt(privateKey));
+    } catch (error) {
+      throw new ParcelRefusedError("undecryptable", "Parcel payload does not decrypt to a service message", {
+        cause: error,
+      });
+    }
+    return {
+      message,
+      senderKey: await envelope.getOriginatorKey(),
+      usedKeyId: Buffer.from(keyId).toString("hex"),
+    };
+  }
+
+  #alreadyReceived(senderId: string, parcelId: string): boolean {
+    return this.ctx.db.get(
+      "SELECT 1 FROM received_parcels WHERE sender_id = ? AND parcel_id = ?",
+      senderId,
+      parcelId,
+    ) !== undefined;
+  }
+
+  /**
+   * A parcel seen before: refused as a replay, which the previous hop may treat as
+   * stored. If it carried mail, the receipt is sent again (the first may be lost).
+   */
+  async #duplicate(senderId: string, parcel: Parcel): Promise<ReceiveOutcome> {
+    const seen = this.ctx.db.get<{ received_at: number; message_id: string | null }>(
+      "SELECT received_at, message_id FROM received_parcels WHERE sender_id = ? AND parcel_id = ?",
+      senderId,
+      parcel.id,
+    )!;
+    const contact = this.contacts.get(senderId);
+    if (seen.message_id && contact?.state === "active") {
+      this.jobs.add("receipt", senderId, seen.message_id);
+      await this.#runJobs();
+    }
+    const reason = `Parcel ${parcel.id} from ${senderId.slice(0, 13)} was already received on ${
+      new Date(seen.received_at).toISOString()
+    } (replay or second path)`;
+    throw new ParcelRefusedError("duplicate", reason);
+  }
+
+  async #runJobs(): Promise<void> {
+    try {
+      await this.jobs.run();
+    } catch (error) {
+      // The parcel is stored; the jobs stay queued and run again later.
+      console.error(`Relaymail: could not build follow-up parcels yet: ${error instanceof Error ? error.message : error}`);
+    }
+    emit(this.ctx, "outbox-changed");
+  }
+}

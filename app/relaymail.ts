@@ -1,0 +1,255 @@
+/**
+ * One Relaymail data directory, opened: the messenger's identity, contacts, mail
+ * and outbox, and the {@linkcode ParcelNode} every binding talks to.
+ *
+ * @example
+ * ```ts
+ * import { Relaymail } from "./relaymail.ts";
+ * const dir = await Deno.makeTempDir();
+ * const mail = await Relaymail.open(dir);
+ * await mail.identity.create("Alice");
+ * const invitation = await mail.pairing.createInvitation({ contactName: "Bob" });
+ * console.assert(invitation.text.startsWith("relaymail-invite:1:"));
+ * mail.close();
+ * ```
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { join } from "node:path";
+import type {
+  Handover,
+  OutgoingParcel,
+  OutgoingParcelsOptions,
+  ParcelNode,
+  ParcelOrigin,
+  ReceiveOutcome,
+} from "../bindings/binding.ts";
+import { SqliteDatabase } from "../bindings/durable.ts";
+import { toHex } from "../bindings/validation.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { Contacts } from "./contacts.ts";
+import { DEFAULT_SETTINGS, type NodeContext, type Settings } from "./context.ts";
+import { IdentityManager } from "./identity.ts";
+import { Jobs } from "./jobs.ts";
+import { PassphraseRequiredError, SqliteKeyStoreSet } from "./keys/key_stores.ts";
+import { KeySealer } from "./keys/sealing.ts";
+import { Mailbox } from "./mailbox.ts";
+import { Outbox } from "./outbox.ts";
+import { Pairing } from "./pairing.ts";
+import { Receiver } from "./receiver.ts";
+import { RefusalLog } from "./refusals.ts";
+import { MIGRATIONS } from "./store/schema.ts";
+
+/** Name of the database file inside a data directory. */
+export const DATABASE_FILE = "relaymail.sqlite";
+
+/** Options of {@linkcode Relaymail.open}. */
+export interface OpenOptions {
+  /** Unlocks private keys sealed under a passphrase; on a new directory, seals them. */
+  readonly passphrase?: string;
+  /** The clock (default: the machine's). */
+  readonly now?: Clock;
+  /** Overrides of {@linkcode DEFAULT_SETTINGS}. */
+  readonly settings?: Partial<Settings>;
+}
+
+/** What {@linkcode Relaymail.maintain} did. */
+export interface MaintenanceReport {
+  readonly certificateRenewed: boolean;
+  readonly authorizationsRenewed: number;
+  readonly invitationsExpired: number;
+  readonly parcelsExpired: number;
+  readonly sessionKeysDeleted: number;
+  readonly parcelsQueued: number;
+}
+
+/** An open data directory. */
+export class Relaymail implements ParcelNode {
+  readonly identity: IdentityManager;
+  readonly contacts: Contacts;
+  readonly outbox: Outbox;
+  readonly jobs: Jobs;
+  readonly mailbox: Mailbox;
+  readonly pairing: Pairing;
+  readonly refusals: RefusalLog;
+  readonly receiver: Receiver;
+  #sealer: KeySealer | null;
+
+  private constructor(readonly ctx: NodeContext, sealer: KeySealer | null) {
+    this.#sealer = sealer;
+    this.identity = new IdentityManager(ctx);
+    this.contacts = new Contacts(ctx);
+    this.outbox = new Outbox(ctx);
+    this.jobs = new Jobs(ctx, this.identity, this.outbox);
+    this.mailbox = new Mailbox(ctx, this.identity, this.contacts, this.outbox, this.jobs);
+    this.pairing = new Pairing(
+      ctx,
+      this.identity,
+      this.contacts,
+      this.outbox,
+      this.jobs,
+      (contactId) => this.mailbox.flushWaiting(contactId).then(() => undefined),
+    );
+    this.refusals = new RefusalLog(ctx);
+    this.receiver = new Receiver(
+      ctx,
+      this.identity,
+      this.contacts,
+      this.pairing,
+      this.mailbox,
+      this.jobs,
+      this.refusals,
+    );
+  }
+
+  /** Opens (creating if needed) the data directory `dataDir`. */
+  static async open(dataDir: string, options: OpenOptions = {}): Promise<Relaymail> {
+    await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
+    const db = SqliteDatabase.open(join(dataDir, DATABASE_FILE), { migrations: MIGRATIONS });
+    try {
+      const now = options.now ?? systemClock;
+      const sealer = openSealer(db, options.passphrase);
+      const ctx: NodeContext = {
+        dataDir,
+        db,
+        keys: new SqliteKeyStoreSet(db, sealer, now),
+        now,
+        settings: { ...DEFAULT_SETTINGS, ...options.settings },
+        events: new EventTarget(),
+      };
+      return new Relaymail(ctx, sealer);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  /** The data directory. */
+  get dataDir(): string {
+    return this.ctx.dataDir;
+  }
+
+  /** Live events: see {@linkcode RelaymailEventName}. */
+  get events(): EventTarget {
+    return this.ctx.events;
+  }
+
+  /** True when private keys are sealed under a passphrase. */
+  get hasPassphrase(): boolean {
+    return this.#sealer !== null;
+  }
+
+  outgoingParcels(options?: OutgoingParcelsOptions): AsyncIterable<OutgoingParcel> {
+    return this.outbox.pending(options);
+  }
+
+  parcelHandedOver(key: string, handover: Handover): Promise<void> {
+    this.outbox.handedOver(key, handover);
+    return Promise.resolve();
+  }
+
+  receiveParcel(bytes: Uint8Array, origin: ParcelOrigin): Promise<ReceiveOutcome> {
+    return this.receiver.receive(bytes, origin);
+  }
+
+  /**
+   * Housekeeping, cheap enough to run on every start and periodically: renews the
+   * certificate and contacts' authorisations before they expire, expires
+   * invitations and parcels, forgets replay records and session keys no longer
+   * needed, and builds owed parcels.
+   */
+  async maintain(): Promise<MaintenanceReport> {
+    const empty = {
+      certificateRenewed: false,
+      authorizationsRenewed: 0,
+      invitationsExpired: 0,
+      parcelsExpired: 0,
+      sessionKeysDeleted: 0,
+      parcelsQueued: 0,
+    };
+    if (!this.identity.exists()) return empty;
+    const s = this.ctx.settings;
+    const now = this.ctx.now().getTime();
+    const certificateRenewed = await this.identity.renewIfDue();
+    const due = this.ctx.db.all<{ id: string }>(
+      `SELECT id FROM contacts WHERE state = 'active' AND last_activity_at > ?
+         AND (pda_expires_at IS NULL OR pda_expires_at - ? < ?)`,
+      now - s.contactActivityWindowMs,
+      now,
+      s.pdaRenewalMarginMs,
+    );
+    for (const { id } of due) await this.pairing.renewAuthorization(id);
+    const invitationsExpired = this.pairing.expireInvitations();
+    const parcelsExpired = this.outbox.expire();
+    this.ctx.db.run("DELETE FROM received_parcels WHERE expires_at <= ?", now);
+    const sessionKeysDeleted = this.ctx.keys.privateKeyStore.purgeSuperseded(
+      new Date(now - s.sessionKeyGraceMs),
+    );
+    await this.ctx.keys.certificateStore.deleteExpired();
+    this.refusals.trim(s.refusalLogLimit);
+    const waiting = this.ctx.db.all<{ recipient_id: string }>(
+      `SELECT DISTINCT d.recipient_id FROM deliveries d JOIN contacts c ON c.id = d.recipient_id
+       WHERE d.state = 'waiting' AND c.state = 'active'`,
+    );
+    let parcelsQueued = 0;
+    for (const { recipient_id } of waiting) parcelsQueued += await this.mailbox.flushWaiting(recipient_id);
+    parcelsQueued += await this.jobs.run();
+    return {
+      certificateRenewed,
+      authorizationsRenewed: due.length,
+      invitationsExpired,
+      parcelsExpired,
+      sessionKeysDeleted,
+      parcelsQueued,
+    };
+  }
+
+  /**
+   * Seals every private key under a new passphrase, or stores them in the clear
+   * when `passphrase` is null. The directory must have been opened with its
+   * current passphrase, if it had one.
+   */
+  setPassphrase(passphrase: string | null): void {
+    const sealer = passphrase === null ? null : KeySealer.fromPassphrase(passphrase);
+    this.ctx.db.transaction(() => {
+      this.ctx.keys.privateKeyStore.reseal(sealer);
+      saveSealer(this.ctx.db, sealer);
+    });
+    this.#sealer = sealer;
+  }
+
+  /** Closes the database. */
+  close(): void {
+    this.ctx.db.close();
+  }
+}
+
+function openSealer(db: SqliteDatabase, passphrase: string | undefined): KeySealer | null {
+  const salt = db.get<{ value: string }>("SELECT value FROM meta WHERE key = 'passphrase.salt'");
+  const check = db.get<{ value: string }>("SELECT value FROM meta WHERE key = 'passphrase.check'");
+  if (salt && check) {
+    if (passphrase === undefined || passphrase === "") throw new PassphraseRequiredError();
+    const sealer = KeySealer.fromPassphrase(passphrase, Buffer.from(salt.value, "hex"));
+    sealer.verifyCheck(Buffer.from(check.value, "hex"));
+    return sealer;
+  }
+  if (passphrase === undefined || passphrase === "") return null;
+  const hasKeys = db.get("SELECT 1 FROM private_keys LIMIT 1") !== undefined;
+  if (hasKeys) {
+    throw new Error(
+      'This data directory has no passphrase; to protect its keys with one, run "relaymail passphrase set"',
+    );
+  }
+  const sealer = KeySealer.fromPassphrase(passphrase);
+  db.transaction(() => saveSealer(db, sealer));
+  return sealer;
+}
+
+/** Records the salt and check value of `sealer` (none when null). */
+function saveSealer(db: SqliteDatabase, sealer: KeySealer | null): void {
+  db.run("DELETE FROM meta WHERE key IN ('passphrase.salt', 'passphrase.check')");
+  if (!sealer) return;
+  db.run("INSERT INTO meta (key, value) VALUES ('passphrase.salt', ?)", toHex(sealer.salt));
+  db.run("INSERT INTO meta (key, value) VALUES ('passphrase.check', ?)", toHex(sealer.makeCheck()));
+}

@@ -1,0 +1,183 @@
+/**
+ * The messenger's SQLite schema, one migration per release that changed it.
+ * Times are milliseconds since the Unix epoch.
+ *
+ * @module
+ */
+
+const V1 = `
+CREATE TABLE meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+
+-- Key stores (relaynet-core PrivateKeyStore, PublicKeyStore, CertificateStore)
+CREATE TABLE private_keys (
+  key_id TEXT PRIMARY KEY,      -- the node id for identity keys, hex key id for session keys
+  kind TEXT NOT NULL CHECK (kind IN ('identity', 'session')),
+  node_id TEXT NOT NULL,
+  peer_id TEXT,                 -- the peer a session key was given to, if bound
+  key BLOB NOT NULL,            -- PKCS#8 DER, sealed when 'sealed' = 1
+  sealed INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  superseded_at INTEGER         -- when the peer started using a newer key
+);
+CREATE INDEX private_keys_by_peer ON private_keys (node_id, peer_id, created_at);
+
+CREATE TABLE peer_identity_keys (
+  peer_id TEXT PRIMARY KEY,
+  key BLOB NOT NULL             -- SPKI DER
+);
+
+CREATE TABLE peer_session_keys (
+  peer_id TEXT PRIMARY KEY,
+  key_id BLOB NOT NULL,
+  key BLOB NOT NULL,            -- SPKI DER
+  created_at INTEGER NOT NULL
+);
+
+CREATE TABLE certification_paths (
+  id INTEGER PRIMARY KEY,
+  subject_id TEXT NOT NULL,
+  issuer_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  path BLOB NOT NULL            -- DER CertificationPath
+);
+CREATE INDEX certification_paths_by_pair ON certification_paths (subject_id, issuer_id, expires_at);
+
+-- This endpoint
+CREATE TABLE identity (
+  singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+  node_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+
+CREATE TABLE identity_certificates (
+  serial TEXT PRIMARY KEY,
+  certificate BLOB NOT NULL,    -- DER, self-issued
+  starts_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+
+-- People
+CREATE TABLE contacts (
+  id TEXT PRIMARY KEY,          -- the contact's endpoint id
+  name TEXT NOT NULL,           -- chosen by the local user
+  name_hint TEXT NOT NULL DEFAULT '',  -- what the contact calls itself: a hint, never trusted
+  state TEXT NOT NULL CHECK (state IN ('pairing', 'active', 'blocked')),
+  created_at INTEGER NOT NULL,
+  last_activity_at INTEGER NOT NULL,
+  pda_expires_at INTEGER,       -- expiry of the PDA this endpoint issued to the contact
+  blocked_at INTEGER
+);
+CREATE UNIQUE INDEX contacts_by_name ON contacts (name COLLATE NOCASE);
+
+CREATE TABLE invitations (
+  id TEXT PRIMARY KEY,          -- id of the invitation key K
+  contact_name TEXT,            -- local name for whoever accepts it
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  session_key_id TEXT NOT NULL, -- the initial session key handed out in the invitation
+  state TEXT NOT NULL CHECK (state IN ('pending', 'used', 'revoked', 'expired')),
+  used_at INTEGER,
+  used_by TEXT
+);
+
+-- Mail
+CREATE TABLE messages (
+  id INTEGER PRIMARY KEY,
+  message_id TEXT NOT NULL,     -- chosen by the sender, shared by every copy
+  sender_id TEXT NOT NULL,
+  folder TEXT NOT NULL CHECK (folder IN ('inbox', 'sent')),
+  thread_id TEXT NOT NULL,
+  in_reply_to TEXT,
+  subject TEXT NOT NULL,
+  body TEXT NOT NULL,
+  recipients TEXT NOT NULL,     -- JSON array of endpoint ids, as the sender listed them
+  sent_at INTEGER NOT NULL,
+  received_at INTEGER,
+  read_at INTEGER,
+  UNIQUE (sender_id, message_id)
+);
+CREATE INDEX messages_by_folder ON messages (folder, sent_at);
+CREATE INDEX messages_by_thread ON messages (thread_id, sent_at);
+
+CREATE TABLE attachments (
+  message INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  file_name TEXT NOT NULL,
+  media_type TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  content BLOB NOT NULL,
+  PRIMARY KEY (message, position)
+);
+
+-- One row per (sent message, recipient): how far that copy has got.
+CREATE TABLE deliveries (
+  message INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+  recipient_id TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('waiting', 'queued', 'sent', 'delivered', 'expired')),
+  parcel_key TEXT,
+  via TEXT,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (message, recipient_id)
+);
+CREATE INDEX deliveries_by_parcel ON deliveries (parcel_key);
+
+-- Parcels this endpoint made, until delivered or expired.
+CREATE TABLE outgoing_parcels (
+  key TEXT PRIMARY KEY,         -- hex SHA-256 of bytes
+  parcel_id TEXT NOT NULL,
+  recipient_id TEXT NOT NULL,
+  kind TEXT NOT NULL,           -- mail, receipt, pairing-request, pairing-accept, pda-path
+  bytes BLOB,                   -- dropped once the parcel is delivered or expired
+  size INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'delivered', 'expired')),
+  handed_at INTEGER,
+  handed_via TEXT
+);
+CREATE INDEX outgoing_parcels_by_state ON outgoing_parcels (state, created_at);
+
+-- Replay protection (RS-001): every parcel taken, until it expires.
+CREATE TABLE received_parcels (
+  sender_id TEXT NOT NULL,
+  parcel_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,
+  message_id TEXT,              -- for mail, so a repeated parcel can be answered with a receipt
+  PRIMARY KEY (sender_id, parcel_id)
+);
+CREATE INDEX received_parcels_by_expiry ON received_parcels (expires_at);
+
+CREATE TABLE refusals (
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  last_at INTEGER NOT NULL,
+  count INTEGER NOT NULL DEFAULT 1,   -- the same refusal repeated (one parcel offered again)
+  via TEXT NOT NULL,
+  hop TEXT,
+  code TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  parcel_id TEXT,
+  sender_id TEXT,
+  recipient_id TEXT,
+  size INTEGER NOT NULL
+);
+CREATE INDEX refusals_by_parcel ON refusals (parcel_id, sender_id);
+
+-- Work that must produce parcels, kept durably so a crash cannot lose it.
+CREATE TABLE jobs (
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('receipt', 'pairing-accept', 'pda-path')),
+  peer_id TEXT NOT NULL,
+  data TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  UNIQUE (kind, peer_id, data)
+);
+`;
+
+/** Migrations of the messenger's database, oldest first. */
+export const MIGRATIONS: readonly string[] = [V1];

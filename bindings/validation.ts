@@ -1,0 +1,244 @@
+/**
+ * Parcel validation that every hop performs before it stores or relays a parcel
+ * (RS-000 "Message delivery", RS-001 "Parcel"): syntax, signature, timing with a
+ * bounded clock-drift tolerance, size, and authorisation of the sender by the
+ * recipient (its PDA chain).
+ *
+ * relaynet-core's own `Parcel.validate()` reads the wall clock and tolerates no
+ * drift at all, so this module checks timing itself against an injected clock and
+ * runs the certificate-chain check with that same clock.
+ *
+ * @module
+ */
+import {
+  type Certificate,
+  InvalidMessageError,
+  Parcel,
+  RAMFSyntaxError,
+  RAMFValidationError,
+} from "@relaycorp/relaynet-core";
+import * as pkijs from "pkijs";
+import { certificateFromPkijs, pkijsCertificateOf } from "./_pkijs.ts";
+import type { RefusalCode } from "./binding.ts";
+
+/**
+ * Largest serialised parcel any hop accepts, in octets. It is relaynet-core's
+ * `CargoMessageSet.MAX_MESSAGE_LENGTH` (RS-000: a parcel must fit in a cargo), the
+ * limit `Parcel.deserialize()` enforces.
+ */
+export const MAX_PARCEL_LENGTH = 8_322_038;
+
+/** RS-001 asks nodes to tolerate clocks up to two hours apart. */
+export const MAX_CLOCK_DRIFT_TOLERANCE_MS = 2 * 60 * 60 * 1000;
+
+/** Raised when a parcel must be refused; `code` says why in a stable form. */
+export class ParcelRefusedError extends Error {
+  /** Creates the error with its refusal code. */
+  constructor(readonly code: RefusalCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ParcelRefusedError";
+  }
+}
+
+/** Options of {@linkcode validateParcel}. */
+export interface ValidateParcelOptions {
+  /** The current time (default: the wall clock). */
+  readonly now?: Date;
+  /**
+   * How far in the future a parcel's creation date may be, in milliseconds
+   * (default and maximum: {@linkcode MAX_CLOCK_DRIFT_TOLERANCE_MS}).
+   */
+  readonly clockDriftToleranceMs?: number;
+  /**
+   * Certificates of the recipient that may have issued the sender's PDA. When
+   * absent (a relay), the recipient's certificate found in the parcel's own chain is
+   * the trust anchor: its subject id is derived from its key, so it cannot be faked.
+   */
+  readonly trustedCertificates?: readonly Certificate[];
+}
+
+/** A parcel that passed {@linkcode validateParcel}. */
+export interface ValidatedParcel {
+  readonly parcel: Parcel;
+  /** The parcel id chosen by its sender. */
+  readonly id: string;
+  /** Id of the sender's key (its endpoint id, or an invitation key's id). */
+  readonly senderId: string;
+  readonly recipientId: string;
+  readonly creationDate: Date;
+  readonly expiresAt: Date;
+}
+
+/**
+ * Checks a serialised parcel and returns it parsed, or throws
+ * {@linkcode ParcelRefusedError} saying why it must be refused.
+ */
+export async function validateParcel(
+  bytes: Uint8Array,
+  options: ValidateParcelOptions = {},
+): Promise<ValidatedParcel> {
+  return await checkParcel(await parseParcel(bytes), options);
+}
+
+/**
+ * Checks the timing and authorisation of a parcel already parsed (and so with its
+ * signature verified) by {@linkcode parseParcel}.
+ */
+export async function checkParcel(
+  parcel: Parcel,
+  options: ValidateParcelOptions = {},
+): Promise<ValidatedParcel> {
+  const now = options.now ?? new Date();
+  checkTiming(parcel, now, options.clockDriftToleranceMs ?? MAX_CLOCK_DRIFT_TOLERANCE_MS);
+  const recipientId = parcel.recipient.id;
+  const anchors = options.trustedCertificates ?? [await findRecipientCertificate(parcel)];
+  await verifyDeliveryAuthorization(
+    parcel.senderCertificate,
+    parcel.senderCaCertificateChain,
+    recipientId,
+    anchors,
+    now,
+  );
+  return {
+    parcel,
+    id: parcel.id,
+    senderId: await parcel.senderCertificate.calculateSubjectId(),
+    recipientId,
+    creationDate: parcel.creationDate,
+    expiresAt: parcel.expiryDate,
+  };
+}
+
+/** Parses a parcel and verifies its signature, mapping failures to refusal codes. */
+export async function parseParcel(bytes: Uint8Array): Promise<Parcel> {
+  if (bytes.byteLength > MAX_PARCEL_LENGTH) {
+    throw new ParcelRefusedError(
+      "too-large",
+      `Cannot accept parcel as it exceeds ${MAX_PARCEL_LENGTH} bytes: received ${bytes.byteLength} bytes`,
+    );
+  }
+  try {
+    return await Parcel.deserialize(toArrayBuffer(bytes));
+  } catch (error) {
+    if (error instanceof RAMFValidationError) {
+      throw new ParcelRefusedError(
+        "bad-signature",
+        `Parcel signature is invalid: ${errorMessage(error)}`,
+        { cause: error },
+      );
+    }
+    const detail = error instanceof RAMFSyntaxError || error instanceof InvalidMessageError
+      ? errorMessage(error)
+      : `not a parcel (${errorMessage(error)})`;
+    throw new ParcelRefusedError("malformed", `Parcel is malformed: ${detail}`, { cause: error });
+  }
+}
+
+function checkTiming(parcel: Parcel, now: Date, toleranceMs: number): void {
+  const tolerance = Math.min(Math.max(toleranceMs, 0), MAX_CLOCK_DRIFT_TOLERANCE_MS);
+  if (parcel.expiryDate <= now) {
+    throw new ParcelRefusedError(
+      "expired",
+      `Parcel expired at ${parcel.expiryDate.toISOString()} (now ${now.toISOString()})`,
+    );
+  }
+  if (parcel.creationDate.getTime() > now.getTime() + tolerance) {
+    throw new ParcelRefusedError(
+      "future-dated",
+      `Parcel is dated ${parcel.creationDate.toISOString()}, more than ${
+        Math.round(tolerance / 60_000)
+      } minutes ahead of this clock (${now.toISOString()})`,
+    );
+  }
+}
+
+async function findRecipientCertificate(parcel: Parcel): Promise<Certificate> {
+  for (const certificate of parcel.senderCaCertificateChain) {
+    if (await certificate.calculateSubjectId() === parcel.recipient.id) {
+      return certificate;
+    }
+  }
+  throw new ParcelRefusedError(
+    "unauthorized",
+    `Sender is not authorised: the parcel carries no certificate of its recipient ${parcel.recipient.id}`,
+  );
+}
+
+/**
+ * Checks that `senderCertificate` is a delivery authorisation (PDA) issued by
+ * `recipientId`, chaining to one of `anchors` at time `now`; throws
+ * {@linkcode ParcelRefusedError} with code `unauthorized` otherwise.
+ */
+export async function verifyDeliveryAuthorization(
+  senderCertificate: Certificate,
+  chain: readonly Certificate[],
+  recipientId: string,
+  anchors: readonly Certificate[],
+  now: Date,
+): Promise<void> {
+  // Leave out chain members that are anchors themselves or the anchors' issuers:
+  // PKI.js fails to build a path when a trusted certificate (or its issuer) also
+  // appears as an intermediate.
+  const excludedNames = anchors.flatMap((c) => {
+    const inner = pkijsCertificateOf(c);
+    return [inner.subject, inner.issuer];
+  });
+  const intermediates = chain.filter((c) =>
+    !excludedNames.some((name) => name.isEqual(pkijsCertificateOf(c).subject))
+  );
+  const engine = new pkijs.CertificateChainValidationEngine({
+    certs: [...intermediates, senderCertificate].map(pkijsCertificateOf),
+    trustedCerts: anchors.map(pkijsCertificateOf),
+    checkDate: now,
+  });
+  let result: pkijs.CertificateChainValidationEngineVerifyResult;
+  try {
+    result = await engine.verify({ passedWhenNotRevValues: false });
+  } catch (error) {
+    result = { result: false, resultCode: -1, resultMessage: errorMessage(error) };
+  }
+  if (!result.result || !result.certificatePath || result.certificatePath.length < 2) {
+    throw new ParcelRefusedError(
+      "unauthorized",
+      `Sender is not authorised by recipient ${recipientId}: ${
+        result.resultMessage || "no certification path"
+      }`,
+    );
+  }
+  // The PDA must have been issued by the recipient itself, not by some other node
+  // further up a chain that happens to be trusted.
+  const issuerId = await certificateFromPkijs(result.certificatePath[1]).calculateSubjectId();
+  if (issuerId !== recipientId) {
+    throw new ParcelRefusedError(
+      "unauthorized",
+      `Sender is authorised to reach ${issuerId}, not ${recipientId}`,
+    );
+  }
+}
+
+/** Lower-case hex of some bytes. */
+export function toHex(bytes: Uint8Array): string {
+  let hex = "";
+  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
+  return hex;
+}
+
+/** Hex SHA-256 of some bytes: the key parcels are stored and named under. */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", toArrayBuffer(bytes))));
+}
+
+/** A standalone ArrayBuffer holding exactly these bytes (relaynet-core wants one). */
+export function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  if (
+    bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength &&
+    bytes.buffer instanceof ArrayBuffer
+  ) {
+    return bytes.buffer;
+  }
+  return bytes.slice().buffer as ArrayBuffer;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
