@@ -165,7 +165,10 @@ export class Contacts {
     const prints = fingerprint(id).split(" ");
     for (let groups = 2; groups <= prints.length; groups++) {
       const candidate = `${base} (${prints.slice(0, groups).join(" ")})`;
-      const clash = this.ctx.db.get("SELECT 1 FROM contacts WHERE name = ? COLLATE NOCASE", candidate);
+      const clash = this.ctx.db.get(
+        "SELECT 1 FROM contacts WHERE name = ? COLLATE NOCASE",
+        candidate,
+      );
       if (!clash) return candidate;
     }
     return `${base} (${id})`;

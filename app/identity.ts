@@ -27,7 +27,9 @@ export class RelaymailEndpoint extends Endpoint {
 /** Raised when a command needs an identity and the data directory has none yet. */
 export class NoIdentityError extends Error {
   constructor(dataDir: string) {
-    super(`No identity in ${dataDir} yet: create one with "relaymail identity create --name <your name>"`);
+    super(
+      `No identity in ${dataDir} yet: create one with "relaymail identity create --name <your name>"`,
+    );
     this.name = "NoIdentityError";
   }
 }
@@ -124,7 +126,9 @@ export class IdentityManager {
     if (!this.#endpoint) {
       const id = this.id;
       const privateKey = await this.ctx.keys.privateKeyStore.retrieveIdentityKey(id);
-      if (!privateKey) throw new Error(`The private key of identity ${id} is missing from the database`);
+      if (!privateKey) {
+        throw new Error(`The private key of identity ${id} is missing from the database`);
+      }
       const publicKey = await getRSAPublicKeyFromPrivate(privateKey);
       if (await getIdFromIdentityKey(publicKey) !== id) {
         throw new Error(`The private key stored for identity ${id} belongs to another identity`);
@@ -163,7 +167,10 @@ export class IdentityManager {
     );
     this.ctx.db.transaction(() => {
       this.#saveCertificate(certificate);
-      this.ctx.db.run("DELETE FROM identity_certificates WHERE expires_at <= ?", this.ctx.now().getTime());
+      this.ctx.db.run(
+        "DELETE FROM identity_certificates WHERE expires_at <= ?",
+        this.ctx.now().getTime(),
+      );
     });
     return true;
   }

@@ -84,7 +84,14 @@ export class Jobs {
           messageIds: slice.map((job) => job.data),
           receivedAt: this.ctx.now(),
         });
-        queued += await this.#emit(endpoint, peerId, "receipt", MessageType.RECEIPT, content, slice.map((j) => j.id));
+        queued += await this.#emit(
+          endpoint,
+          peerId,
+          "receipt",
+          MessageType.RECEIPT,
+          content,
+          slice.map((j) => j.id),
+        );
       }
     }
     return queued;
@@ -98,7 +105,10 @@ export class Jobs {
     content: Uint8Array,
     jobIds: readonly number[],
   ): Promise<number> {
-    const contact = this.ctx.db.get<{ state: string }>("SELECT state FROM contacts WHERE id = ?", peerId);
+    const contact = this.ctx.db.get<{ state: string }>(
+      "SELECT state FROM contacts WHERE id = ?",
+      peerId,
+    );
     if (!contact || contact.state === "blocked") {
       this.#delete(jobIds);
       return 0;

@@ -11,7 +11,15 @@ import { emit, type NodeContext } from "./context.ts";
 import { fingerprint, type IdentityManager } from "./identity.ts";
 import type { Jobs } from "./jobs.ts";
 import { makeParcel, type Outbox, type PreparedParcel } from "./outbox.ts";
-import { type Attachment, decodeMail, decodeReceipt, encodeMail, MAIL_LIMITS, type MailContent, MessageType } from "./protocol/messages.ts";
+import {
+  type Attachment,
+  decodeMail,
+  decodeReceipt,
+  encodeMail,
+  MAIL_LIMITS,
+  type MailContent,
+  MessageType,
+} from "./protocol/messages.ts";
 import type { Effect, Incoming } from "./receiver.ts";
 
 /**
@@ -146,7 +154,9 @@ export class Mailbox {
     const recipients = this.#resolveRecipients(options.to, replied, me);
     const subject = (options.subject ?? (replied ? reSubject(replied.subject) : "")).trim();
     if (subject.length > MAIL_LIMITS.subjectLength) {
-      throw new RangeError(`Cannot send message: the subject exceeds ${MAIL_LIMITS.subjectLength} characters`);
+      throw new RangeError(
+        `Cannot send message: the subject exceeds ${MAIL_LIMITS.subjectLength} characters`,
+      );
     }
     const attachments: Attachment[] = (options.attachments ?? []).map((a) => ({
       fileName: a.fileName,
@@ -154,11 +164,15 @@ export class Mailbox {
       content: a.content,
     }));
     if (attachments.length > MAIL_LIMITS.attachments) {
-      throw new RangeError(`Cannot send message: it has ${attachments.length} attachments, over the limit of ${MAIL_LIMITS.attachments}`);
+      throw new RangeError(
+        `Cannot send message: it has ${attachments.length} attachments, over the limit of ${MAIL_LIMITS.attachments}`,
+      );
     }
     for (const a of attachments) {
       if (!a.fileName || a.fileName.length > MAIL_LIMITS.fileNameLength) {
-        throw new RangeError(`Cannot attach "${a.fileName}": file names need 1 to ${MAIL_LIMITS.fileNameLength} characters`);
+        throw new RangeError(
+          `Cannot attach "${a.fileName}": file names need 1 to ${MAIL_LIMITS.fileNameLength} characters`,
+        );
       }
     }
     const messageId = crypto.randomUUID();
@@ -324,7 +338,13 @@ export class Mailbox {
           mail.messageId,
         );
         if (!existing) {
-          this.#insertMessage(sender.id, "inbox", mail, mail.sentAt.getTime(), this.ctx.now().getTime());
+          this.#insertMessage(
+            sender.id,
+            "inbox",
+            mail,
+            mail.sentAt.getTime(),
+            this.ctx.now().getTime(),
+          );
           isNew = true;
         }
         this.jobs.add("receipt", sender.id, mail.messageId);
@@ -344,7 +364,10 @@ export class Mailbox {
     try {
       messageIds = decodeReceipt(new Uint8Array(incoming.message.content)).messageIds;
     } catch (error) {
-      throw new ParcelRefusedError("bad-content", `Receipt is malformed: ${error instanceof Error ? error.message : error}`);
+      throw new ParcelRefusedError(
+        "bad-content",
+        `Receipt is malformed: ${error instanceof Error ? error.message : error}`,
+      );
     }
     let changed = 0;
     return {
@@ -373,7 +396,11 @@ export class Mailbox {
     return await makeParcel(this.ctx, channel, "mail", MessageType.MAIL, content);
   }
 
-  #resolveRecipients(to: readonly string[] | undefined, replied: MessageRow | null, me: string): Contact[] {
+  #resolveRecipients(
+    to: readonly string[] | undefined,
+    replied: MessageRow | null,
+    me: string,
+  ): Contact[] {
     let ids: string[];
     if (to && to.length > 0) {
       ids = to.map((ref) => this.contacts.find(ref).id);
@@ -386,7 +413,9 @@ export class Mailbox {
     }
     const unique = [...new Set(ids)];
     if (unique.length > MAIL_LIMITS.recipients) {
-      throw new RangeError(`Cannot send message to ${unique.length} people: the limit is ${MAIL_LIMITS.recipients}`);
+      throw new RangeError(
+        `Cannot send message to ${unique.length} people: the limit is ${MAIL_LIMITS.recipients}`,
+      );
     }
     return unique.map((id) => {
       const contact = this.contacts.get(id);
@@ -398,7 +427,13 @@ export class Mailbox {
     });
   }
 
-  #insertMessage(senderId: string, folder: "inbox" | "sent", mail: MailContent, sentAt: number, receivedAt: number): number {
+  #insertMessage(
+    senderId: string,
+    folder: "inbox" | "sent",
+    mail: MailContent,
+    sentAt: number,
+    receivedAt: number,
+  ): number {
     const rowId = Number(
       this.ctx.db.prepare(
         `INSERT INTO messages (message_id, sender_id, folder, thread_id, in_reply_to, subject, body,
@@ -452,7 +487,11 @@ export class Mailbox {
   /** Finds a message by (a prefix of at least 4 characters of) its id. */
   #find(reference: string): MessageRow {
     const ref = reference.trim().toLowerCase();
-    if (ref.length < 4) throw new MessageLookupError(`Message reference "${reference}" is too short: give at least 4 characters`);
+    if (ref.length < 4) {
+      throw new MessageLookupError(
+        `Message reference "${reference}" is too short: give at least 4 characters`,
+      );
+    }
     const rows = this.ctx.db.all<MessageRow>(
       "SELECT * FROM messages WHERE message_id = ? OR substr(message_id, 1, ?) = ? ORDER BY folder, id LIMIT 3",
       ref,
@@ -467,7 +506,9 @@ export class Mailbox {
 
   #party(id: string): Party {
     const me = this.identity.id;
-    if (id === me) return { id, name: this.identity.info().name, fingerprint: fingerprint(id), isMe: true };
+    if (id === me) {
+      return { id, name: this.identity.info().name, fingerprint: fingerprint(id), isMe: true };
+    }
     const contact = this.contacts.get(id);
     return {
       id,
@@ -479,10 +520,17 @@ export class Mailbox {
 
   #summary(row: MessageRow): MessageSummary {
     const deliveries = row.folder === "sent"
-      ? this.ctx.db.all<{ recipient_id: string; state: DeliveryState; via: string | null; updated_at: number }>(
+      ? this.ctx.db.all<
+        { recipient_id: string; state: DeliveryState; via: string | null; updated_at: number }
+      >(
         "SELECT recipient_id, state, via, updated_at FROM deliveries WHERE message = ? ORDER BY rowid",
         row.id,
-      ).map((d) => ({ ...this.#party(d.recipient_id), state: d.state, via: d.via, updatedAt: new Date(d.updated_at) }))
+      ).map((d) => ({
+        ...this.#party(d.recipient_id),
+        state: d.state,
+        via: d.via,
+        updatedAt: new Date(d.updated_at),
+      }))
       : [];
     return {
       id: row.message_id,

@@ -118,33 +118,34 @@ export class Outbox {
     emit(this.ctx, "outbox-changed");
   }
 
-  /**
-   * Parcels waiting to leave (and, on request, those that left but are
-   * undelivered), oldest first; each parcel's bytes are read only when reached.
-   */
-  async *pending(options: OutgoingParcelsOptions = {}): AsyncGenerator<OutgoingParcel> {
+  /** Parcels waiting to leave (and, on request, those that left but are undelivered), oldest first. */
+  pending(options: OutgoingParcelsOptions = {}): OutgoingParcel[] {
     const states = options.includeHandedOver ? "('queued', 'sent')" : "('queued')";
-    const rows = this.ctx.db.all<Pick<ParcelRow, "key" | "recipient_id" | "expires_at">>(
-      `SELECT key, recipient_id, expires_at FROM outgoing_parcels
+    const rows = this.ctx.db.all<Pick<ParcelRow, "key" | "recipient_id" | "expires_at" | "size">>(
+      `SELECT key, recipient_id, expires_at, size FROM outgoing_parcels
        WHERE state IN ${states} AND expires_at > ? AND bytes IS NOT NULL
        ORDER BY created_at, rowid`,
       this.ctx.now().getTime(),
     );
     const wanted = options.recipientIds ? new Set(options.recipientIds) : null;
-    for (const row of rows) {
-      if (wanted && !wanted.has(row.recipient_id)) continue;
-      const current = this.ctx.db.get<{ bytes: Uint8Array | null }>(
-        `SELECT bytes FROM outgoing_parcels WHERE key = ? AND state IN ${states}`,
-        row.key,
-      );
-      if (!current?.bytes) continue; // delivered or expired meanwhile
-      yield {
+    return rows
+      .filter((row) => !wanted || wanted.has(row.recipient_id))
+      .map((row) => ({
         key: row.key,
         recipientId: row.recipient_id,
-        bytes: current.bytes,
+        size: row.size,
         expiresAt: new Date(row.expires_at),
-      };
-    }
+        read: () => Promise.resolve(this.bytes(row.key)),
+      }));
+  }
+
+  /** The bytes of an undelivered, unexpired parcel, or null. */
+  bytes(key: string): Uint8Array | null {
+    return this.ctx.db.get<{ bytes: Uint8Array | null }>(
+      "SELECT bytes FROM outgoing_parcels WHERE key = ? AND state IN ('queued', 'sent') AND expires_at > ?",
+      key,
+      this.ctx.now().getTime(),
+    )?.bytes ?? null;
   }
 
   /** Records that a next hop holds the parcel; the messages it carries have left this device. */
@@ -179,7 +180,9 @@ export class Outbox {
     let changed = 0;
     const now = this.ctx.now().getTime();
     for (const messageId of messageIds) {
-      const delivery = this.ctx.db.get<{ message: number; parcel_key: string | null; state: string }>(
+      const delivery = this.ctx.db.get<
+        { message: number; parcel_key: string | null; state: string }
+      >(
         `SELECT d.message, d.parcel_key, d.state FROM deliveries d JOIN messages m ON m.id = d.message
          WHERE m.folder = 'sent' AND m.message_id = ? AND d.recipient_id = ?`,
         messageId,

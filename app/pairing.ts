@@ -21,13 +21,21 @@ import {
   SessionEnvelopedData,
   SessionKeyPair,
 } from "@relaycorp/relaynet-core";
-import { ParcelRefusedError, toArrayBuffer, verifyDeliveryAuthorization } from "../bindings/validation.ts";
+import {
+  ParcelRefusedError,
+  toArrayBuffer,
+  verifyDeliveryAuthorization,
+} from "../bindings/validation.ts";
 import type { Contact, Contacts } from "./contacts.ts";
 import { emit, type NodeContext } from "./context.ts";
 import type { IdentityManager } from "./identity.ts";
 import type { Jobs } from "./jobs.ts";
 import { type Outbox, prepareParcel } from "./outbox.ts";
-import { decodeInvitation, encodeInvitation, InvalidInvitationError } from "./protocol/invitation.ts";
+import {
+  decodeInvitation,
+  encodeInvitation,
+  InvalidInvitationError,
+} from "./protocol/invitation.ts";
 import { decodePairing, encodePairing, MessageType } from "./protocol/messages.ts";
 import type { Effect, Incoming } from "./receiver.ts";
 
@@ -86,9 +94,13 @@ export class Pairing {
   async createInvitation(options: CreateInvitationOptions = {}): Promise<CreatedInvitation> {
     const ttl = options.ttlMs ?? this.ctx.settings.invitationTtlMs;
     if (!(ttl > 0 && ttl <= MAX_INVITATION_TTL_MS)) {
-      throw new RangeError(`An invitation must last between 1 second and 90 days: got ${ttl / 1000} seconds`);
+      throw new RangeError(
+        `An invitation must last between 1 second and 90 days: got ${ttl / 1000} seconds`,
+      );
     }
-    const contactName = options.contactName === undefined ? null : this.contacts.checkName(options.contactName);
+    const contactName = options.contactName === undefined
+      ? null
+      : this.contacts.checkName(options.contactName);
     const endpoint = await this.identity.endpoint();
     const certificate = this.identity.latestCertificate();
     const now = this.ctx.now().getTime();
@@ -117,7 +129,12 @@ export class Pairing {
     });
     this.ctx.db.transaction(() => {
       // Bound to the invitation key: it decrypts the one pairing request and nothing else.
-      this.ctx.keys.privateKeyStore.saveSessionKeyDer(sessionKeyId, sessionKeyDer, endpoint.id, invitationId);
+      this.ctx.keys.privateKeyStore.saveSessionKeyDer(
+        sessionKeyId,
+        sessionKeyDer,
+        endpoint.id,
+        invitationId,
+      );
       this.ctx.db.run(
         `INSERT INTO invitations (id, contact_name, created_at, expires_at, session_key_id, state)
          VALUES (?, ?, ?, ?, ?, 'pending')`,
@@ -133,7 +150,9 @@ export class Pairing {
 
   /** Every invitation this endpoint made, newest first. */
   listInvitations(): InvitationInfo[] {
-    return this.ctx.db.all<InvitationRow>("SELECT * FROM invitations ORDER BY created_at DESC, rowid DESC")
+    return this.ctx.db.all<InvitationRow>(
+      "SELECT * FROM invitations ORDER BY created_at DESC, rowid DESC",
+    )
       .map(toInvitationInfo);
   }
 
@@ -195,7 +214,9 @@ export class Pairing {
     const endpoint = await this.identity.endpoint();
     const inviterId = invitation.inviterId;
     if (inviterId === endpoint.id) {
-      throw new InvalidInvitationError("This is your own invitation: give it to the person you want to pair with");
+      throw new InvalidInvitationError(
+        "This is your own invitation: give it to the person you want to pair with",
+      );
     }
     const existing = this.contacts.get(inviterId);
     if (existing) {
@@ -222,9 +243,15 @@ export class Pairing {
     );
     // Encrypted for the inviter's initial session key. The ephemeral key this makes
     // is dropped: the inviter answers with the session key in our parameters.
-    const { envelopedData } = await SessionEnvelopedData.encrypt(message.serialize(), inviterParams.sessionKey);
+    const { envelopedData } = await SessionEnvelopedData.encrypt(
+      message.serialize(),
+      inviterParams.sessionKey,
+    );
     const creationDate = new Date(now.getTime() - this.ctx.settings.parcelBackdateMs);
-    const ttl = Math.max(1, Math.floor((invitation.expiresAt.getTime() - creationDate.getTime()) / 1000));
+    const ttl = Math.max(
+      1,
+      Math.floor((invitation.expiresAt.getTime() - creationDate.getTime()) / 1000),
+    );
     const parcelId = crypto.randomUUID();
     const parcel = new Parcel(
       { id: inviterId },
@@ -237,12 +264,15 @@ export class Pairing {
         senderCaCertificateChain: [...inviterParams.deliveryAuth.certificateAuthorities],
       },
     );
-    const prepared = await prepareParcel(new Uint8Array(await parcel.serialize(invitation.invitationKey)), {
-      parcelId,
-      recipientId: inviterId,
-      kind: "pairing-request",
-      expiresAt: parcel.expiryDate,
-    });
+    const prepared = await prepareParcel(
+      new Uint8Array(await parcel.serialize(invitation.invitationKey)),
+      {
+        parcelId,
+        recipientId: inviterId,
+        kind: "pairing-request",
+        expiresAt: parcel.expiryDate,
+      },
+    );
     const inviterKeyDer = new Uint8Array(await derSerializePublicKey(inviterParams.identityKey));
     this.ctx.db.transaction(() => {
       this.ctx.db.run(
@@ -274,15 +304,23 @@ export class Pairing {
     const { params, peerId: requesterId, nameHint } = await this.#readPeerParams(incoming);
     const ourId = this.identity.id;
     if (requesterId === ourId) {
-      throw new ParcelRefusedError("bad-content", "A pairing request cannot come from this endpoint itself");
+      throw new ParcelRefusedError(
+        "bad-content",
+        "A pairing request cannot come from this endpoint itself",
+      );
     }
     const existing = this.contacts.get(requesterId);
     if (existing?.state === "blocked") {
-      throw new ParcelRefusedError("blocked", `Pairing request from blocked contact ${existing.name}`);
+      throw new ParcelRefusedError(
+        "blocked",
+        `Pairing request from blocked contact ${existing.name}`,
+      );
     }
     const ourParams = await this.#connectionParamsFor(params.identityKey, requesterId);
     const requesterKeyDer = new Uint8Array(await derSerializePublicKey(params.identityKey));
-    const requesterSessionKeyDer = new Uint8Array(await derSerializePublicKey(params.sessionKey.publicKey));
+    const requesterSessionKeyDer = new Uint8Array(
+      await derSerializePublicKey(params.sessionKey.publicKey),
+    );
     const now = this.ctx.now().getTime();
     return {
       apply: () => {
@@ -297,7 +335,8 @@ export class Pairing {
         if (used === 0) throw refusalForInvitation(this.#row(invitation.id)!, this.ctx.now());
         // Forward secrecy: the invitation's session key has done its one job.
         this.ctx.keys.privateKeyStore.deleteSessionKey(invitation.session_key_id);
-        const name = existing?.name ?? this.#nameForInvitee(invitation.contact_name, requesterId, nameHint);
+        const name = existing?.name ??
+          this.#nameForInvitee(invitation.contact_name, requesterId, nameHint);
         this.ctx.db.run(
           `INSERT INTO contacts (id, name, name_hint, state, created_at, last_activity_at, pda_expires_at)
            VALUES (?, ?, ?, 'active', ?, ?, ?)
@@ -319,7 +358,11 @@ export class Pairing {
         );
         this.ctx.keys.certificateStore.savePath(params.deliveryAuth, ourId, requesterId);
         ourParams.saveSessionKey();
-        this.jobs.add("pairing-accept", requesterId, Buffer.from(ourParams.serialized).toString("base64"));
+        this.jobs.add(
+          "pairing-accept",
+          requesterId,
+          Buffer.from(ourParams.serialized).toString("base64"),
+        );
       },
       after: async () => {
         emit(this.ctx, "contact-changed", { id: requesterId });
@@ -401,7 +444,11 @@ export class Pairing {
     });
     const path = new Uint8Array(new CertificationPath(pda, [certificate]).serialize());
     this.ctx.db.transaction(() => {
-      this.ctx.db.run("UPDATE contacts SET pda_expires_at = ? WHERE id = ?", pda.expiryDate.getTime(), contactId);
+      this.ctx.db.run(
+        "UPDATE contacts SET pda_expires_at = ? WHERE id = ?",
+        pda.expiryDate.getTime(),
+        contactId,
+      );
       this.jobs.add("pda-path", contactId, Buffer.from(path).toString("base64"));
     });
   }
@@ -466,7 +513,10 @@ export class Pairing {
   async #checkAuthorizationFrom(path: CertificationPath, peerId: string): Promise<void> {
     const pda = path.leafCertificate;
     if (await pda.calculateSubjectId() !== this.identity.id) {
-      throw new ParcelRefusedError("bad-content", "The authorisation received is for another endpoint");
+      throw new ParcelRefusedError(
+        "bad-content",
+        "The authorisation received is for another endpoint",
+      );
     }
     const peerCertificates = [];
     for (const certificate of path.certificateAuthorities) {
@@ -474,11 +524,19 @@ export class Pairing {
     }
     try {
       if (peerCertificates.length === 0) throw new Error("no certificate of the peer in the path");
-      await verifyDeliveryAuthorization(pda, path.certificateAuthorities, peerId, peerCertificates, this.ctx.now());
+      await verifyDeliveryAuthorization(
+        pda,
+        path.certificateAuthorities,
+        peerId,
+        peerCertificates,
+        this.ctx.now(),
+      );
     } catch (error) {
       throw new ParcelRefusedError(
         "bad-content",
-        `The authorisation received was not issued by its sender: ${error instanceof Error ? error.message : error}`,
+        `The authorisation received was not issued by its sender: ${
+          error instanceof Error ? error.message : error
+        }`,
       );
     }
   }

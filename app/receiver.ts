@@ -110,12 +110,18 @@ export class Receiver {
     facts.senderId = await parcel.senderCertificate.calculateSubjectId();
     const senderId = facts.senderId;
     if (parcel.recipient.id !== ourId) {
-      return { status: "skipped", reason: `Addressed to ${parcel.recipient.id}, not to this endpoint` };
+      return {
+        status: "skipped",
+        reason: `Addressed to ${parcel.recipient.id}, not to this endpoint`,
+      };
     }
     if (this.#alreadyReceived(senderId, parcel.id)) return await this.#duplicate(senderId, parcel);
 
     const invitation = this.pairing.invitationFor(senderId);
-    if (invitation && (invitation.state !== "pending" || invitation.expires_at <= this.ctx.now().getTime())) {
+    if (
+      invitation &&
+      (invitation.state !== "pending" || invitation.expires_at <= this.ctx.now().getTime())
+    ) {
       throw refusalForInvitation(invitation, this.ctx.now());
     }
     const contact = this.contacts.get(senderId);
@@ -177,7 +183,10 @@ export class Receiver {
     return { status: "accepted" };
   }
 
-  #prepare(incoming: Incoming, contact: NonNullable<ReturnType<Contacts["get"]>>): Promise<Effect> | Effect {
+  #prepare(
+    incoming: Incoming,
+    contact: NonNullable<ReturnType<Contacts["get"]>>,
+  ): Promise<Effect> | Effect {
     switch (incoming.message.type) {
       case MessageType.MAIL:
         return this.mailbox.prepareIncoming(incoming, contact);
@@ -200,10 +209,15 @@ export class Receiver {
     try {
       envelope = EnvelopedData.deserialize(toArrayBuffer(new Uint8Array(parcel.payloadSerialized)));
     } catch (error) {
-      throw new ParcelRefusedError("bad-content", "Parcel payload is not CMS EnvelopedData", { cause: error });
+      throw new ParcelRefusedError("bad-content", "Parcel payload is not CMS EnvelopedData", {
+        cause: error,
+      });
     }
     if (!(envelope instanceof SessionEnvelopedData)) {
-      throw new ParcelRefusedError("undecryptable", "Parcel payload is not encrypted with a channel session key");
+      throw new ParcelRefusedError(
+        "undecryptable",
+        "Parcel payload is not encrypted with a channel session key",
+      );
     }
     const keyId = envelope.getRecipientKeyId();
     let privateKey;
@@ -213,7 +227,9 @@ export class Receiver {
       if (error instanceof UnknownKeyError) {
         throw new ParcelRefusedError(
           "undecryptable",
-          `Parcel is encrypted with session key ${keyId.toString("hex")}, which this endpoint does not hold ` +
+          `Parcel is encrypted with session key ${
+            keyId.toString("hex")
+          }, which this endpoint does not hold ` +
             `(never given to this sender, or deleted once superseded)`,
         );
       }
@@ -223,9 +239,13 @@ export class Receiver {
     try {
       message = ServiceMessage.deserialize(await envelope.decrypt(privateKey));
     } catch (error) {
-      throw new ParcelRefusedError("undecryptable", "Parcel payload does not decrypt to a service message", {
-        cause: error,
-      });
+      throw new ParcelRefusedError(
+        "undecryptable",
+        "Parcel payload does not decrypt to a service message",
+        {
+          cause: error,
+        },
+      );
     }
     return {
       message,
@@ -268,7 +288,11 @@ export class Receiver {
       await this.jobs.run();
     } catch (error) {
       // The parcel is stored; the jobs stay queued and run again later.
-      console.error(`Relaymail: could not build follow-up parcels yet: ${error instanceof Error ? error.message : error}`);
+      console.error(
+        `Relaymail: could not build follow-up parcels yet: ${
+          error instanceof Error ? error.message : error
+        }`,
+      );
     }
     emit(this.ctx, "outbox-changed");
   }

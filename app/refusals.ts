@@ -70,7 +70,11 @@ export class RefusalLog {
       )
       : undefined;
     if (repeat) {
-      this.ctx.db.run("UPDATE refusals SET count = count + 1, last_at = ? WHERE id = ?", now, repeat.id);
+      this.ctx.db.run(
+        "UPDATE refusals SET count = count + 1, last_at = ? WHERE id = ?",
+        now,
+        repeat.id,
+      );
     } else {
       this.ctx.db.run(
         `INSERT INTO refusals (at, last_at, via, hop, code, reason, parcel_id, sender_id, recipient_id, size)

@@ -140,8 +140,8 @@ export class Relaymail implements ParcelNode {
     return this.#sealer !== null;
   }
 
-  outgoingParcels(options?: OutgoingParcelsOptions): AsyncIterable<OutgoingParcel> {
-    return this.outbox.pending(options);
+  outgoingParcels(options?: OutgoingParcelsOptions): Promise<OutgoingParcel[]> {
+    return Promise.resolve(this.outbox.pending(options));
   }
 
   parcelHandedOver(key: string, handover: Handover): Promise<void> {
@@ -193,7 +193,9 @@ export class Relaymail implements ParcelNode {
        WHERE d.state = 'waiting' AND c.state = 'active'`,
     );
     let parcelsQueued = 0;
-    for (const { recipient_id } of waiting) parcelsQueued += await this.mailbox.flushWaiting(recipient_id);
+    for (const { recipient_id } of waiting) {
+      parcelsQueued += await this.mailbox.flushWaiting(recipient_id);
+    }
     parcelsQueued += await this.jobs.run();
     return {
       certificateRenewed,

@@ -12,14 +12,19 @@
 
 /** A parcel waiting to leave a node for its next hop. */
 export interface OutgoingParcel {
-  /** Stable key of the parcel in the sending node's store: hex SHA-256 of `bytes`. */
+  /** Stable key of the parcel in the sending node's store: hex SHA-256 of its bytes. */
   readonly key: string;
   /** Id of the endpoint the parcel is addressed to. */
   readonly recipientId: string;
-  /** The serialised parcel (RAMF). */
-  readonly bytes: Uint8Array;
+  /** Size of the serialised parcel, in octets. */
+  readonly size: number;
   /** When the parcel expires; past it, no hop may carry it. */
   readonly expiresAt: Date;
+  /**
+   * Reads the serialised parcel (RAMF). Resolves null when it was delivered or
+   * expired since it was listed. Reading lazily keeps a large outbox out of memory.
+   */
+  read(): Promise<Uint8Array | null>;
 }
 
 /** Where an incoming parcel came from, for the refusal log and statistics. */
@@ -73,11 +78,8 @@ export interface Handover {
 
 /** What a node offers the bindings that carry its parcels. */
 export interface ParcelNode {
-  /**
-   * The parcels waiting to leave this node, oldest first, read one at a time so
-   * that a large outbox never has to fit in memory.
-   */
-  outgoingParcels(options?: OutgoingParcelsOptions): AsyncIterable<OutgoingParcel>;
+  /** The parcels waiting to leave this node, oldest first. */
+  outgoingParcels(options?: OutgoingParcelsOptions): Promise<OutgoingParcel[]>;
   /** Records that a next hop durably holds the parcel with this key. */
   parcelHandedOver(key: string, handover: Handover): Promise<void>;
   /**

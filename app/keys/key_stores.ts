@@ -218,12 +218,18 @@ export class SqlitePublicKeyStore extends PublicKeyStore {
     );
   }
 
-  protected override saveIdentityKeySerialized(keySerialized: Buffer, peerId: string): Promise<void> {
+  protected override saveIdentityKeySerialized(
+    keySerialized: Buffer,
+    peerId: string,
+  ): Promise<void> {
     this.saveIdentityKeyDer(peerId, new Uint8Array(keySerialized));
     return Promise.resolve();
   }
 
-  protected override saveSessionKeyData(keyData: SessionPublicKeyData, peerId: string): Promise<void> {
+  protected override saveSessionKeyData(
+    keyData: SessionPublicKeyData,
+    peerId: string,
+  ): Promise<void> {
     this.saveSessionKeyDer(
       peerId,
       new Uint8Array(keyData.publicKeyId),

@@ -70,7 +70,10 @@ export class KeySealer {
     decipher.setAuthTag(tag);
     try {
       return new Uint8Array(
-        Buffer.concat([decipher.update(sealed.subarray(header, sealed.length - TAG_LENGTH)), decipher.final()]),
+        Buffer.concat([
+          decipher.update(sealed.subarray(header, sealed.length - TAG_LENGTH)),
+          decipher.final(),
+        ]),
       );
     } catch {
       throw new WrongPassphraseError();

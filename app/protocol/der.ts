@@ -93,7 +93,9 @@ export class Fields {
   bytes(tag: number, name: string, maxLength = Infinity): Uint8Array {
     const item = this.#field(tag, name);
     if (item.idBlock.isConstructed) {
-      throw new MalformedStructureError(`${this.structure} field ${name} [${tag}] must be primitive`);
+      throw new MalformedStructureError(
+        `${this.structure} field ${name} [${tag}] must be primitive`,
+      );
     }
     const bytes = new Uint8Array((item as asn1js.Primitive).valueBlock.valueHexView);
     if (bytes.byteLength > maxLength) {
@@ -139,7 +141,9 @@ export class Fields {
   list(tag: number, name: string, maxItems = Infinity): asn1js.BaseBlock[] {
     const item = this.#field(tag, name);
     if (!item.idBlock.isConstructed) {
-      throw new MalformedStructureError(`${this.structure} field ${name} [${tag}] must be constructed`);
+      throw new MalformedStructureError(
+        `${this.structure} field ${name} [${tag}] must be constructed`,
+      );
     }
     const items = (item as asn1js.Constructed).valueBlock.value;
     if (items.length > maxItems) {
@@ -153,7 +157,11 @@ export class Fields {
   /** The elements of list field `tag` read as UTF-8 strings. */
   textList(tag: number, name: string, maxItems = Infinity, maxLength = Infinity): string[] {
     return this.list(tag, name, maxItems).map((item, index) =>
-      new Fields(this.structure, [item]).text(item.idBlock.tagNumber, `${name}[${index}]`, maxLength)
+      new Fields(this.structure, [item]).text(
+        item.idBlock.tagNumber,
+        `${name}[${index}]`,
+        maxLength,
+      )
     );
   }
 
@@ -161,7 +169,9 @@ export class Fields {
   sequenceList(tag: number, name: string, maxItems = Infinity): Fields[] {
     return this.list(tag, name, maxItems).map((item, index) => {
       if (!(item instanceof asn1js.Sequence)) {
-        throw new MalformedStructureError(`${this.structure} field ${name}[${index}] must be a SEQUENCE`);
+        throw new MalformedStructureError(
+          `${this.structure} field ${name}[${index}] must be a SEQUENCE`,
+        );
       }
       return new Fields(`${this.structure}.${name}[${index}]`, item.valueBlock.value);
     });

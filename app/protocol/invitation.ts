@@ -17,7 +17,11 @@ import {
   getRSAPublicKeyFromPrivate,
   PrivateEndpointConnParams,
 } from "@relaycorp/relaynet-core";
-import { ParcelRefusedError, toArrayBuffer, verifyDeliveryAuthorization } from "../../bindings/validation.ts";
+import {
+  ParcelRefusedError,
+  toArrayBuffer,
+  verifyDeliveryAuthorization,
+} from "../../bindings/validation.ts";
 import { bytesField, encodeSequence, Fields, MalformedStructureError, textField } from "./der.ts";
 
 /** Every invitation line starts with this; the digit is the format version. */
@@ -77,7 +81,9 @@ export async function decodeInvitation(text: string, now: Date): Promise<Decoded
   }
   const encoded = compact.slice(INVITATION_PREFIX.length);
   if (!/^[A-Za-z0-9_-]+$/.test(encoded)) {
-    throw new InvalidInvitationError("Invitation is damaged: it contains characters outside base64url");
+    throw new InvalidInvitationError(
+      "Invitation is damaged: it contains characters outside base64url",
+    );
   }
   let invitation: Invitation;
   try {
@@ -86,17 +92,23 @@ export async function decodeInvitation(text: string, now: Date): Promise<Decoded
       connectionParams: await PrivateEndpointConnParams.deserialize(
         toArrayBuffer(fields.bytes(0, "connectionParams", 16_384)),
       ),
-      invitationKey: await derDeserializeRSAPrivateKey(Buffer.from(fields.bytes(1, "invitationKey", 8192))),
+      invitationKey: await derDeserializeRSAPrivateKey(
+        Buffer.from(fields.bytes(1, "invitationKey", 8192)),
+      ),
       nameHint: fields.text(2, "nameHint", 200),
     };
   } catch (error) {
     const detail = error instanceof MalformedStructureError ? error.message : "it does not decode";
-    throw new InvalidInvitationError(`Invitation is damaged or truncated: ${detail}`, { cause: error });
+    throw new InvalidInvitationError(`Invitation is damaged or truncated: ${detail}`, {
+      cause: error,
+    });
   }
 
   const params = invitation.connectionParams;
   const inviterId = await getIdFromIdentityKey(params.identityKey);
-  const invitationId = await getIdFromIdentityKey(await getRSAPublicKeyFromPrivate(invitation.invitationKey));
+  const invitationId = await getIdFromIdentityKey(
+    await getRSAPublicKeyFromPrivate(invitation.invitationKey),
+  );
   const pda = params.deliveryAuth.leafCertificate;
   if (await pda.calculateSubjectId() !== invitationId) {
     throw new InvalidInvitationError("Invitation is forged: its authorisation is for another key");
@@ -109,7 +121,9 @@ export async function decodeInvitation(text: string, now: Date): Promise<Decoded
     throw new InvalidInvitationError(`Invitation expired on ${pda.expiryDate.toISOString()}`);
   }
   try {
-    if (inviterCertificates.length === 0) throw new ParcelRefusedError("unauthorized", "no inviter certificate");
+    if (inviterCertificates.length === 0) {
+      throw new ParcelRefusedError("unauthorized", "no inviter certificate");
+    }
     // Check against the inviter's certificate(s) at a time the PDA is valid, so
     // clock drift between the two people never fails a fresh invitation.
     await verifyDeliveryAuthorization(

@@ -1,0 +1,629 @@
+/**
+ * The `relaymail` command line. Every command that lists or shows something takes
+ * `--json`; failures print one line to stderr and exit non-zero (1 for a failed
+ * operation, 2 for a usage error).
+ *
+ * @module
+ */
+import { basename, join } from "node:path";
+import { Command, CommanderError, Option } from "commander";
+import mime from "mime";
+import { exportParcels, importParcels } from "../../bindings/sneakernet/sneakernet.ts";
+import { type Clock, offsetClock, parseDuration, systemClock } from "../clock.ts";
+import type { Contact } from "../contacts.ts";
+import { messageToEml, safeFileName, threadToEml } from "../eml.ts";
+import { PassphraseRequiredError } from "../keys/key_stores.ts";
+import type { MessageDetail, MessageSummary } from "../mailbox.ts";
+import { Relaymail } from "../relaymail.ts";
+import { clip, shortDate, shortId, size, table } from "./format.ts";
+import { passphraseFrom, promptPassphrase } from "./passphrase.ts";
+import { progressBar } from "./progress.ts";
+
+/** Where data lives when no `--data-dir` or `RELAYMAIL_DATA_DIR` is given. */
+export function defaultDataDir(): string {
+  const xdg = Deno.env.get("XDG_DATA_HOME");
+  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
+  return join(xdg || join(home, ".local", "share"), "relaymail");
+}
+
+interface GlobalOptions {
+  dataDir: string;
+  json?: boolean;
+  passphraseFile?: string;
+}
+
+/** Writes to stdout. */
+type Print = (text: string) => void;
+
+/** Runs the CLI with `args`; returns the exit status. */
+export async function main(args: readonly string[], print: Print = console.log): Promise<number> {
+  const program = buildProgram(print);
+  try {
+    await program.parseAsync([...args], { from: "user" });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version exit 0; usage errors were already printed by commander.
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    console.error(`relaymail: ${oneLine(error)}`);
+    if (Deno.env.get("RELAYMAIL_DEBUG")) console.error(error);
+    return 1;
+  }
+}
+
+function oneLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split("\n")[0];
+}
+
+/** The clock, shifted by `RELAYMAIL_CLOCK_OFFSET` (e.g. `181d`) for tests and drills. */
+function clockFromEnvironment(): Clock {
+  const offset = Deno.env.get("RELAYMAIL_CLOCK_OFFSET");
+  return offset ? offsetClock(parseDuration(offset)) : systemClock;
+}
+
+async function openNode(options: GlobalOptions, interactive = true): Promise<Relaymail> {
+  const now = clockFromEnvironment();
+  let passphrase = await passphraseFrom(options.passphraseFile, "RELAYMAIL_PASSPHRASE");
+  try {
+    return await Relaymail.open(options.dataDir, { passphrase, now });
+  } catch (error) {
+    if (!(error instanceof PassphraseRequiredError) || !interactive) throw error;
+    passphrase = await promptPassphrase("Passphrase: ");
+    if (passphrase === undefined) throw error;
+    return await Relaymail.open(options.dataDir, { passphrase, now });
+  }
+}
+
+/** Opens the data directory, runs `fn`, runs housekeeping, and closes. */
+async function withNode<T>(
+  command: Command,
+  fn: (node: Relaymail, options: GlobalOptions) => Promise<T>,
+): Promise<T> {
+  const options = command.optsWithGlobals<GlobalOptions>();
+  const node = await openNode(options);
+  try {
+    if (node.identity.exists()) await node.maintain();
+    return await fn(node, options);
+  } finally {
+    node.close();
+  }
+}
+
+function buildProgram(print: Print): Command {
+  const out = (options: GlobalOptions, json: unknown, text: () => string) =>
+    print(options.json ? JSON.stringify(json, null, 2) : text());
+
+  const program = new Command("relaymail")
+    .description("Spam-free, serverless, offline-first mail over Relaynet parcels")
+    .addOption(
+      new Option("-d, --data-dir <dir>", "data directory").env("RELAYMAIL_DATA_DIR").default(
+        defaultDataDir(),
+      ),
+    )
+    .option("--json", "print machine-readable JSON")
+    .option(
+      "--passphrase-file <file>",
+      "read the passphrase from this file (or set RELAYMAIL_PASSPHRASE)",
+    )
+    .exitOverride()
+    .showHelpAfterError()
+    .configureOutput({
+      writeOut: (s) => print(s.trimEnd()),
+      writeErr: (s) => console.error(s.trimEnd()),
+    });
+
+  program.command("start")
+    .description("start the messenger (for now: show its status and what to do next)")
+    .action(function (this: Command) {
+      return withNode(this, (node, options) => {
+        const status = statusOf(node);
+        out(options, status, () => statusText(node, status));
+        return Promise.resolve();
+      });
+    });
+
+  program.command("status")
+    .description("show identity, contacts and mail counts")
+    .action(function (this: Command) {
+      return withNode(this, (node, options) => {
+        const status = statusOf(node);
+        out(options, status, () => statusText(node, status));
+        return Promise.resolve();
+      });
+    });
+
+  // Identity
+  const identity = program.command("identity").description("this device's Relaymail identity");
+  identity.command("create")
+    .description("create the identity (an RSA key pair and its certificate)")
+    .requiredOption("-n, --name <name>", "your name, shown to contacts as a hint")
+    .action(function (this: Command, opts: { name: string }) {
+      return withNode(this, async (node, options) => {
+        const info = await node.identity.create(opts.name);
+        out(
+          options,
+          info,
+          () => `Created identity ${info.name}\nFingerprint: ${info.fingerprint}\nId: ${info.id}`,
+        );
+      });
+    });
+  identity.command("show")
+    .description("show the identity")
+    .action(function (this: Command) {
+      return withNode(this, (node, options) => {
+        const info = node.identity.info();
+        out(options, { ...info, passphraseProtected: node.hasPassphrase }, () =>
+          [
+            `Name:         ${info.name}`,
+            `Fingerprint:  ${info.fingerprint}`,
+            `Id:           ${info.id}`,
+            `Created:      ${shortDate(info.createdAt)}`,
+            `Certificate:  valid until ${
+              shortDate(info.certificateExpiresAt)
+            } (renewed automatically)`,
+            `Keys:         ${
+              node.hasPassphrase ? "sealed under a passphrase" : "not passphrase-protected"
+            }`,
+          ].join("\n"));
+        return Promise.resolve();
+      });
+    });
+  identity.command("rename <name>")
+    .description("change the name given to contacts as a hint")
+    .action(function (this: Command, name: string) {
+      return withNode(this, (node) => {
+        node.identity.rename(name);
+        return Promise.resolve();
+      });
+    });
+
+  const passphrase = program.command("passphrase").description(
+    "protect private keys with a passphrase",
+  );
+  passphrase.command("set")
+    .description(
+      "seal private keys under a new passphrase (from --new-passphrase-file, RELAYMAIL_NEW_PASSPHRASE or a prompt)",
+    )
+    .option("--new-passphrase-file <file>", "read the new passphrase from this file")
+    .action(function (this: Command, opts: { newPassphraseFile?: string }) {
+      return withNode(this, async (node) => {
+        const next = await passphraseFrom(opts.newPassphraseFile, "RELAYMAIL_NEW_PASSPHRASE") ??
+          await promptPassphrase("New passphrase: ");
+        if (!next) throw new Error("No new passphrase given");
+        node.setPassphrase(next);
+        console.error("Private keys are now sealed under the new passphrase.");
+      });
+    });
+  passphrase.command("remove")
+    .description("store private keys without a passphrase")
+    .action(function (this: Command) {
+      return withNode(this, (node) => {
+        node.setPassphrase(null);
+        console.error("Private keys are no longer passphrase-protected.");
+        return Promise.resolve();
+      });
+    });
+
+  // Pairing
+  program.command("invite")
+    .description("create an invitation: one line of text (and a file) good for one pairing")
+    .option("-n, --name <name>", "the name you will know the new contact by")
+    .option("--expires <duration>", "how long it stays valid, e.g. 2h or 7d", "7d")
+    .option("-o, --out <file>", "also write the invitation to this file")
+    .action(function (this: Command, opts: { name?: string; expires: string; out?: string }) {
+      return withNode(this, async (node, options) => {
+        const invitation = await node.pairing.createInvitation({
+          contactName: opts.name,
+          ttlMs: parseDuration(opts.expires),
+        });
+        const file = opts.out ??
+          join(node.dataDir, "invitations", `${invitation.id.slice(1, 13)}.relaymail-invite`);
+        await Deno.mkdir(join(file, ".."), { recursive: true });
+        await Deno.writeTextFile(file, invitation.text + "\n", { mode: 0o600 });
+        out(options, { ...invitation, file }, () => invitation.text);
+        if (!options.json) {
+          console.error(
+            `Invitation ${invitation.id.slice(1, 13)}, valid until ${
+              shortDate(invitation.expiresAt)
+            } UTC, ` +
+              `saved to ${file}. Give it to one person only: it works once.`,
+          );
+        }
+      });
+    });
+
+  const invitations = program.command("invitations").description("list the invitations you made")
+    .action(function (this: Command) {
+      return withNode(this, (node, options) => {
+        const list = node.pairing.listInvitations();
+        out(options, list, () =>
+          table(
+            ["ID", "FOR", "STATE", "EXPIRES", "USED BY"],
+            list.map((i) => [
+              i.id.slice(1, 13),
+              i.contactName ?? "-",
+              i.state,
+              shortDate(i.expiresAt),
+              i.usedBy ? (node.contacts.get(i.usedBy)?.name ?? i.usedBy.slice(1, 13)) : "-",
+            ]),
+          ));
+        return Promise.resolve();
+      });
+    });
+  invitations.command("revoke <id>")
+    .description("withdraw a pending invitation")
+    .action(function (this: Command, id: string) {
+      return withNode(this, (node, options) => {
+        const info = node.pairing.revokeInvitation(id);
+        out(options, info, () => `Revoked invitation ${info.id.slice(1, 13)}`);
+        return Promise.resolve();
+      });
+    });
+
+  program.command("accept <invitation>")
+    .description("accept an invitation (its text, or a file holding it)")
+    .option("-n, --name <name>", "the name you will know the inviter by")
+    .action(function (this: Command, invitation: string, opts: { name?: string }) {
+      return withNode(this, async (node, options) => {
+        const text = await readInvitationArgument(invitation);
+        const contact = await node.pairing.acceptInvitation(text, { name: opts.name });
+        out(
+          options,
+          contact,
+          () =>
+            `Paired with ${contact.name} (fingerprint ${contact.fingerprint}; they call themselves "${contact.nameHint}").\n` +
+            `Your answer is in the outbox: carry it to them (sneakernet export) and you can both write.`,
+        );
+      });
+    });
+
+  // Contacts
+  const contacts = program.command("contacts").description("list contacts")
+    .action(function (this: Command) {
+      return withNode(this, (node, options) => {
+        const list = node.contacts.list();
+        out(options, list, () => contactsTable(list));
+        return Promise.resolve();
+      });
+    });
+  contacts.command("rename <contact> <name>").description("give a contact another name")
+    .action(function (this: Command, ref: string, name: string) {
+      return withNode(this, (node, options) => {
+        const contact = node.contacts.rename(ref, name);
+        out(options, contact, () => `Renamed to ${contact.name}`);
+        return Promise.resolve();
+      });
+    });
+  contacts.command("block <contact>").description("refuse every parcel from a contact from now on")
+    .action(function (this: Command, ref: string) {
+      return withNode(this, (node, options) => {
+        const contact = node.contacts.block(ref);
+        out(options, contact, () => `Blocked ${contact.name}: their parcels will be refused`);
+        return Promise.resolve();
+      });
+    });
+  contacts.command("unblock <contact>").description("accept a blocked contact's parcels again")
+    .action(function (this: Command, ref: string) {
+      return withNode(this, (node, options) => {
+        const contact = node.contacts.unblock(ref);
+        out(options, contact, () => `Unblocked ${contact.name}`);
+        return Promise.resolve();
+      });
+    });
+
+  // Mail
+  program.command("send")
+    .description("send a message (one parcel per recipient)")
+    .option("-t, --to <contact...>", "recipients: contact names or fingerprints")
+    .option("-s, --subject <subject>", "subject")
+    .option("-b, --body <text>", "body text")
+    .option("--body-file <file>", "read the body from a file (- for stdin)")
+    .option(
+      "-a, --attach <file>",
+      "attach a file (repeatable)",
+      (v: string, all: string[] = []) => [...all, v],
+    )
+    .option("-r, --reply-to <message>", "answer this message, in its conversation")
+    .action(function (
+      this: Command,
+      opts: {
+        to?: string[];
+        subject?: string;
+        body?: string;
+        bodyFile?: string;
+        attach?: string[];
+        replyTo?: string;
+      },
+    ) {
+      return withNode(this, async (node, options) => {
+        if (opts.body !== undefined && opts.bodyFile !== undefined) {
+          throw new Error("Give the body with --body or --body-file, not both");
+        }
+        const body = opts.bodyFile === undefined
+          ? opts.body ?? ""
+          : opts.bodyFile === "-"
+          ? await new Response(Deno.stdin.readable).text()
+          : await Deno.readTextFile(opts.bodyFile);
+        const attachments = [];
+        for (const path of opts.attach ?? []) {
+          attachments.push({
+            fileName: basename(path),
+            mediaType: mediaTypeOf(path),
+            content: await Deno.readFile(path),
+          });
+        }
+        const message = await node.mailbox.send({
+          to: opts.to,
+          subject: opts.subject,
+          body,
+          attachments,
+          replyTo: opts.replyTo,
+        });
+        out(options, message, () =>
+          `Queued ${shortId(message.id)} "${message.subject}" for ` +
+          message.deliveries.map((d) => `${d.name} (${d.state})`).join(", "));
+      });
+    });
+
+  for (const folder of ["inbox", "sent", "outbox"] as const) {
+    program.command(folder)
+      .description(
+        folder === "inbox"
+          ? "list received messages"
+          : folder === "sent"
+          ? "list sent messages with each recipient's delivery state"
+          : "list sent messages not yet delivered to everyone",
+      )
+      .option("--limit <n>", "at most this many", "100")
+      .action(function (this: Command, opts: { limit: string }) {
+        return withNode(this, (node, options) => {
+          const list = node.mailbox.list(folder, { limit: Number(opts.limit) });
+          out(options, list, () => messagesTable(list, folder));
+          return Promise.resolve();
+        });
+      });
+  }
+
+  program.command("search <text>").description("find messages whose subject or body contains text")
+    .action(function (this: Command, text: string) {
+      return withNode(this, (node, options) => {
+        const list = node.mailbox.search(text);
+        out(options, list, () => messagesTable(list, "inbox"));
+        return Promise.resolve();
+      });
+    });
+
+  program.command("read <message>")
+    .description("show a message (and mark it read)")
+    .option("--save-attachments <dir>", "write its attachments into this directory")
+    .action(function (this: Command, ref: string, opts: { saveAttachments?: string }) {
+      return withNode(this, async (node, options) => {
+        const message = node.mailbox.read(ref);
+        if (opts.saveAttachments) {
+          await Deno.mkdir(opts.saveAttachments, { recursive: true });
+          for (const a of node.mailbox.attachments(ref)) {
+            await Deno.writeFile(
+              join(opts.saveAttachments, safeFileName(basename(a.fileName))),
+              a.content,
+            );
+          }
+        }
+        out(options, message, () => messageText(message));
+      });
+    });
+
+  program.command("thread <message>").description(
+    "show the whole conversation a message belongs to",
+  )
+    .action(function (this: Command, ref: string) {
+      return withNode(this, (node, options) => {
+        const messages = node.mailbox.thread(ref);
+        out(
+          options,
+          messages,
+          () => messages.map(messageText).join("\n\n" + "─".repeat(60) + "\n\n"),
+        );
+        return Promise.resolve();
+      });
+    });
+
+  program.command("export-eml <message>")
+    .description("export a message, or with --thread its whole conversation, as an .eml file")
+    .option("--thread", "export the whole conversation")
+    .option("-o, --out <file>", "where to write it (default: <subject>.eml here)")
+    .action(function (this: Command, ref: string, opts: { thread?: boolean; out?: string }) {
+      return withNode(this, async (node, options) => {
+        const exportable = (m: MessageDetail) => ({
+          message: m,
+          attachments: node.mailbox.attachments(m.id),
+        });
+        const message = node.mailbox.read(ref, { markRead: false });
+        const eml = opts.thread
+          ? await threadToEml(
+            node.mailbox.thread(ref).map(exportable),
+            { ...node.identity.info(), isMe: true },
+            new Date(),
+          )
+          : await messageToEml(exportable(message));
+        const file = opts.out ?? `${safeFileName(message.subject)}.eml`;
+        await Deno.writeFile(file, eml);
+        out(
+          options,
+          { file, bytes: eml.byteLength },
+          () => `Wrote ${file} (${size(eml.byteLength)})`,
+        );
+      });
+    });
+
+  // Sneakernet
+  const sneakernet = program.command("sneakernet").description(
+    "carry parcels on a USB stick or any directory",
+  );
+  sneakernet.command("export <dir>")
+    .description("write every parcel waiting to leave this device into <dir>")
+    .option("--resend", "also write parcels that left before but are not delivered yet")
+    .action(function (this: Command, dir: string, opts: { resend?: boolean }) {
+      return withNode(this, async (node, options) => {
+        const bar = progressBar("Exporting");
+        const report = await exportParcels(node, dir, {
+          includeHandedOver: opts.resend,
+          onProgress: bar.update,
+        })
+          .finally(bar.stop);
+        out(
+          options,
+          report,
+          () =>
+            `Exported ${report.written} parcel(s) (${size(report.bytes)}) to ${dir}` +
+            (report.alreadyThere ? `; ${report.alreadyThere} already there` : ""),
+        );
+      });
+    });
+  sneakernet.command("import <dir>")
+    .description("take in every parcel file found in <dir>")
+    .action(function (this: Command, dir: string) {
+      return withNode(this, async (node, options) => {
+        const bar = progressBar("Importing");
+        const report = await importParcels(node, dir, { onProgress: bar.update }).finally(bar.stop);
+        out(options, report, () =>
+          [
+            `Imported ${report.accepted} new parcel(s); ${report.duplicates} already had; ` +
+            `${report.skipped} for others left on the medium; ${report.refused.length} refused; ` +
+            `${report.unreadable.length} unreadable`,
+            ...report.refused.map((r) => `  refused ${basename(r.file)}: ${r.code}: ${r.reason}`),
+            ...report.unreadable.map((r) => `  unreadable ${basename(r.file)}: ${r.error}`),
+          ].join("\n"));
+      });
+    });
+
+  program.command("refused")
+    .description("list parcels this device refused, with the reasons")
+    .option("--limit <n>", "at most this many", "100")
+    .action(function (this: Command, opts: { limit: string }) {
+      return withNode(this, (node, options) => {
+        const list = node.refusals.list({ limit: Number(opts.limit) });
+        out(options, list, () =>
+          table(
+            ["WHEN", "VIA", "CODE", "FROM", "TIMES", "REASON"],
+            list.map((r) => [
+              shortDate(r.lastAt),
+              r.via,
+              r.code,
+              r.senderId ? (node.contacts.get(r.senderId)?.name ?? r.senderId.slice(1, 13)) : "-",
+              String(r.count),
+              clip(r.reason, 100),
+            ]),
+          ));
+        return Promise.resolve();
+      });
+    });
+
+  return program;
+}
+
+async function readInvitationArgument(argument: string): Promise<string> {
+  if (argument.startsWith("relaymail-invite:")) return argument;
+  try {
+    return await Deno.readTextFile(argument);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Error(`"${clip(argument, 40)}" is neither an invitation nor a file holding one`);
+    }
+    throw error;
+  }
+}
+
+function statusOf(node: Relaymail) {
+  if (!node.identity.exists()) return { identity: null };
+  const outbox = node.outbox.list();
+  return {
+    identity: node.identity.info(),
+    contacts: node.contacts.list().length,
+    unread: node.mailbox.unreadCount(),
+    parcelsWaitingToLeave: outbox.filter((p) => p.state === "queued").length,
+    refusals: node.refusals.list({ limit: 1000 }).length,
+  };
+}
+
+function statusText(node: Relaymail, status: ReturnType<typeof statusOf>): string {
+  if (!status.identity) {
+    return [
+      `Relaymail — data directory ${node.dataDir}`,
+      "No identity yet. Create one:",
+      '  relaymail identity create --name "Your Name"',
+    ].join("\n");
+  }
+  return [
+    `Relaymail — ${status.identity.name} (${status.identity.fingerprint})`,
+    `Data directory:  ${node.dataDir}`,
+    `Contacts:        ${status.contacts}`,
+    `Unread:          ${status.unread}`,
+    `Waiting to leave: ${status.parcelsWaitingToLeave} parcel(s)`,
+    `Refused parcels: ${status.refusals}`,
+    "",
+    "Next: `relaymail invite` to pair with someone, `relaymail inbox` to read, `relaymail --help` for all.",
+  ].join("\n");
+}
+
+function contactsTable(list: readonly Contact[]): string {
+  return table(
+    ["NAME", "FINGERPRINT", "STATE", "CALLS ITSELF", "LAST ACTIVITY"],
+    list.map((
+      c,
+    ) => [c.name, c.fingerprint, c.state, c.nameHint || "-", shortDate(c.lastActivityAt)]),
+  );
+}
+
+function messagesTable(
+  list: readonly MessageSummary[],
+  folder: "inbox" | "sent" | "outbox",
+): string {
+  return table(
+    [
+      "ID",
+      "DATE",
+      folder === "inbox" ? "FROM" : "TO",
+      "SUBJECT",
+      folder === "inbox" ? "" : "STATE",
+    ],
+    list.map((m) => [
+      (m.folder === "inbox" && !m.read ? "*" : " ") + shortId(m.id),
+      shortDate(m.sentAt),
+      clip(m.folder === "inbox" ? m.from.name : m.to.map((p) => p.name).join(", "), 30),
+      clip(m.subject || "(no subject)", 50) +
+      (m.attachments.length ? ` [${m.attachments.length} att]` : ""),
+      m.folder === "sent"
+        ? m.deliveries.map((d) => `${d.name}: ${stateLabel(d.state)}`).join("; ")
+        : "",
+    ]),
+  );
+}
+
+function stateLabel(state: string): string {
+  return state === "sent" ? "left this device" : state;
+}
+
+function messageText(m: MessageDetail): string {
+  return [
+    `Message:  ${m.id}`,
+    `From:     ${m.from.name} (${m.from.fingerprint})`,
+    `To:       ${m.to.map((p) => p.name).join(", ")}`,
+    `Date:     ${shortDate(m.sentAt)} UTC`,
+    `Subject:  ${m.subject}`,
+    ...(m.inReplyTo ? [`Reply to: ${m.inReplyTo}`] : []),
+    ...m.attachments.map((a) => `Attached: ${a.fileName} (${a.mediaType}, ${size(a.size)})`),
+    ...(m.folder === "sent"
+      ? m.deliveries.map((d) =>
+        `Delivery: ${d.name}: ${stateLabel(d.state)}${d.via ? ` via ${d.via}` : ""}`
+      )
+      : []),
+    "",
+    m.body,
+  ].join("\n");
+}
+
+function mediaTypeOf(path: string): string {
+  return mime.getType(path) ?? "application/octet-stream";
+}

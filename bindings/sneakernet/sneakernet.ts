@@ -1,0 +1,233 @@
+/**
+ * The sneakernet binding: parcels carried on a directory (a USB stick, a shared
+ * folder). Export writes every parcel waiting to leave a node into the directory;
+ * import hands every parcel file found there to a node.
+ *
+ * - Files are named `<hex SHA-256>.parcel` and hold one serialised parcel each.
+ * - Each file is written under a temporary name (starting with a dot), flushed to
+ *   the medium, then renamed: a stick pulled out mid-export leaves at most a stray
+ *   temporary file, never a half-written `.parcel`.
+ * - A parcel counts as handed over once its file is on the medium.
+ * - Import is idempotent: the node recognises parcels it already holds.
+ * - A corrupt or unreadable file is reported and skipped, never fatal.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { OutgoingParcelsOptions, ParcelNode, RefusalCode } from "../binding.ts";
+import { MAX_PARCEL_LENGTH } from "../validation.ts";
+
+/** Extension of parcel files. */
+export const PARCEL_FILE_EXTENSION = ".parcel";
+
+/** Name of this binding in handovers and the refusal log. */
+export const SNEAKERNET = "sneakernet";
+
+/** Progress of a long export or import. */
+export interface SneakernetProgress {
+  readonly done: number;
+  readonly total: number;
+}
+
+/** Options of {@linkcode exportParcels}. */
+export interface ExportOptions extends OutgoingParcelsOptions {
+  /** Called after each parcel. */
+  readonly onProgress?: (progress: SneakernetProgress) => void;
+}
+
+/** What {@linkcode exportParcels} did. */
+export interface ExportReport {
+  /** Parcel files written. */
+  readonly written: number;
+  /** Parcels whose file was already in the directory. */
+  readonly alreadyThere: number;
+  /** Octets written. */
+  readonly bytes: number;
+}
+
+/** Options of {@linkcode importParcels}. */
+export interface ImportOptions {
+  /** Called after each file. */
+  readonly onProgress?: (progress: SneakernetProgress) => void;
+}
+
+/** What {@linkcode importParcels} did. */
+export interface ImportReport {
+  /** Parcels the node stored. */
+  readonly accepted: number;
+  /** Parcels the node already had. */
+  readonly duplicates: number;
+  /** Parcels addressed to someone this node does not serve; left on the medium. */
+  readonly skipped: number;
+  /** Parcels the node refused, with why. */
+  readonly refused: readonly { file: string; code: RefusalCode; reason: string }[];
+  /** Files that could not be read at all. */
+  readonly unreadable: readonly { file: string; error: string }[];
+}
+
+/** Leftover temporary files older than this are removed by the next export. */
+const STALE_TEMPORARY_MS = 60 * 60 * 1000;
+
+/**
+ * Writes every parcel waiting to leave `node` into `directory` (created if
+ * missing) and reports each as handed over once its file is safely on the medium.
+ */
+export async function exportParcels(
+  node: ParcelNode,
+  directory: string,
+  options: ExportOptions = {},
+): Promise<ExportReport> {
+  await Deno.mkdir(directory, { recursive: true });
+  await removeStaleTemporaryFiles(directory);
+  const parcels = await node.outgoingParcels(options);
+  let written = 0;
+  let alreadyThere = 0;
+  let bytes = 0;
+  for (const [index, parcel] of parcels.entries()) {
+    const path = join(directory, parcel.key + PARCEL_FILE_EXTENSION);
+    if (await sizeOf(path) === parcel.size) {
+      alreadyThere++;
+    } else {
+      const content = await parcel.read();
+      if (content === null) continue; // delivered or expired meanwhile
+      await writeFileAtomically(directory, path, content);
+      written++;
+      bytes += content.byteLength;
+    }
+    await node.parcelHandedOver(parcel.key, {
+      binding: SNEAKERNET,
+      hop: directory,
+      toRecipient: false,
+    });
+    options.onProgress?.({ done: index + 1, total: parcels.length });
+  }
+  return { written, alreadyThere, bytes };
+}
+
+/**
+ * Hands every parcel file in `directory` to `node`. Files stay where they are, so
+ * the same medium can go on to other people. Rejects only if the node itself
+ * fails (its storage), after which the import can simply be run again.
+ */
+export async function importParcels(
+  node: ParcelNode,
+  directory: string,
+  options: ImportOptions = {},
+): Promise<ImportReport> {
+  const files: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(directory)) {
+      if (
+        entry.isFile && entry.name.endsWith(PARCEL_FILE_EXTENSION) && !entry.name.startsWith(".")
+      ) {
+        files.push(entry.name);
+      }
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(
+        `Cannot import parcels: directory ${directory} does not exist`,
+      );
+    }
+    throw error;
+  }
+  files.sort();
+  let accepted = 0, duplicates = 0, skipped = 0;
+  const refused: { file: string; code: RefusalCode; reason: string }[] = [];
+  const unreadable: { file: string; error: string }[] = [];
+  for (const [index, name] of files.entries()) {
+    const path = join(directory, name);
+    const content = await readParcelFile(path);
+    if (typeof content === "string") {
+      unreadable.push({ file: path, error: content });
+    } else {
+      const outcome = await node.receiveParcel(content, { binding: SNEAKERNET, hop: path });
+      switch (outcome.status) {
+        case "accepted":
+          accepted++;
+          break;
+        case "duplicate":
+          duplicates++;
+          break;
+        case "skipped":
+          skipped++;
+          break;
+        case "refused":
+          refused.push({ file: path, code: outcome.code, reason: outcome.reason });
+      }
+    }
+    options.onProgress?.({ done: index + 1, total: files.length });
+  }
+  return { accepted, duplicates, skipped, refused, unreadable };
+}
+
+/** The file's bytes, or why they cannot be a parcel. */
+async function readParcelFile(path: string): Promise<Uint8Array | string> {
+  try {
+    const size = (await Deno.stat(path)).size;
+    if (size === 0) return "empty file";
+    if (size > MAX_PARCEL_LENGTH) {
+      return `file has ${size} bytes, more than any parcel (${MAX_PARCEL_LENGTH})`;
+    }
+    return await Deno.readFile(path);
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+async function writeFileAtomically(
+  directory: string,
+  path: string,
+  content: Uint8Array,
+): Promise<void> {
+  const temporary = join(directory, `.${crypto.randomUUID()}.tmp`);
+  try {
+    const file = await Deno.open(temporary, { write: true, createNew: true });
+    try {
+      let offset = 0;
+      while (offset < content.byteLength) offset += await file.write(content.subarray(offset));
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+    await Deno.rename(temporary, path);
+  } catch (error) {
+    await Deno.remove(temporary).catch(() => {});
+    throw error;
+  }
+  await syncDirectory(directory);
+}
+
+/** Makes the rename durable; not every platform or filesystem allows it. */
+async function syncDirectory(directory: string): Promise<void> {
+  try {
+    const handle = await Deno.open(directory, { read: true });
+    try {
+      await handle.sync();
+    } finally {
+      handle.close();
+    }
+  } catch {
+    // FAT sticks and Windows cannot fsync a directory; the rename is still atomic.
+  }
+}
+
+async function sizeOf(path: string): Promise<number | null> {
+  try {
+    return (await Deno.stat(path)).size;
+  } catch {
+    return null;
+  }
+}
+
+async function removeStaleTemporaryFiles(directory: string): Promise<void> {
+  const now = Date.now();
+  for await (const entry of Deno.readDir(directory)) {
+    if (!entry.isFile || !entry.name.startsWith(".") || !entry.name.endsWith(".tmp")) continue;
+    const path = join(directory, entry.name);
+    const info = await Deno.stat(path).catch(() => null);
+    if (info?.mtime && now - info.mtime.getTime() > STALE_TEMPORARY_MS) {
+      await Deno.remove(path).catch(() => {});
+    }
+  }
+}
