@@ -94,5 +94,6 @@ function messageIdHeader(id: string): string {
 
 /** A subject made safe as a file name on every common filesystem. */
 export function safeFileName(text: string): string {
+  // deno-lint-ignore no-control-regex -- control characters are exactly what must go
   return (text.replace(/[\\/:*?"<>|\x00-\x1f]+/g, "_").trim() || "message").slice(0, 80);
 }
