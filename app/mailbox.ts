@@ -23,11 +23,13 @@ import {
 import type { Effect, Incoming } from "./receiver.ts";
 
 /**
- * Most octets an encoded mail (subject, body, attachments) may take. A parcel adds
- * its envelope, signature and certificate chain (a few KiB); 16 KiB are set aside
- * so that the parcel stays within {@linkcode MAX_PARCEL_LENGTH}.
+ * Most octets an encoded mail (subject, body, attachments) may take: 8 264 332.
+ * A parcel adds a fixed 4 KiB or so (envelope, signature, certificate chain) plus
+ * about 0.45% (CMS splits encrypted content into 1 KiB pieces, each with its own
+ * header); 16 KiB and 0.5% are set aside so the parcel stays within
+ * {@linkcode MAX_PARCEL_LENGTH}.
  */
-export const MAX_MAIL_LENGTH = MAX_PARCEL_LENGTH - 16 * 1024;
+export const MAX_MAIL_LENGTH = Math.floor((MAX_PARCEL_LENGTH - 16 * 1024) / 1.005);
 
 /** Where a sent message is, for one recipient. */
 export type DeliveryState =

@@ -14,18 +14,18 @@
 import { Buffer } from "node:buffer";
 import {
   derSerializePublicKey,
-  EnvelopedData,
   type Parcel,
   ServiceMessage,
   SessionEnvelopedData,
   UnknownKeyError,
 } from "@relaycorp/relaynet-core";
+import * as asn1js from "asn1js";
+import * as pkijs from "pkijs";
 import type { ParcelOrigin, ReceiveOutcome } from "../bindings/binding.ts";
 import {
   checkParcel,
   ParcelRefusedError,
   parseParcel,
-  toArrayBuffer,
   type ValidatedParcel,
 } from "../bindings/validation.ts";
 import type { Contacts } from "./contacts.ts";
@@ -205,20 +205,7 @@ export class Receiver {
   }
 
   async #decrypt(parcel: Parcel, ourId: string, senderId: string) {
-    let envelope;
-    try {
-      envelope = EnvelopedData.deserialize(toArrayBuffer(new Uint8Array(parcel.payloadSerialized)));
-    } catch (error) {
-      throw new ParcelRefusedError("bad-content", "Parcel payload is not CMS EnvelopedData", {
-        cause: error,
-      });
-    }
-    if (!(envelope instanceof SessionEnvelopedData)) {
-      throw new ParcelRefusedError(
-        "undecryptable",
-        "Parcel payload is not encrypted with a channel session key",
-      );
-    }
+    const envelope = deserializeSessionEnvelope(new Uint8Array(parcel.payloadSerialized));
     const keyId = envelope.getRecipientKeyId();
     let privateKey;
     try {
@@ -296,4 +283,44 @@ export class Receiver {
     }
     emit(this.ctx, "outbox-changed");
   }
+}
+
+/** OID of CMS EnvelopedData (RFC 5652, section 6.1). */
+const CMS_ENVELOPED_DATA = "1.2.840.113549.1.7.3";
+
+/**
+ * Parses a parcel payload as CMS EnvelopedData for a channel session key.
+ *
+ * relaynet-core's own `EnvelopedData.deserialize()` cannot read payloads of more
+ * than about 5 MB since asn1js 3.0.9 capped parsing at 10 000 ASN.1 nodes: CMS
+ * splits encrypted content into 1 KiB pieces and asn1js also tries to parse inside
+ * each. This parser lifts that cap (the parcel's size is already bounded) and
+ * skips the speculative parsing inside octet strings.
+ */
+export function deserializeSessionEnvelope(payload: Uint8Array): SessionEnvelopedData {
+  const parsed = asn1js.fromBER(payload, { maxNodes: 1_000_000, parseEmbedded: false });
+  let enveloped: pkijs.EnvelopedData;
+  try {
+    if (parsed.offset === -1) throw new Error(parsed.result.error);
+    const contentInfo = new pkijs.ContentInfo({ schema: parsed.result });
+    if (contentInfo.contentType !== CMS_ENVELOPED_DATA) {
+      throw new Error(`content type is ${contentInfo.contentType}`);
+    }
+    enveloped = new pkijs.EnvelopedData({ schema: contentInfo.content });
+  } catch (error) {
+    throw new ParcelRefusedError(
+      "bad-content",
+      `Parcel payload is not CMS EnvelopedData: ${error instanceof Error ? error.message : error}`,
+      { cause: error },
+    );
+  }
+  // Channel session encryption uses exactly one key agreement recipient (RS-003).
+  if (enveloped.recipientInfos.length !== 1 || enveloped.recipientInfos[0].variant !== 2) {
+    throw new ParcelRefusedError(
+      "undecryptable",
+      "Parcel payload is not encrypted with a channel session key",
+    );
+  }
+  type Constructor = new (inner: pkijs.EnvelopedData) => SessionEnvelopedData;
+  return new (SessionEnvelopedData as unknown as Constructor)(enveloped);
 }
