@@ -71,6 +71,7 @@ export async function threadToEml(
         safeFileName(messages[index].message.subject)
       }.eml`,
       contentType: "message/rfc822",
+      contentDisposition: "attachment",
       content: Buffer.from(eml),
     })),
   });

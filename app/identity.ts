@@ -56,6 +56,7 @@ export function fingerprint(id: string): string {
 
 interface CertificateRow {
   certificate: Uint8Array;
+  starts_at: number;
   expires_at: number;
 }
 
@@ -138,10 +139,11 @@ export class IdentityManager {
     return this.#endpoint;
   }
 
-  /** Every unexpired certificate of this identity, newest first: the PDA trust anchors. */
+  /** Every certificate of this identity valid now, newest first: the PDA trust anchors. */
   certificates(): Certificate[] {
+    const now = this.ctx.now().getTime();
     return this.#certificateRows()
-      .filter((row) => row.expires_at > this.ctx.now().getTime())
+      .filter((row) => row.starts_at <= now && now < row.expires_at)
       .map((row) => Certificate.deserialize(toArrayBuffer(row.certificate)));
   }
 
@@ -165,11 +167,13 @@ export class IdentityManager {
       endpoint.identityKeyPair.privateKey,
       endpoint.identityKeyPair.publicKey,
     );
+    // Expired certificates are kept a year: if the clock was wrong and is put back,
+    // they are what PDAs issued meanwhile still chain to.
     this.ctx.db.transaction(() => {
       this.#saveCertificate(certificate);
       this.ctx.db.run(
         "DELETE FROM identity_certificates WHERE expires_at <= ?",
-        this.ctx.now().getTime(),
+        this.ctx.now().getTime() - 365 * 86_400_000,
       );
     });
     return true;
@@ -206,7 +210,7 @@ export class IdentityManager {
 
   #certificateRows(): CertificateRow[] {
     return this.ctx.db.all<CertificateRow>(
-      "SELECT certificate, expires_at FROM identity_certificates ORDER BY expires_at DESC",
+      "SELECT certificate, starts_at, expires_at FROM identity_certificates ORDER BY expires_at DESC",
     );
   }
 }
