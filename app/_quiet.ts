@@ -7,4 +7,4 @@
  */
 import process from "node:process";
 
-process.noDeprecation = true;
+(process as { noDeprecation?: boolean }).noDeprecation = true;

@@ -38,6 +38,11 @@ export interface Settings {
   readonly sessionKeyGraceMs: number;
   /** The refusal log keeps this many most recent entries. */
   readonly refusalLogLimit: number;
+  /**
+   * How long after a parcel arrives the parcels it calls for (receipts, pairing
+   * answers) are built, so that a burst of arrivals is answered in one go.
+   */
+  readonly followUpDelayMs: number;
 }
 
 /** Relaymail's defaults. */
@@ -53,6 +58,7 @@ export const DEFAULT_SETTINGS: Settings = {
   contactActivityWindowMs: 180 * DAY,
   sessionKeyGraceMs: 7 * DAY,
   refusalLogLimit: 10_000,
+  followUpDelayMs: 250,
 };
 
 /** The shared state of one open data directory. */

@@ -115,7 +115,7 @@ export class Receiver {
         reason: `Addressed to ${parcel.recipient.id}, not to this endpoint`,
       };
     }
-    if (this.#alreadyReceived(senderId, parcel.id)) return await this.#duplicate(senderId, parcel);
+    if (this.#alreadyReceived(senderId, parcel.id)) this.#duplicate(senderId, parcel);
 
     const invitation = this.pairing.invitationFor(senderId);
     if (
@@ -175,11 +175,10 @@ export class Receiver {
         this.contacts.touch(senderId);
       });
     } catch (error) {
-      if (error instanceof AlreadyReceived) return await this.#duplicate(senderId, parcel);
+      if (error instanceof AlreadyReceived) this.#duplicate(senderId, parcel);
       throw error;
     }
     await effect.after?.();
-    await this.#runJobs();
     return { status: "accepted" };
   }
 
@@ -251,9 +250,9 @@ export class Receiver {
 
   /**
    * A parcel seen before: refused as a replay, which the previous hop may treat as
-   * stored. If it carried mail, the receipt is sent again (the first may be lost).
+   * stored. If it carried mail, a receipt is owed again (the first may be lost).
    */
-  async #duplicate(senderId: string, parcel: Parcel): Promise<ReceiveOutcome> {
+  #duplicate(senderId: string, parcel: Parcel): never {
     const seen = this.ctx.db.get<{ received_at: number; message_id: string | null }>(
       "SELECT received_at, message_id FROM received_parcels WHERE sender_id = ? AND parcel_id = ?",
       senderId,
@@ -262,26 +261,11 @@ export class Receiver {
     const contact = this.contacts.get(senderId);
     if (seen.message_id && contact?.state === "active") {
       this.jobs.add("receipt", senderId, seen.message_id);
-      await this.#runJobs();
     }
     const reason = `Parcel ${parcel.id} from ${senderId.slice(0, 13)} was already received on ${
       new Date(seen.received_at).toISOString()
     } (replay or second path)`;
     throw new ParcelRefusedError("duplicate", reason);
-  }
-
-  async #runJobs(): Promise<void> {
-    try {
-      await this.jobs.run();
-    } catch (error) {
-      // The parcel is stored; the jobs stay queued and run again later.
-      console.error(
-        `Relaymail: could not build follow-up parcels yet: ${
-          error instanceof Error ? error.message : error
-        }`,
-      );
-    }
-    emit(this.ctx, "outbox-changed");
   }
 }
 

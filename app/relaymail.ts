@@ -75,6 +75,7 @@ export class Relaymail implements ParcelNode {
   readonly refusals: RefusalLog;
   readonly receiver: Receiver;
   #sealer: KeySealer | null;
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(readonly ctx: NodeContext, sealer: KeySealer | null) {
     this.#sealer = sealer;
@@ -149,8 +150,33 @@ export class Relaymail implements ParcelNode {
     return Promise.resolve();
   }
 
-  receiveParcel(bytes: Uint8Array, origin: ParcelOrigin): Promise<ReceiveOutcome> {
-    return this.receiver.receive(bytes, origin);
+  async receiveParcel(bytes: Uint8Array, origin: ParcelOrigin): Promise<ReceiveOutcome> {
+    const outcome = await this.receiver.receive(bytes, origin);
+    if (outcome.status === "accepted" || outcome.status === "duplicate") this.#scheduleFlush();
+    return outcome;
+  }
+
+  /**
+   * Builds the parcels owed after receiving (receipts, pairing answers) now. Bindings
+   * call it after a batch; otherwise it happens by itself shortly after a receipt.
+   */
+  async flush(): Promise<void> {
+    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    await this.jobs.run();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushTimer !== undefined) return;
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = undefined;
+      this.jobs.run().catch((error) =>
+        // The jobs are durable: the next flush or maintenance retries them.
+        console.error(
+          `Relaymail: could not build follow-up parcels yet: ${error?.message ?? error}`,
+        )
+      );
+    }, this.ctx.settings.followUpDelayMs);
   }
 
   /**
@@ -221,8 +247,10 @@ export class Relaymail implements ParcelNode {
     this.#sealer = sealer;
   }
 
-  /** Closes the database. */
+  /** Closes the database. Deferred work stays recorded and is done at the next open. */
   close(): void {
+    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
     this.ctx.db.close();
   }
 }

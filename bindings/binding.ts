@@ -88,6 +88,12 @@ export interface ParcelNode {
    * e.g. its storage failed, in which case the sender must keep the parcel.
    */
   receiveParcel(bytes: Uint8Array, origin: ParcelOrigin): Promise<ReceiveOutcome>;
+  /**
+   * Tells the node a batch of incoming parcels is over, so it can do the work it
+   * deferred (such as answering with receipts, several in one parcel). Optional;
+   * a node does the work later on its own if no binding calls this.
+   */
+  flush?(): Promise<void>;
 }
 
 /** Options of {@linkcode ParcelNode.outgoingParcels}. */

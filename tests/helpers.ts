@@ -66,6 +66,7 @@ export async function carry(from: ParcelNode, to: ParcelNode): Promise<ReceiveOu
       await from.parcelHandedOver(parcel.key, { binding: "test", toRecipient: true });
     }
   }
+  await to.flush?.();
   return outcomes;
 }
 

@@ -489,6 +489,7 @@ Deno.test("a third-party app built from docs/protocol.md pairs with Relaymail an
       async () => {
         const request = await carol.makePairingRequest(invitation);
         const outcome = await alice.receiveParcel(request, { binding: "test" });
+        await alice.flush(); // as a binding does after a batch: owed parcels are built
         assert.deepEqual(outcome, { status: "accepted" });
 
         const contacts = alice.contacts.list();
@@ -545,6 +546,7 @@ Deno.test("a third-party app built from docs/protocol.md pairs with Relaymail an
     await t.step("Alice takes Carol's mail into her inbox (§4)", async () => {
       mailParcel = await carol.makeMailParcel(aliceId, encodeMail(mail));
       const outcome = await alice.receiveParcel(mailParcel, { binding: "test" });
+      await alice.flush(); // as a binding does after a batch: owed parcels are built
       assert.deepEqual(outcome, { status: "accepted" });
 
       const inbox = alice.mailbox.list("inbox");
@@ -590,6 +592,7 @@ Deno.test("a third-party app built from docs/protocol.md pairs with Relaymail an
       "the same mail parcel again is a duplicate, stored once, receipted again (§1.3, §4, §5)",
       async () => {
         const outcome = await alice.receiveParcel(mailParcel, { binding: "test" });
+        await alice.flush(); // as a binding does after a batch: owed parcels are built
         assert.deepEqual(outcome, { status: "duplicate" });
         const inbox = alice.mailbox.list("inbox");
         assert.equal(inbox.length, 1);
@@ -635,6 +638,7 @@ Deno.test("a third-party app built from docs/protocol.md pairs with Relaymail an
         const outcome = await alice.receiveParcel(await carol.makeMailParcel(aliceId, content), {
           binding: "test",
         });
+        await alice.flush(); // as a binding does after a batch: owed parcels are built
         assert.deepEqual(outcome, { status: "accepted" });
         const detail = alice.mailbox.read(reply.messageId);
         assert.equal(detail.from.id, carol.id);

@@ -322,6 +322,7 @@ Deno.test("receiving: refusals never touch the inbox, the outbox or the replay r
     await bob.node.mailbox.send({ to: ["Alice"], subject: "Keep me", body: "important" });
     const [good] = await pendingBytes(bob.node);
     assert.equal((await alice.node.receiveParcel(good, { binding: "test" })).status, "accepted");
+    await alice.node.flush();
     const outboxBefore = alice.node.outbox.list().length;
     for (let i = 0; i < 30; i++) {
       const junk = crypto.getRandomValues(new Uint8Array(100 + i));

@@ -85,7 +85,9 @@ async function withNode<T>(
   const node = await openNode(options);
   try {
     if (node.identity.exists()) await node.maintain();
-    return await fn(node, options);
+    const result = await fn(node, options);
+    if (node.identity.exists()) await node.flush();
+    return result;
   } finally {
     node.close();
   }
@@ -115,7 +117,7 @@ function buildProgram(print: Print): Command {
     });
 
   program.command("start")
-    .description("start the messenger (for now: show its status and what to do next)")
+    .description("start the messenger: where things stand and what to do next")
     .action(function (this: Command) {
       return withNode(this, (node, options) => {
         const status = statusOf(node);

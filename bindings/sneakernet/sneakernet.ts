@@ -158,6 +158,7 @@ export async function importParcels(
     }
     options.onProgress?.({ done: index + 1, total: files.length });
   }
+  await node.flush?.();
   return { accepted, duplicates, skipped, refused, unreadable };
 }
 
