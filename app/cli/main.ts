@@ -553,8 +553,9 @@ function statusText(node: Relaymail, status: ReturnType<typeof statusOf>): strin
   if (!status.identity) {
     return [
       `Relaymail — data directory ${node.dataDir}`,
-      "No identity yet. Create one:",
-      '  relaymail identity create --name "Your Name"',
+      "No identity yet. Create one (from the Relaymail directory):",
+      '  npx --yes deno@2.9.6 task relaymail identity create --name "Your Name"',
+      "Then invite someone: `... task relaymail invite`; all commands: `... task relaymail --help`.",
     ].join("\n");
   }
   return [
