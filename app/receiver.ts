@@ -29,7 +29,7 @@ import {
   type ValidatedParcel,
 } from "../bindings/validation.ts";
 import type { Contacts } from "./contacts.ts";
-import { emit, type NodeContext } from "./context.ts";
+import type { NodeContext } from "./context.ts";
 import type { IdentityManager } from "./identity.ts";
 import type { Jobs } from "./jobs.ts";
 import type { Mailbox } from "./mailbox.ts";
