@@ -21,7 +21,7 @@ async function relaymail(
   env: Record<string, string> = {},
 ): Promise<Run> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["run", "--quiet", "-A", MAIN, ...args], // --quiet: no Deno download notices
     env: { RELAYMAIL_DATA_DIR: dataDir, NO_COLOR: "1", ...env },
     stdin: "null",
   }).output();
