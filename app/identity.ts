@@ -6,10 +6,12 @@
  */
 import {
   Certificate,
+  CertificationPath,
   Channel,
   Endpoint,
   getIdFromIdentityKey,
   getRSAPublicKeyFromPrivate,
+  issueDeliveryAuthorization,
   issueEndpointCertificate,
   type ServiceMessage,
 } from "@relaycorp/relaynet-core";
@@ -152,6 +154,25 @@ export class IdentityManager {
     const [latest] = this.certificates();
     if (!latest) throw new Error("The identity certificate has expired and could not be renewed");
     return latest;
+  }
+
+  /**
+   * Issues a PDA to `subjectKey` lasting `validityMs` (capped by our certificate's
+   * expiry), returned as its certification path: the PDA and our certificate.
+   */
+  async issueAuthorization(subjectKey: CryptoKey, validityMs: number): Promise<CertificationPath> {
+    const endpoint = await this.endpoint();
+    const certificate = this.latestCertificate();
+    const now = this.ctx.now().getTime();
+    const pda = await issueDeliveryAuthorization({
+      issuerCertificate: certificate,
+      issuerPrivateKey: endpoint.identityKeyPair.privateKey,
+      subjectPublicKey: subjectKey,
+      // Back-dated so that hops whose clocks run behind ours still accept it.
+      validityStartDate: new Date(now - this.ctx.settings.clockDriftToleranceMs),
+      validityEndDate: new Date(now + validityMs),
+    });
+    return new CertificationPath(pda, [certificate]);
   }
 
   /**

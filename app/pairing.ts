@@ -14,7 +14,6 @@ import {
   derSerializePublicKey,
   generateRSAKeyPair,
   getIdFromIdentityKey,
-  issueDeliveryAuthorization,
   Parcel,
   PrivateEndpointConnParams,
   ServiceMessage,
@@ -101,48 +100,27 @@ export class Pairing {
     const contactName = options.contactName === undefined
       ? null
       : this.contacts.checkName(options.contactName);
-    const endpoint = await this.identity.endpoint();
-    const certificate = this.identity.latestCertificate();
     const now = this.ctx.now().getTime();
     const invitationKey = await generateRSAKeyPair();
     const invitationId = await getIdFromIdentityKey(invitationKey.publicKey);
-    const pda = await issueDeliveryAuthorization({
-      issuerCertificate: certificate,
-      issuerPrivateKey: endpoint.identityKeyPair.privateKey,
-      subjectPublicKey: invitationKey.publicKey,
-      validityStartDate: new Date(now - this.ctx.settings.clockDriftToleranceMs),
-      validityEndDate: new Date(now + ttl),
-    });
-    const session = await SessionKeyPair.generate();
-    const sessionKeyId = session.sessionKey.keyId.toString("hex");
-    const sessionKeyDer = new Uint8Array(await derSerializePrivateKey(session.privateKey));
-    const params = new PrivateEndpointConnParams(
-      endpoint.identityKeyPair.publicKey,
-      "",
-      new CertificationPath(pda, [certificate]),
-      session.sessionKey,
-    );
+    // Its session key is bound to the invitation key: it decrypts the one pairing
+    // request and nothing else.
+    const issued = await this.#connectionParamsFor(invitationKey.publicKey, invitationId, ttl);
     const text = await encodeInvitation({
-      connectionParams: params,
+      connectionParams: issued.params,
       invitationKey: invitationKey.privateKey,
       nameHint: this.identity.info().name,
     });
     this.ctx.db.transaction(() => {
-      // Bound to the invitation key: it decrypts the one pairing request and nothing else.
-      this.ctx.keys.privateKeyStore.saveSessionKeyDer(
-        sessionKeyId,
-        sessionKeyDer,
-        endpoint.id,
-        invitationId,
-      );
+      issued.saveSessionKey();
       this.ctx.db.run(
         `INSERT INTO invitations (id, contact_name, created_at, expires_at, session_key_id, state)
          VALUES (?, ?, ?, ?, ?, 'pending')`,
         invitationId,
         contactName,
         now,
-        pda.expiryDate.getTime(),
-        sessionKeyId,
+        issued.pdaExpiresAt.getTime(),
+        issued.sessionKeyId,
       );
     });
     return { ...this.getInvitation(invitationId)!, text };
@@ -432,24 +410,15 @@ export class Pairing {
   async renewAuthorization(contactId: string): Promise<void> {
     const key = await this.ctx.keys.publicKeyStore.retrieveIdentityKey(contactId);
     if (!key) throw new Error(`No identity key stored for contact ${contactId}`);
-    const endpoint = await this.identity.endpoint();
-    const certificate = this.identity.latestCertificate();
-    const now = this.ctx.now().getTime();
-    const pda = await issueDeliveryAuthorization({
-      issuerCertificate: certificate,
-      issuerPrivateKey: endpoint.identityKeyPair.privateKey,
-      subjectPublicKey: key,
-      validityStartDate: new Date(now - this.ctx.settings.clockDriftToleranceMs),
-      validityEndDate: new Date(now + this.ctx.settings.pdaValidityMs),
-    });
-    const path = new Uint8Array(new CertificationPath(pda, [certificate]).serialize());
+    const path = await this.identity.issueAuthorization(key, this.ctx.settings.pdaValidityMs);
+    const serialized = new Uint8Array(path.serialize());
     this.ctx.db.transaction(() => {
       this.ctx.db.run(
         "UPDATE contacts SET pda_expires_at = ? WHERE id = ?",
-        pda.expiryDate.getTime(),
+        path.leafCertificate.expiryDate.getTime(),
         contactId,
       );
-      this.jobs.add("pda-path", contactId, Buffer.from(path).toString("base64"));
+      this.jobs.add("pda-path", contactId, Buffer.from(serialized).toString("base64"));
     });
   }
 
@@ -458,31 +427,30 @@ export class Pairing {
    * our identity key as connection parameters. The session key is saved by calling
    * `saveSessionKey()` inside the caller's transaction.
    */
-  async #connectionParamsFor(peerKey: CryptoKey, peerId: string) {
+  async #connectionParamsFor(
+    peerKey: CryptoKey,
+    peerId: string,
+    validityMs = this.ctx.settings.pdaValidityMs,
+  ) {
     const endpoint = await this.identity.endpoint();
-    const certificate = this.identity.latestCertificate();
-    const now = this.ctx.now().getTime();
-    const pda = await issueDeliveryAuthorization({
-      issuerCertificate: certificate,
-      issuerPrivateKey: endpoint.identityKeyPair.privateKey,
-      subjectPublicKey: peerKey,
-      validityStartDate: new Date(now - this.ctx.settings.clockDriftToleranceMs),
-      validityEndDate: new Date(now + this.ctx.settings.pdaValidityMs),
-    });
+    const path = await this.identity.issueAuthorization(peerKey, validityMs);
     const session = await SessionKeyPair.generate();
+    const sessionKeyId = session.sessionKey.keyId.toString("hex");
     const sessionKeyDer = new Uint8Array(await derSerializePrivateKey(session.privateKey));
     const params = new PrivateEndpointConnParams(
       endpoint.identityKeyPair.publicKey,
       "",
-      new CertificationPath(pda, [certificate]),
+      path,
       session.sessionKey,
     );
     return {
+      params,
       serialized: new Uint8Array(await params.serialize()),
-      pdaExpiresAt: pda.expiryDate,
+      pdaExpiresAt: path.leafCertificate.expiryDate,
+      sessionKeyId,
       saveSessionKey: () =>
         this.ctx.keys.privateKeyStore.saveSessionKeyDer(
-          session.sessionKey.keyId.toString("hex"),
+          sessionKeyId,
           sessionKeyDer,
           endpoint.id,
           peerId,
