@@ -223,6 +223,16 @@ export function toHex(bytes: Uint8Array): string {
   return hex;
 }
 
+/** Bytes of a lower- or upper-case hex string of even length. */
+export function fromHex(hex: string): Uint8Array {
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
+    throw new TypeError(`Not hex: "${hex.slice(0, 20)}"`);
+  }
+  const bytes = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return bytes;
+}
+
 /** Hex SHA-256 of some bytes: the key parcels are stored and named under. */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", toArrayBuffer(bytes))));

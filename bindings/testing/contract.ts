@@ -39,21 +39,45 @@ export interface BindingHarness {
   close(): Promise<void>;
 }
 
+/** The endpoints each node hosts in a contract test. */
+export interface ContractEndpoints {
+  /** Parcels queued at B are addressed to this endpoint, hosted by A. */
+  readonly a: string;
+  /** Parcels queued at A are addressed to this endpoint, hosted by B. */
+  readonly b: string;
+}
+
 /** Options of {@linkcode testBindingContract}. */
 export interface BindingContractOptions {
   /** Prefix of every test name. */
   readonly name: string;
-  /** Joins `a` and `b` with a fresh instance of the binding. */
-  setup(a: MemoryParcelNode, b: MemoryParcelNode): Promise<BindingHarness>;
+  /**
+   * Joins `a` and `b` with a fresh instance of the binding. Bindings that route
+   * by recipient make A host `endpoints.a` and B host `endpoints.b`.
+   */
+  setup(
+    a: MemoryParcelNode,
+    b: MemoryParcelNode,
+    endpoints: ContractEndpoints,
+  ): Promise<BindingHarness>;
   /** Passed to every `Deno.test` (e.g. to relax sanitizers for network bindings). */
   readonly testOptions?: Partial<Deno.TestDefinition>;
 }
 
-let fixture: Promise<ParcelFixture> | null = null;
+/** Parcels for B's endpoint (queued at A) and for A's endpoint (queued at B). */
+interface Fixtures {
+  readonly forB: ParcelFixture;
+  readonly forA: ParcelFixture;
+}
 
-function sharedFixture(): Promise<ParcelFixture> {
-  fixture ??= createParcelFixture();
-  return fixture;
+let fixtures: Promise<Fixtures> | null = null;
+
+function sharedFixtures(): Promise<Fixtures> {
+  fixtures ??= Promise.all([createParcelFixture(), createParcelFixture()]).then(([forB, forA]) => ({
+    forB,
+    forA,
+  }));
+  return fixtures;
 }
 
 /** Registers the contract's test cases for one binding. */
@@ -65,9 +89,12 @@ export function testBindingContract(options: BindingContractOptions): void {
       fn: async () => {
         const a = new MemoryParcelNode("A");
         const b = new MemoryParcelNode("B");
-        const harness = await options.setup(a, b);
+        const { forA, forB } = await sharedFixtures();
+        const harness = await options.setup(a, b, { a: forA.recipientId, b: forB.recipientId });
         try {
-          await fn({ a, b, harness, fixture: await sharedFixture() });
+          fixtureOf.set(a, forB);
+          fixtureOf.set(b, forA);
+          await fn({ a, b, harness, fixture: forB });
         } finally {
           await harness.close();
         }
@@ -148,7 +175,7 @@ export function testBindingContract(options: BindingContractOptions): void {
 
   define("carries parcels both ways", async ({ a, b, harness, fixture }) => {
     const fromA = await queue(a, fixture, 1);
-    const fromB = await queue(b, fixture, 1);
+    const fromB = await queue(b, fixtureOf.get(b)!, 1);
     await harness.transfer(a, b);
     await harness.transfer(b, a);
     assert.deepEqual([...b.stored.keys()], fromA);
@@ -164,6 +191,7 @@ interface Context {
 }
 
 const bytesByNode = new WeakMap<MemoryParcelNode, Map<string, Uint8Array>>();
+const fixtureOf = new WeakMap<MemoryParcelNode, ParcelFixture>();
 
 async function queue(
   node: MemoryParcelNode,

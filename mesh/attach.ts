@@ -1,0 +1,92 @@
+/**
+ * Joins a {@linkcode ParcelNode} (such as a Relaymail data directory) to a mesh
+ * node: the mesh carries the node's outgoing parcels and reports each handover,
+ * and parcels for the node's endpoints arrive through the node's own receiving
+ * path. This is the mesh binding in the sense of bindings/binding.ts.
+ *
+ * @module
+ */
+import type { ParcelNode } from "../bindings/binding.ts";
+import { ParcelRefusedError } from "../bindings/validation.ts";
+import type { MeshNode } from "./node.ts";
+
+/** Name of this binding in handovers and refusal logs. */
+export const MESH = "mesh";
+
+/** Options of {@linkcode attachParcelNode}. */
+export interface AttachOptions {
+  /** Endpoints the node hosts: parcels for them are handed to it. */
+  readonly endpointIds: readonly string[];
+  /** How often to look for new outgoing parcels, in ms (default 2000; 0: only on {@linkcode Attachment.pump}). */
+  readonly pollIntervalMs?: number;
+  /** Told about parcels the mesh would not take (expired, invalid). */
+  readonly onRefused?: (key: string, error: ParcelRefusedError) => void;
+}
+
+/** A node joined to a mesh. */
+export interface Attachment {
+  /** Hands the mesh every outgoing parcel it does not have yet; returns how many. */
+  pump(): Promise<number>;
+  /** Detaches: stops polling and hosting. */
+  stop(): void;
+}
+
+/** Joins `node` to `mesh`. */
+export function attachParcelNode(
+  mesh: MeshNode,
+  node: ParcelNode,
+  options: AttachOptions,
+): Attachment {
+  const reported = new Set<string>();
+  const refused = new Set<string>();
+  for (const id of options.endpointIds) {
+    mesh.host(id, (bytes, origin) => node.receiveParcel(bytes, { binding: MESH, hop: origin.hop }));
+  }
+  const report = (key: string, peer: string | null, toRecipient: boolean) =>
+    node.parcelHandedOver(key, { binding: MESH, hop: peer ?? undefined, toRecipient }).then(() => {
+      reported.add(key);
+    });
+  const offHanded = mesh.on("parcel:handed", ({ key, peer, toRecipient }) => {
+    if (mesh.store.isLocal(key)) report(key, peer, toRecipient).catch(() => {});
+  });
+
+  let pumping: Promise<number> | null = null;
+  const pumpOnce = async (): Promise<number> => {
+    let handed = 0;
+    for (const parcel of await node.outgoingParcels({ includeHandedOver: true })) {
+      if (reported.has(parcel.key) || refused.has(parcel.key)) continue;
+      const handover = mesh.store.handover(parcel.key);
+      if (handover) {
+        await report(parcel.key, handover.peer, handover.toRecipient);
+        continue;
+      }
+      if (mesh.store.knows(parcel.key)) continue;
+      const bytes = await parcel.read();
+      if (!bytes) continue;
+      try {
+        const result = await mesh.send(bytes);
+        if (result.status === "delivered") await report(parcel.key, null, true);
+        handed++;
+      } catch (error) {
+        if (!(error instanceof ParcelRefusedError)) throw error;
+        refused.add(parcel.key);
+        options.onRefused?.(parcel.key, error);
+      }
+    }
+    return handed;
+  };
+  const pump = () => {
+    pumping ??= pumpOnce().finally(() => (pumping = null));
+    return pumping;
+  };
+  const interval = options.pollIntervalMs ?? 2000;
+  const timer = interval > 0 ? setInterval(() => pump().catch(() => {}), interval) : undefined;
+  return {
+    pump,
+    stop() {
+      clearInterval(timer);
+      offHanded();
+      for (const id of options.endpointIds) mesh.unhost(id);
+    },
+  };
+}

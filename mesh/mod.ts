@@ -1,0 +1,62 @@
+/**
+ * Relaymail's mesh: a reusable plugin that moves Relaynet parcels between nearby
+ * peers, store-and-forward, over libp2p (TCP, Noise, Yamux; peers found by mDNS
+ * or given as multiaddrs). It imports nothing from the Relaymail app; any Deno
+ * program can use it to carry its own Relaynet parcels.
+ *
+ * - {@linkcode MeshNode}: start a node, {@linkcode MeshNode.send | send} it
+ *   parcels, {@linkcode MeshNode.host | host} endpoints to receive theirs, observe
+ *   peers and parcels through events.
+ * - {@linkcode attachParcelNode}: join a node implementing the binding contract
+ *   (bindings/binding.ts) to a mesh node.
+ *
+ * The protocol is specified in docs/mesh-protocol.md.
+ *
+ * @example Two programs exchanging a parcel
+ * ```ts
+ * import { MeshNode } from "./mod.ts";
+ * import { createParcelFixture } from "../bindings/testing/fixtures.ts";
+ *
+ * // Any valid Relaynet parcel will do; this one is for `fixture.recipientId`.
+ * const fixture = await createParcelFixture();
+ * const parcel = await fixture.makeParcel();
+ *
+ * const bob = await MeshNode.create({ storePath: ":memory:", listen: ["/ip4/127.0.0.1/tcp/0"], mdns: false });
+ * const received = Promise.withResolvers<Uint8Array>();
+ * bob.host(fixture.recipientId, (bytes) => {
+ *   received.resolve(bytes); // store it durably before returning
+ *   return Promise.resolve({ status: "accepted" });
+ * });
+ * await bob.start();
+ *
+ * const alice = await MeshNode.create({
+ *   storePath: ":memory:",
+ *   listen: ["/ip4/127.0.0.1/tcp/0"],
+ *   mdns: false, // mDNS only on networks where you may multicast
+ *   peers: bob.addresses,
+ * });
+ * await alice.start();
+ * await alice.send(parcel);
+ *
+ * console.assert((await received.promise).length === parcel.length);
+ * await alice.stop();
+ * await bob.stop();
+ * ```
+ *
+ * @module
+ */
+export {
+  type MeshEventMap,
+  MeshNode,
+  type MeshNodeOptions,
+  type MeshPeer,
+  type MeshStats,
+  type ParcelHandler,
+  type SendResult,
+  StallError,
+} from "./node.ts";
+export { type Attachment, type AttachOptions, attachParcelNode, MESH } from "./attach.ts";
+export { DEFAULT_INITIAL_COPIES } from "./routing.ts";
+export { DEFAULT_RATE_LIMIT, type RateLimit } from "./rate_limit.ts";
+export { MAX_IN_FLIGHT, PROTOCOL_VERSION, SYNC_PROTOCOL, TRANSFER_PROTOCOL } from "./wire.ts";
+export type { StoredParcel } from "./store.ts";

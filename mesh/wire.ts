@@ -1,0 +1,317 @@
+/**
+ * The mesh protocol's messages and their binary encoding. docs/mesh-protocol.md
+ * specifies them; keep the two in step. Every message travels as one
+ * length-prefixed frame (unsigned varint length, as libp2p's `lpStream` writes)
+ * whose first byte is the message type.
+ *
+ * @module
+ */
+import { MAX_PARCEL_LENGTH } from "../bindings/validation.ts";
+import { fromHex, toHex } from "../bindings/validation.ts";
+import type { RefusalCode } from "../bindings/binding.ts";
+
+/** Protocol of the stream on which two nodes compare what they hold. */
+export const SYNC_PROTOCOL = "/relaymail/mesh/sync/1.0.0";
+/** Protocol of the streams that carry parcels, one way each. */
+export const TRANSFER_PROTOCOL = "/relaymail/mesh/parcels/1.0.0";
+/** Version carried in HELLO; a node refuses another major version. */
+export const PROTOCOL_VERSION = 1;
+/** RS-000: at most five parcels in flight awaiting acknowledgement per connection. */
+export const MAX_IN_FLIGHT = 5;
+/** Largest frame: a parcel and its header. */
+export const MAX_FRAME_LENGTH = MAX_PARCEL_LENGTH + 64;
+/** Largest sync frame (symbols, item lists). */
+export const MAX_SYNC_FRAME_LENGTH = 4 * 1024 * 1024;
+/** At most this many endpoints in a HELLO. */
+export const MAX_ENDPOINTS = 256;
+
+/** Message type bytes. */
+export const Type = {
+  HELLO: 0x01,
+  SYMBOLS: 0x02,
+  ITEMS: 0x03,
+  MORE: 0x04,
+  DIFF: 0x05,
+  PARCEL: 0x10,
+  ACK: 0x11,
+  REFUSE: 0x12,
+  ERROR: 0x7f,
+} as const;
+
+/** How a receiver took a parcel, in ACK. */
+export const AckStatus = {
+  /** Stored to carry on. */
+  STORED: 0,
+  /** Handed to the recipient endpoint hosted by the receiver. */
+  DELIVERED: 1,
+  /** Already held; nothing changed. */
+  ALREADY_HELD: 2,
+  /** Known delivered already (the receiver holds its tombstone). */
+  ALREADY_DELIVERED: 3,
+} as const;
+
+/** Messages of the sync stream. */
+export type SyncMessage =
+  | { type: "hello"; version: number; salt: number; itemCount: number; endpoints: string[] }
+  | { type: "symbols"; start: number; symbols: Uint8Array }
+  | { type: "items"; items: Uint8Array }
+  | { type: "more" }
+  | { type: "diff"; initiatorOnly: Uint8Array; responderOnly: Uint8Array }
+  | { type: "error"; message: string };
+
+/** Messages of a transfer stream. */
+export type TransferMessage =
+  | { type: "parcel"; key: string; copies: number; bytes: Uint8Array }
+  | { type: "ack"; key: string; status: number }
+  | { type: "refuse"; key: string; code: RefusalCode; transient: boolean; reason: string }
+  | { type: "error"; message: string };
+
+/** Raised on a frame that does not decode. */
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
+class Writer {
+  readonly #parts: Uint8Array[] = [];
+  #length = 0;
+
+  u8(value: number): this {
+    return this.bytes(new Uint8Array([value]));
+  }
+
+  u16(value: number): this {
+    const b = new Uint8Array(2);
+    new DataView(b.buffer).setUint16(0, value);
+    return this.bytes(b);
+  }
+
+  u32(value: number): this {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, value >>> 0);
+    return this.bytes(b);
+  }
+
+  text(value: string): this {
+    const encoded = new TextEncoder().encode(value);
+    return this.u16(encoded.length).bytes(encoded);
+  }
+
+  /** A 32-byte key given as hex. */
+  key(hex: string): this {
+    return this.bytes(fromHex(hex));
+  }
+
+  /** Bytes prefixed with their length (uint32). */
+  block(value: Uint8Array): this {
+    return this.u32(value.length).bytes(value);
+  }
+
+  bytes(value: Uint8Array): this {
+    this.#parts.push(value);
+    this.#length += value.length;
+    return this;
+  }
+
+  done(): Uint8Array {
+    const out = new Uint8Array(this.#length);
+    let offset = 0;
+    for (const part of this.#parts) {
+      out.set(part, offset);
+      offset += part.length;
+    }
+    return out;
+  }
+}
+
+class Reader {
+  #offset = 0;
+  readonly #view: DataView;
+
+  constructor(readonly frame: Uint8Array) {
+    this.#view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  }
+
+  #need(n: number): void {
+    if (this.#offset + n > this.frame.length) throw new ProtocolError("Frame is truncated");
+  }
+
+  u8(): number {
+    this.#need(1);
+    return this.frame[this.#offset++];
+  }
+
+  u16(): number {
+    this.#need(2);
+    const v = this.#view.getUint16(this.#offset);
+    this.#offset += 2;
+    return v;
+  }
+
+  u32(): number {
+    this.#need(4);
+    const v = this.#view.getUint32(this.#offset);
+    this.#offset += 4;
+    return v;
+  }
+
+  text(maxLength: number): string {
+    const length = this.u16();
+    if (length > maxLength) throw new ProtocolError(`Text field exceeds ${maxLength} bytes`);
+    return new TextDecoder("utf-8", { fatal: true }).decode(this.bytes(length));
+  }
+
+  key(): string {
+    return toHex(this.bytes(32));
+  }
+
+  block(maxLength: number): Uint8Array {
+    const length = this.u32();
+    if (length > maxLength) throw new ProtocolError(`Block exceeds ${maxLength} bytes`);
+    return this.bytes(length);
+  }
+
+  bytes(n: number): Uint8Array {
+    this.#need(n);
+    const b = this.frame.subarray(this.#offset, this.#offset + n);
+    this.#offset += n;
+    return b;
+  }
+
+  rest(): Uint8Array {
+    const b = this.frame.subarray(this.#offset);
+    this.#offset = this.frame.length;
+    return b;
+  }
+
+  end(): void {
+    if (this.#offset !== this.frame.length) throw new ProtocolError("Frame has trailing bytes");
+  }
+}
+
+/** Encodes a sync-stream message. */
+export function encodeSync(message: SyncMessage): Uint8Array {
+  switch (message.type) {
+    case "hello": {
+      const w = new Writer().u8(Type.HELLO).u8(message.version).u32(message.salt).u32(
+        message.itemCount,
+      )
+        .u16(message.endpoints.length);
+      for (const id of message.endpoints) w.text(id);
+      return w.done();
+    }
+    case "symbols":
+      return new Writer().u8(Type.SYMBOLS).u32(message.start).bytes(message.symbols).done();
+    case "items":
+      return new Writer().u8(Type.ITEMS).bytes(message.items).done();
+    case "more":
+      return new Uint8Array([Type.MORE]);
+    case "diff":
+      return new Writer().u8(Type.DIFF).block(message.initiatorOnly).block(message.responderOnly)
+        .done();
+    case "error":
+      return new Writer().u8(Type.ERROR).text(message.message.slice(0, 500)).done();
+  }
+}
+
+/** Decodes a sync-stream message. */
+export function decodeSync(frame: Uint8Array): SyncMessage {
+  const r = new Reader(frame);
+  const type = r.u8();
+  let message: SyncMessage;
+  switch (type) {
+    case Type.HELLO: {
+      const version = r.u8();
+      const salt = r.u32();
+      const itemCount = r.u32();
+      const count = r.u16();
+      if (count > MAX_ENDPOINTS) {
+        throw new ProtocolError(`HELLO lists ${count} endpoints, over ${MAX_ENDPOINTS}`);
+      }
+      const endpoints = Array.from({ length: count }, () => r.text(130));
+      message = { type: "hello", version, salt, itemCount, endpoints };
+      break;
+    }
+    case Type.SYMBOLS:
+      message = { type: "symbols", start: r.u32(), symbols: r.rest() };
+      break;
+    case Type.ITEMS:
+      message = { type: "items", items: r.rest() };
+      break;
+    case Type.MORE:
+      message = { type: "more" };
+      break;
+    case Type.DIFF:
+      message = {
+        type: "diff",
+        initiatorOnly: r.block(MAX_SYNC_FRAME_LENGTH),
+        responderOnly: r.block(MAX_SYNC_FRAME_LENGTH),
+      };
+      break;
+    case Type.ERROR:
+      message = { type: "error", message: r.text(1000) };
+      break;
+    default:
+      throw new ProtocolError(`Unknown sync message type 0x${type.toString(16)}`);
+  }
+  r.end();
+  return message;
+}
+
+/** Encodes a transfer-stream message. */
+export function encodeTransfer(message: TransferMessage): Uint8Array {
+  switch (message.type) {
+    case "parcel":
+      return new Writer().u8(Type.PARCEL).key(message.key).u16(message.copies).bytes(message.bytes)
+        .done();
+    case "ack":
+      return new Writer().u8(Type.ACK).key(message.key).u8(message.status).done();
+    case "refuse":
+      return new Writer().u8(Type.REFUSE).key(message.key).text(message.code).u8(
+        message.transient ? 1 : 0,
+      )
+        .text(message.reason.slice(0, 500)).done();
+    case "error":
+      return new Writer().u8(Type.ERROR).text(message.message.slice(0, 500)).done();
+  }
+}
+
+/** Decodes a transfer-stream message. */
+export function decodeTransfer(frame: Uint8Array): TransferMessage {
+  const r = new Reader(frame);
+  const type = r.u8();
+  let message: TransferMessage;
+  switch (type) {
+    case Type.PARCEL: {
+      const key = r.key();
+      const copies = r.u16();
+      const bytes = r.rest();
+      if (bytes.length > MAX_PARCEL_LENGTH) {
+        throw new ProtocolError("Parcel frame exceeds the parcel limit");
+      }
+      message = { type: "parcel", key, copies, bytes };
+      break;
+    }
+    case Type.ACK:
+      message = { type: "ack", key: r.key(), status: r.u8() };
+      break;
+    case Type.REFUSE:
+      message = {
+        type: "refuse",
+        key: r.key(),
+        code: r.text(40) as RefusalCode,
+        transient: r.u8() === 1,
+        reason: r.text(1000),
+      };
+      break;
+    case Type.ERROR:
+      message = { type: "error", message: r.text(1000) };
+      break;
+    default:
+      throw new ProtocolError(`Unknown transfer message type 0x${type.toString(16)}`);
+  }
+  r.end();
+  return message;
+}
