@@ -96,6 +96,16 @@ export async function prepareParcel(
   return { ...meta, bytes, key: await sha256Hex(bytes) };
 }
 
+/**
+ * How a delivery left, as `deliveries.via` records it: the binding, and for bindings
+ * that can tell, whether the next hop was a relay or the recipient's own device
+ * (`mesh relay`, `mesh recipient`, `sneakernet`).
+ */
+export function deliveryVia(handover: Handover): string {
+  if (handover.binding === "sneakernet") return "sneakernet";
+  return `${handover.binding} ${handover.toRecipient ? "recipient" : "relay"}`;
+}
+
 /** The queue of parcels waiting to leave, and their fate. */
 export class Outbox {
   constructor(private readonly ctx: NodeContext) {}
@@ -160,11 +170,12 @@ export class Outbox {
         via,
         key,
       );
-      if (changed === 0) return;
+      // A later handover straight to the recipient's device says more than "a relay".
+      if (changed === 0 && !handover.toRecipient) return;
       this.ctx.db.run(
         `UPDATE deliveries SET state = 'sent', via = ?, updated_at = ?
-         WHERE parcel_key = ? AND state = 'queued'`,
-        handover.binding,
+         WHERE parcel_key = ? AND state IN ('queued', 'sent')`,
+        deliveryVia(handover),
         now,
         key,
       );

@@ -49,6 +49,10 @@ export function attachParcelNode(
   const offHanded = mesh.on("parcel:handed", ({ key, peer, toRecipient }) => {
     if (mesh.store.isLocal(key)) report(key, peer, toRecipient).catch(() => {});
   });
+  // Learnt from another node's tombstone: the parcel reached its recipient's node.
+  const offDelivered = mesh.on("parcel:delivered", ({ key }) => {
+    if (mesh.store.isLocal(key)) report(key, null, true).catch(() => {});
+  });
 
   let pumping: Promise<number> | null = null;
   const pumpOnce = async (): Promise<number> => {
@@ -86,6 +90,7 @@ export function attachParcelNode(
     stop() {
       clearInterval(timer);
       offHanded();
+      offDelivered();
       for (const id of options.endpointIds) mesh.unhost(id);
     },
   };

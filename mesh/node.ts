@@ -159,6 +159,8 @@ interface PeerState {
   readonly refused: Set<string>;
   /** Keys this peer refused for now, and until when. */
   readonly backoff: Map<string, number>;
+  /** Delay before retrying a failed reconciliation or transfer; doubles up to 30 s. */
+  retryMs: number;
 }
 
 type ResolvedOptions = Required<Omit<MeshNodeOptions, "rateLimit" | "peers" | "listen">> & {
@@ -166,6 +168,8 @@ type ResolvedOptions = Required<Omit<MeshNodeOptions, "rateLimit" | "peers" | "l
 };
 
 const TRANSIENT_BACKOFF_MS = 30_000;
+const FIRST_RETRY_MS = 1000;
+const MAX_RETRY_MS = 30_000;
 const MAX_SYMBOLS = 250_000;
 const FIRST_SYMBOL_BATCH = 16;
 
@@ -434,6 +438,7 @@ export class MeshNode extends EventTarget {
       pushing: null,
       refused: new Set(),
       backoff: new Map(),
+      retryMs: FIRST_RETRY_MS,
     };
     this.#peers.set(id, peer);
     this.#emit("peer:connect", describe(peer));
@@ -485,7 +490,13 @@ export class MeshNode extends EventTarget {
       return peer.syncing;
     }
     peer.syncing = this.#initiateSync(peer)
-      .catch((error) => this.#log(`sync with ${peer.id} failed: ${error?.message ?? error}`))
+      .then(() => {
+        peer.retryMs = FIRST_RETRY_MS;
+      })
+      .catch((error) => {
+        this.#log(`sync with ${peer.id} failed: ${error?.message ?? error}`);
+        this.#retryLater(peer);
+      })
       .finally(() => {
         peer.syncing = null;
         if (peer.syncAgain && this.#peers.has(peer.id)) {
@@ -496,11 +507,56 @@ export class MeshNode extends EventTarget {
     return peer.syncing;
   }
 
-  async #initiateSync(peer: PeerState): Promise<void> {
-    const stream = await this.#libp2p.dialProtocol(peer.peerId, SYNC_PROTOCOL, {
-      signal: AbortSignal.timeout(this.#options.stallTimeoutMs),
+  /** Tries again after a failure, backing off while the peer keeps failing. */
+  #retryLater(peer: PeerState): void {
+    if (!this.#peers.has(peer.id)) return;
+    this.#scheduleSync(peer, peer.retryMs);
+    peer.retryMs = Math.min(peer.retryMs * 2, MAX_RETRY_MS);
+  }
+
+  /**
+   * Opens a stream to a peer on its current connection, with a framed channel
+   * whose stall detection watches the whole connection.
+   */
+  async #open(peer: PeerState, protocol: string, maxFrame: number): Promise<Channel> {
+    const connection = this.#libp2p.getConnections(peer.peerId)[0];
+    if (!connection) throw new ProtocolError("Not connected");
+    const stream = await connection.newStream(protocol, {
+      signal: AbortSignal.timeout(this.#options.stallTimeoutMs * 3),
     });
-    const channel = new Channel(stream, MAX_SYNC_FRAME_LENGTH, this.#options.stallTimeoutMs);
+    return this.#channel(stream, connection, maxFrame, 2);
+  }
+
+  /**
+   * A framed channel over a stream. Octets moving on any stream of the connection
+   * count as progress (a small exchange may wait behind a large parcel); a
+   * connection with no progress at all for the stall timeout is dead: it is closed,
+   * and the peer is dialled again or rediscovered.
+   */
+  #channel(stream: Stream, connection: Connection, maxFrame: number, frames: number): Channel {
+    let activity = this.#activity.get(connection);
+    if (!activity) {
+      activity = { last: Date.now() };
+      this.#activity.set(connection, activity);
+    }
+    return new Channel(
+      stream,
+      maxFrame,
+      this.#options.stallTimeoutMs,
+      frames,
+      activity,
+      (error) => {
+        this.#log(`closing the connection to ${connection.remotePeer}: ${error.message}`);
+        connection.abort(error);
+      },
+    );
+  }
+
+  readonly #activity = new WeakMap<Connection, { last: number }>();
+
+  async #initiateSync(peer: PeerState): Promise<void> {
+    const channel = await this.#open(peer, SYNC_PROTOCOL, MAX_SYNC_FRAME_LENGTH);
+    const stream = channel.stream;
     try {
       const items = this.#store.items();
       const encoded = items.map(encodeItem);
@@ -557,7 +613,7 @@ export class MeshNode extends EventTarget {
 
   async #respondToSync(stream: Stream, connection: Connection): Promise<void> {
     const peer = this.#peers.get(connection.remotePeer.toString());
-    const channel = new Channel(stream, MAX_SYNC_FRAME_LENGTH, this.#options.stallTimeoutMs);
+    const channel = this.#channel(stream, connection, MAX_SYNC_FRAME_LENGTH, 2);
     try {
       const hello = expectSync(await channel.expect(), "hello");
       if (hello.version !== PROTOCOL_VERSION) {
@@ -666,7 +722,15 @@ export class MeshNode extends EventTarget {
   #push(peer: PeerState): void {
     if (peer.pushing || peer.queue.size === 0 || !this.#peers.has(peer.id)) return;
     peer.pushing = this.#pushQueue(peer)
-      .catch((error) => this.#log(`transfer to ${peer.id} failed: ${error?.message ?? error}`))
+      .then(() => {
+        peer.retryMs = FIRST_RETRY_MS;
+      })
+      .catch((error) => {
+        this.#log(`transfer to ${peer.id} failed: ${error?.message ?? error}`);
+        // The parcels in flight were not acknowledged: a new reconciliation offers them again.
+        peer.queue.clear();
+        this.#retryLater(peer);
+      })
       .finally(() => {
         peer.pushing = null;
         if (peer.queue.size > 0 && this.#peers.has(peer.id)) this.#push(peer);
@@ -674,10 +738,8 @@ export class MeshNode extends EventTarget {
   }
 
   async #pushQueue(peer: PeerState): Promise<void> {
-    const stream = await this.#libp2p.dialProtocol(peer.peerId, TRANSFER_PROTOCOL, {
-      signal: AbortSignal.timeout(this.#options.stallTimeoutMs),
-    });
-    const channel = new Channel(stream, 4096, this.#options.stallTimeoutMs);
+    const channel = await this.#open(peer, TRANSFER_PROTOCOL, 4096);
+    const stream = channel.stream;
     const inFlight = new Map<string, { job: PushJob }>();
     let slot = Promise.withResolvers<void>();
     let failed: unknown = null;
@@ -692,6 +754,7 @@ export class MeshNode extends EventTarget {
             return;
           }
           const message = decodeTransfer(frame);
+          if (message.type === "progress") continue; // the receiver is alive and reading
           if (message.type === "error") throw new ProtocolError(`Peer says: ${message.message}`);
           if (message.type !== "ack" && message.type !== "refuse") {
             throw new ProtocolError(`Unexpected ${message.type} on a transfer stream`);
@@ -788,12 +851,17 @@ export class MeshNode extends EventTarget {
   async #receiveParcels(stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString();
     // Room for the window of parcels a sender may have in flight, and no more.
-    const channel = new Channel(
-      stream,
-      MAX_FRAME_LENGTH,
-      this.#options.stallTimeoutMs,
-      MAX_IN_FLIGHT + 1,
-    );
+    const channel = this.#channel(stream, connection, MAX_FRAME_LENGTH, MAX_IN_FLIGHT + 1);
+    // While a parcel arrives, tell the sender now and then: its data may sit in
+    // buffers for longer than the stall timeout before our acknowledgement comes.
+    let reported = 0;
+    const progress = setInterval(() => {
+      if (channel.octetsSeen === reported) return;
+      reported = channel.octetsSeen;
+      channel.write(encodeTransfer({ type: "progress", received: reported % 2 ** 32 })).catch(
+        () => {},
+      );
+    }, Math.max(250, Math.min(2000, Math.floor(this.#options.stallTimeoutMs / 4))));
     try {
       while (true) {
         const frame = await channel.read();
@@ -815,6 +883,7 @@ export class MeshNode extends EventTarget {
         .catch(() => {});
       stream.abort(error instanceof Error ? error : new Error(String(error)));
     } finally {
+      clearInterval(progress);
       channel.dispose();
     }
   }
@@ -924,25 +993,39 @@ export class StallError extends Error {
 
 /**
  * A framed stream: length-prefixed frames, counters of the octets that crossed
- * it, and a watchdog that aborts the stream when a read or write makes no
- * progress (no octet in or out) for the stall timeout.
+ * it, and a watchdog that declares a stall when a read or write waits while the
+ * connection moves no octet for the stall timeout.
  */
 class Channel {
   readonly #lp: LengthPrefixedStream<Stream>;
   readonly #watchdog: ReturnType<typeof setInterval>;
-  #lastActivity = Date.now();
   #pending = 0;
   bytesRead = 0;
   bytesWritten = 0;
+  /** Octets that arrived on the stream so far, whole frames or not. */
+  octetsSeen = 0;
 
-  constructor(readonly stream: Stream, maxFrame: number, stallMs: number, frames = 2) {
+  constructor(
+    readonly stream: Stream,
+    maxFrame: number,
+    stallMs: number,
+    frames: number,
+    private readonly activity: { last: number },
+    onStall: (error: StallError) => void,
+  ) {
     this.#lp = lpStream(stream, { maxDataLength: maxFrame, maxBufferSize: maxFrame * frames + 64 });
-    const touch = () => (this.#lastActivity = Date.now());
-    stream.addEventListener("message", touch);
+    const touch = () => (this.activity.last = Date.now());
+    stream.addEventListener("message", (event) => {
+      this.octetsSeen += event.data.byteLength;
+      touch();
+    });
     stream.addEventListener("drain", touch);
     this.#watchdog = setInterval(() => {
-      if (this.#pending > 0 && Date.now() - this.#lastActivity > stallMs) {
-        stream.abort(new StallError(stallMs));
+      if (this.#pending > 0 && Date.now() - this.activity.last > stallMs) {
+        clearInterval(this.#watchdog);
+        const error = new StallError(stallMs);
+        stream.abort(error);
+        onStall(error);
       }
     }, Math.max(100, Math.floor(stallMs / 4)));
     stream.addEventListener("close", () => clearInterval(this.#watchdog), { once: true });
@@ -961,7 +1044,7 @@ class Channel {
       throw error;
     } finally {
       this.#pending--;
-      this.#lastActivity = Date.now();
+      this.activity.last = Date.now();
     }
   }
 
@@ -979,7 +1062,7 @@ class Channel {
       this.bytesWritten += frame.byteLength + varintLength(frame.byteLength);
     } finally {
       this.#pending--;
-      this.#lastActivity = Date.now();
+      this.activity.last = Date.now();
     }
   }
 

@@ -35,6 +35,7 @@ export const Type = {
   PARCEL: 0x10,
   ACK: 0x11,
   REFUSE: 0x12,
+  PROGRESS: 0x13,
   ERROR: 0x7f,
 } as const;
 
@@ -64,6 +65,8 @@ export type TransferMessage =
   | { type: "parcel"; key: string; copies: number; bytes: Uint8Array }
   | { type: "ack"; key: string; status: number }
   | { type: "refuse"; key: string; code: RefusalCode; transient: boolean; reason: string }
+  /** Sent by a receiver while a large parcel arrives, so the sender sees it is alive. */
+  | { type: "progress"; received: number }
   | { type: "error"; message: string };
 
 /** Raised on a frame that does not decode. */
@@ -273,6 +276,8 @@ export function encodeTransfer(message: TransferMessage): Uint8Array {
         message.transient ? 1 : 0,
       )
         .text(message.reason.slice(0, 500)).done();
+    case "progress":
+      return new Writer().u8(Type.PROGRESS).u32(message.received).done();
     case "error":
       return new Writer().u8(Type.ERROR).text(message.message.slice(0, 500)).done();
   }
@@ -305,6 +310,9 @@ export function decodeTransfer(frame: Uint8Array): TransferMessage {
         transient: r.u8() === 1,
         reason: r.text(1000),
       };
+      break;
+    case Type.PROGRESS:
+      message = { type: "progress", received: r.u32() };
       break;
     case Type.ERROR:
       message = { type: "error", message: r.text(1000) };

@@ -94,3 +94,12 @@ export async function pair(a: TestNode, b: TestNode): Promise<void> {
 export function statuses(outcomes: readonly ReceiveOutcome[]): string[] {
   return outcomes.map((o) => o.status === "refused" ? `refused:${o.code}` : o.status);
 }
+
+/** `n` random bytes (crypto.getRandomValues fills at most 64 KiB at a time). */
+export function randomBytes(n: number): Uint8Array {
+  const bytes = new Uint8Array(n);
+  for (let offset = 0; offset < n; offset += 65_536) {
+    crypto.getRandomValues(bytes.subarray(offset, Math.min(offset + 65_536, n)));
+  }
+  return bytes;
+}

@@ -10,6 +10,8 @@ import { Command, CommanderError, Option } from "commander";
 import mime from "mime";
 import { exportParcels, importParcels } from "../../bindings/sneakernet/sneakernet.ts";
 import { type Clock, offsetClock, parseDuration, systemClock } from "../clock.ts";
+import { readDaemonStatus, runDaemon } from "../daemon.ts";
+import { NoIdentityError } from "../identity.ts";
 import type { Contact } from "../contacts.ts";
 import { messageToEml, safeFileName, threadToEml } from "../eml.ts";
 import { PassphraseRequiredError } from "../keys/key_stores.ts";
@@ -500,6 +502,68 @@ function buildProgram(print: Print): Command {
       });
     });
 
+  program.command("daemon")
+    .description("run the mesh: find peers nearby, carry parcels, receive mail (Ctrl-C stops it)")
+    .option("-l, --listen <multiaddr...>", "addresses to listen on", ["/ip4/0.0.0.0/tcp/4747"])
+    .option("-p, --peer <multiaddr>", "a peer to dial and keep dialling (repeatable)", collect)
+    .option("--no-mdns", "do not find peers by mDNS (dial --peer addresses only)")
+    .option("--mdns-interval <ms>", "how often to ask the network for peers by mDNS", "10000")
+    .option("--quota <size>", "storage for other people's parcels, e.g. 512M or 2G", "512M")
+    .option("--stall-timeout <ms>", "drop a peer that makes no progress for this long", "20000")
+    .action(function (
+      this: Command,
+      opts: {
+        listen: string[];
+        peer?: string[];
+        mdns: boolean;
+        mdnsInterval: string;
+        quota: string;
+        stallTimeout: string;
+      },
+    ) {
+      return withNode(this, async (node) => {
+        if (!node.identity.exists()) throw new NoIdentityError(node.dataDir);
+        await runDaemon(node, {
+          listen: opts.listen,
+          peers: opts.peer,
+          mdns: opts.mdns,
+          mdnsIntervalMs: Number(opts.mdnsInterval),
+          quotaBytes: parseSize(opts.quota),
+          stallTimeoutMs: Number(opts.stallTimeout),
+        });
+      });
+    });
+
+  program.command("mesh")
+    .description("show the running daemon's mesh node and the peers it is connected to")
+    .action(function (this: Command) {
+      return withNode(this, async (node, options) => {
+        const status = await readDaemonStatus(node.dataDir);
+        if (!status) {
+          out(
+            options,
+            null,
+            () => "No daemon runs for this data directory: start one with `relaymail daemon`.",
+          );
+          return;
+        }
+        const name = (endpoints: readonly string[]) =>
+          endpoints.map((id) => node.contacts.get(id)?.name ?? id.slice(1, 13)).join(", ") || "-";
+        out(options, status, () =>
+          [
+            `Mesh node ${status.peerId} (pid ${status.pid}), carrying ${status.parcelsCarried} parcel(s)`,
+            ...status.addresses.map((a) => `  listening on ${a}`),
+            "",
+            table(
+              ["PEER", "ADDRESS", "HOSTS"],
+              status.peers.map((
+                p,
+              ) => [`…${p.id.slice(-12)}`, p.addresses[0] ?? "-", name(p.endpoints)]),
+            ),
+          ].join("\n"));
+      });
+    });
+
   program.command("refused")
     .description("list parcels this device refused, with the reasons")
     .option("--limit <n>", "at most this many", "100")
@@ -604,8 +668,18 @@ function messagesTable(
   );
 }
 
-function stateLabel(state: string): string {
-  return state === "sent" ? "left this device" : state;
+function stateLabel(state: string, via?: string | null): string {
+  if (state !== "sent") return state;
+  switch (via) {
+    case "mesh relay":
+      return "handed to a relay";
+    case "mesh recipient":
+      return "reached their device";
+    case "sneakernet":
+      return "on a stick";
+    default:
+      return "left this device";
+  }
 }
 
 function messageText(m: MessageDetail): string {
@@ -625,6 +699,21 @@ function messageText(m: MessageDetail): string {
     "",
     m.body,
   ].join("\n");
+}
+
+function collect(value: string, all: string[] = []): string[] {
+  return [...all, value];
+}
+
+/** Parses `512M`, `2G`, `100K` or a plain number of octets. */
+export function parseSize(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([KMG]i?B?|B)?$/i.exec(text.trim());
+  if (!match) {
+    throw new TypeError(`Cannot parse size "${text}": use a number with K, M or G (e.g. 512M)`);
+  }
+  const unit = (match[2] ?? "B").toUpperCase()[0];
+  const factor = unit === "K" ? 1024 : unit === "M" ? 1024 ** 2 : unit === "G" ? 1024 ** 3 : 1;
+  return Math.round(Number(match[1]) * factor);
 }
 
 function mediaTypeOf(path: string): string {

@@ -1,0 +1,315 @@
+/**
+ * The mesh between real hosts: Relaymail daemons in network namespaces joined by
+ * veth links (tests/lab/netns.ts). Needs root; CI runs as root.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Relaymail } from "../../app/relaymail.ts";
+import { MeshStore } from "../../mesh/store.ts";
+import { carry, randomBytes } from "../helpers.ts";
+import { type Host, type Lab, type LabProcess, labTest, waitFor } from "../lab/netns.ts";
+
+const MAIN = join(import.meta.dirname!, "..", "..", "app", "main.ts");
+const MALLORY = join(import.meta.dirname!, "..", "fixtures", "mallory_mesh.ts");
+const PORT = 4747;
+
+interface Person {
+  readonly name: string;
+  readonly dir: string;
+  readonly host: Host;
+  id: string;
+  daemon?: LabProcess;
+}
+
+async function person(lab: Lab, host: Host, name: string): Promise<Person> {
+  const dir = join(lab.dir, name.toLowerCase());
+  const node = await Relaymail.open(dir);
+  const { id } = await node.identity.create(name);
+  node.close();
+  return { name, dir, host, id };
+}
+
+/** Opens a person's data directory (beside a running daemon) for a look or a change. */
+async function withMail<T>(p: Person, fn: (node: Relaymail) => Promise<T> | T): Promise<T> {
+  const node = await Relaymail.open(p.dir);
+  try {
+    return await fn(node);
+  } finally {
+    node.close();
+  }
+}
+
+/** Pairs two people directly (as a stick would), before any daemon runs. */
+async function pairOffline(a: Person, b: Person): Promise<void> {
+  const nodeA = await Relaymail.open(a.dir);
+  const nodeB = await Relaymail.open(b.dir);
+  try {
+    const invitation = await nodeA.pairing.createInvitation({ contactName: b.name });
+    await nodeB.pairing.acceptInvitation(invitation.text, { name: a.name });
+    await carry(nodeB, nodeA);
+    await carry(nodeA, nodeB);
+  } finally {
+    nodeA.close();
+    nodeB.close();
+  }
+}
+
+interface DaemonOptions {
+  peers?: string[];
+  mdns?: boolean;
+  stallTimeoutMs?: number;
+}
+
+function startDaemon(p: Person, options: DaemonOptions = {}): LabProcess {
+  const args = ["run", "-A", MAIN, "-d", p.dir, "daemon", "--listen", `/ip4/0.0.0.0/tcp/${PORT}`];
+  if (options.mdns) args.push("--mdns-interval", "500");
+  else args.push("--no-mdns");
+  for (const peer of options.peers ?? []) args.push("--peer", peer);
+  if (options.stallTimeoutMs) args.push("--stall-timeout", String(options.stallTimeoutMs));
+  p.daemon = p.host.spawn(`daemon-${p.name}`, Deno.execPath(), args, { RELAYMAIL_MESH_DEBUG: "1" });
+  return p.daemon;
+}
+
+/** The multiaddr at which `p`'s running daemon is reached on `address`. */
+async function addressOf(p: Person, address: string): Promise<string> {
+  const status = await waitFor(
+    `${p.name}'s daemon status`,
+    async () => JSON.parse(await Deno.readTextFile(join(p.dir, "daemon-status.json"))),
+  );
+  return `/ip4/${address}/tcp/${PORT}/p2p/${status.peerId}`;
+}
+
+function deliveryStates(node: Relaymail): string[] {
+  return node.mailbox.list("sent").flatMap((m) => m.deliveries.map((d) => d.state));
+}
+
+labTest("mesh: two hosts find each other by mDNS, pair and mail both ways", async (lab) => {
+  const [hostA, hostB] = [await lab.host("a"), await lab.host("b")];
+  const link = await lab.link(hostA, hostB);
+  await lab.multicast(hostA, link.aInterface);
+  await lab.multicast(hostB, link.bInterface);
+  const alice = await person(lab, hostA, "Alice");
+  const bob = await person(lab, hostB, "Bob");
+  // Pairing itself crosses the mesh: Bob's request, Alice's answer.
+  const invitation = await withMail(
+    alice,
+    (n) => n.pairing.createInvitation({ contactName: "Bob" }),
+  );
+  await withMail(bob, (n) => n.pairing.acceptInvitation(invitation.text, { name: "Alice" }));
+  startDaemon(alice, { mdns: true });
+  startDaemon(bob, { mdns: true });
+
+  await waitFor(
+    "pairing over the mesh",
+    async () =>
+      (await withMail(alice, (n) => n.contacts.find("Bob").state)) === "active" &&
+      (await withMail(bob, (n) => n.contacts.find("Alice").state)) === "active",
+  );
+  await withMail(
+    alice,
+    (n) => n.mailbox.send({ to: ["Bob"], subject: "From Alice", body: "Hi Bob" }),
+  );
+  await withMail(
+    bob,
+    (n) => n.mailbox.send({ to: ["Alice"], subject: "From Bob", body: "Hi Alice" }),
+  );
+  await waitFor("mail both ways, delivered", async () => {
+    const a = await withMail(
+      alice,
+      (n) => [n.mailbox.list("inbox").map((m) => m.subject), deliveryStates(n)],
+    );
+    const b = await withMail(
+      bob,
+      (n) => [n.mailbox.list("inbox").map((m) => m.subject), deliveryStates(n)],
+    );
+    return JSON.stringify([a, b]) ===
+      JSON.stringify([[["From Bob"], ["delivered"]], [["From Alice"], ["delivered"]]]);
+  });
+  const log = await alice.daemon!.log();
+  assert.match(log, /peer found/);
+  assert.doesNotMatch(log, /--peer/);
+});
+
+labTest(
+  "mesh: a line A — B — C carries mail from A to C store-and-forward, and the receipt back",
+  async (lab) => {
+    const [hostA, hostB, hostC] = [await lab.host("a"), await lab.host("b"), await lab.host("c")];
+    const ab = await lab.link(hostA, hostB);
+    const bc = await lab.link(hostB, hostC);
+    const alice = await person(lab, hostA, "Alice");
+    const bob = await person(lab, hostB, "Bob"); // a stranger who relays
+    const carol = await person(lab, hostC, "Carol");
+    await pairOffline(alice, carol);
+    const sent = await withMail(
+      alice,
+      (n) => n.mailbox.send({ to: ["Carol"], subject: "Via Bob", body: "Hello C" }),
+    );
+
+    startDaemon(bob);
+    const bobFromA = await addressOf(bob, ab.bAddress);
+    const bobFromC = bobFromA.replace(ab.bAddress, bc.aAddress);
+    startDaemon(alice, { peers: [bobFromA] });
+    await waitFor(
+      "Alice's mail handed to a relay",
+      () => withMail(alice, (n) => n.mailbox.read(sent.id).deliveries[0].via === "mesh relay"),
+    );
+    await alice.daemon!.stop(); // Alice leaves
+
+    startDaemon(carol, { peers: [bobFromC] });
+    await waitFor(
+      "Carol receiving Alice's mail",
+      () => withMail(carol, (n) => n.mailbox.list("inbox").some((m) => m.id === sent.id)),
+    );
+    assert.equal(
+      await withMail(alice, (n) => n.mailbox.read(sent.id).deliveries[0].state),
+      "sent",
+    );
+
+    startDaemon(alice, { peers: [bobFromA] }); // Alice comes back near Bob
+    await waitFor(
+      "Carol's receipt back at Alice",
+      () => withMail(alice, (n) => n.mailbox.read(sent.id).deliveries[0].state === "delivered"),
+    );
+    await waitFor("Bob's copies purged", () => {
+      const store = MeshStore.open(join(bob.dir, "mesh.sqlite"));
+      try {
+        return store.list().length === 0;
+      } finally {
+        store.close();
+      }
+    });
+    const carolLog = await carol.daemon!.log();
+    const alicePeerId =
+      JSON.parse(await Deno.readTextFile(join(alice.dir, "daemon-status.json"))).peerId;
+    assert.ok(!carolLog.includes(alicePeerId), "Carol heard Alice directly");
+  },
+);
+
+labTest("mesh: a link that goes down mid-transfer loses and duplicates nothing", async (lab) => {
+  const [hostA, hostB] = [await lab.host("a"), await lab.host("b")];
+  const link = await lab.link(hostA, hostB);
+  await lab.throttle(hostA, link.aInterface, "4mbit");
+  const alice = await person(lab, hostA, "Alice");
+  const bob = await person(lab, hostB, "Bob");
+  await pairOffline(alice, bob);
+  const attachment = randomBytes(3 * 1024 * 1024); // ~6 s at 4 Mbit/s
+  const sent = await withMail(alice, (n) =>
+    n.mailbox.send({
+      to: ["Bob"],
+      subject: "Big",
+      body: "A large attachment",
+      attachments: [{ fileName: "big.bin", content: attachment }],
+    }));
+  // A short stall timeout, so that the outage outlives the connection and the
+  // parcel must go again over a new one.
+  startDaemon(bob, { stallTimeoutMs: 4000 });
+  startDaemon(alice, { peers: [await addressOf(bob, link.bAddress)], stallTimeoutMs: 4000 });
+  await waitFor(
+    "the transfer to start",
+    async () => (await bob.daemon!.log()).includes("peer found"),
+  );
+  await new Promise((r) => setTimeout(r, 2000)); // mid-transfer
+  await lab.setLink(hostA, link.aInterface, false);
+  await new Promise((r) => setTimeout(r, 7000));
+  await lab.setLink(hostA, link.aInterface, true);
+
+  await waitFor(
+    "delivery after the link came back",
+    () => withMail(alice, (n) => n.mailbox.read(sent.id).deliveries[0].state === "delivered"),
+    90_000,
+  );
+  await withMail(bob, (n) => {
+    const inbox = n.mailbox.list("inbox");
+    assert.equal(inbox.length, 1);
+    assert.deepEqual(n.mailbox.attachments(inbox[0].id)[0].content, attachment);
+  });
+  assert.match(
+    await alice.daemon!.log(),
+    /transfer to \S+ failed/,
+    "the outage did not interrupt the transfer",
+  );
+});
+
+labTest(
+  "mesh: Mallory's unauthorised parcel is refused by the first relay, which stores nothing",
+  async (lab) => {
+    const [hostM, hostB] = [await lab.host("m"), await lab.host("b")];
+    const link = await lab.link(hostM, hostB);
+    const bob = await person(lab, hostB, "Bob");
+    const aliceId = "0" + "ab".repeat(32); // Mallory targets someone who never invited her
+    startDaemon(bob);
+    const relay = await addressOf(bob, link.bAddress);
+    const output = await hostM.exec(Deno.execPath(), ["run", "-A", MALLORY, relay, aliceId]);
+    const { key, reply } = JSON.parse(output.trim().split("\n").at(-1)!);
+    assert.equal(reply.type, "refuse");
+    assert.equal(reply.code, "unauthorized");
+    assert.equal(reply.transient, false);
+    await waitFor(
+      "the refusal in Bob's log",
+      async () => (await bob.daemon!.log()).includes("unauthorized"),
+    );
+    const store = MeshStore.open(join(bob.dir, "mesh.sqlite"));
+    try {
+      assert.equal(store.knows(key), null);
+      assert.equal(store.list().length, 0);
+    } finally {
+      store.close();
+    }
+  },
+);
+
+labTest("mesh: a relay killed mid-transfer keeps every parcel it acknowledged", async (lab) => {
+  const [hostA, hostB, hostC] = [await lab.host("a"), await lab.host("b"), await lab.host("c")];
+  const ab = await lab.link(hostA, hostB);
+  const bc = await lab.link(hostB, hostC);
+  await lab.throttle(hostA, ab.aInterface, "2mbit");
+  const alice = await person(lab, hostA, "Alice");
+  const bob = await person(lab, hostB, "Bob");
+  const carol = await person(lab, hostC, "Carol");
+  await pairOffline(alice, carol);
+  const ids: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const body = `Message ${i}\n` + "x".repeat(150_000); // ~0.6 s each at 2 Mbit/s
+    ids.push(
+      (await withMail(alice, (n) => n.mailbox.send({ to: ["Carol"], subject: `M${i}`, body }))).id,
+    );
+  }
+  startDaemon(bob);
+  const bobFromA = await addressOf(bob, ab.bAddress);
+  const bobId = bobFromA.split("/p2p/")[1];
+  startDaemon(alice, { peers: [bobFromA] });
+
+  const handedToBob = () => {
+    const store = MeshStore.open(join(alice.dir, "mesh.sqlite"));
+    try {
+      return store.list().filter((p) => store.handover(p.key)?.peer === bobId).map((p) => p.key);
+    } finally {
+      store.close();
+    }
+  };
+  await waitFor("a few parcels acknowledged by Bob", () => handedToBob().length >= 3, 60_000);
+  await bob.daemon!.stop("SIGKILL");
+  const acknowledged = handedToBob();
+  assert.ok(acknowledged.length < 10, "the kill came after the whole transfer");
+
+  startDaemon(bob);
+  await addressOf(bob, ab.bAddress);
+  const bobStore = MeshStore.open(join(bob.dir, "mesh.sqlite"));
+  try {
+    for (const key of acknowledged) {
+      assert.ok(bobStore.knows(key), `Bob lost acknowledged parcel ${key}`);
+    }
+  } finally {
+    bobStore.close();
+  }
+  startDaemon(carol, { peers: [bobFromA.replace(ab.bAddress, bc.aAddress)] });
+  await waitFor(
+    "all ten messages at Carol",
+    () => withMail(carol, (n) => n.mailbox.list("inbox").length === 10),
+    120_000,
+  );
+  await withMail(
+    carol,
+    (n) => assert.deepEqual(n.mailbox.list("inbox").map((m) => m.id).sort(), [...ids].sort()),
+  );
+});
