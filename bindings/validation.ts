@@ -88,6 +88,23 @@ export async function checkParcel(
   parcel: Parcel,
   options: ValidateParcelOptions = {},
 ): Promise<ValidatedParcel> {
+  try {
+    return await checkParsedParcel(parcel, options);
+  } catch (error) {
+    if (error instanceof ParcelRefusedError) throw error;
+    // The certificates travel outside the signed fields: a damaged one lands here.
+    throw new ParcelRefusedError(
+      "malformed",
+      `Parcel carries a certificate that cannot be used: ${errorMessage(error)}`,
+      { cause: error },
+    );
+  }
+}
+
+async function checkParsedParcel(
+  parcel: Parcel,
+  options: ValidateParcelOptions,
+): Promise<ValidatedParcel> {
   const now = options.now ?? new Date();
   checkTiming(parcel, now, options.clockDriftToleranceMs ?? MAX_CLOCK_DRIFT_TOLERANCE_MS);
   const recipientId = parcel.recipient.id;

@@ -22,16 +22,24 @@ import { type LengthPrefixedStream, lpStream } from "@libp2p/utils";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p, type Libp2p } from "libp2p";
 import type { ParcelOrigin, ReceiveOutcome, RefusalCode } from "../bindings/binding.ts";
+import { FastParcelValidator, type ParcelFacts } from "../bindings/fast_validation.ts";
 import {
   MAX_CLOCK_DRIFT_TOLERANCE_MS,
   ParcelRefusedError,
   sha256Hex,
-  validateParcel,
 } from "../bindings/validation.ts";
 import { DEFAULT_RATE_LIMIT, type RateLimit, RateLimiter } from "./rate_limit.ts";
 import { Decoder, decodeSymbols, Encoder, encodeSymbols } from "./riblt.ts";
 import { DEFAULT_INITIAL_COPIES, route } from "./routing.ts";
-import { decodeItem, encodeItem, type Item, ITEM_LENGTH, ItemKind, MeshStore } from "./store.ts";
+import {
+  decodeItem,
+  encodeItem,
+  type Item,
+  ITEM_LENGTH,
+  ItemKind,
+  MeshStore,
+  type ParcelRecord,
+} from "./store.ts";
 import {
   AckStatus,
   decodeSync,
@@ -862,19 +870,47 @@ export class MeshNode extends EventTarget {
         () => {},
       );
     }, Math.max(250, Math.min(2000, Math.floor(this.#options.stallTimeoutMs / 4))));
-    try {
-      while (true) {
-        const frame = await channel.read();
-        if (frame === null) break;
-        const message = decodeTransfer(frame);
-        if (message.type !== "parcel") {
-          throw new ProtocolError(`Unexpected ${message.type} on a transfer stream`);
+    // Frames are read as they come and taken in batches (at most the sender's
+    // window), so that the parcels of a batch are committed together.
+    const queue: Extract<TransferMessage, { type: "parcel" }>[] = [];
+    let ended = false;
+    let failure: unknown = null;
+    let arrived = Promise.withResolvers<void>();
+    const reader = (async () => {
+      try {
+        for (;;) {
+          const frame = await channel.read();
+          if (frame === null) break;
+          const message = decodeTransfer(frame);
+          if (message.type !== "parcel") {
+            throw new ProtocolError(`Unexpected ${message.type} on a transfer stream`);
+          }
+          this.stats.parcelsReceived++;
+          this.stats.parcelBytesReceived += message.bytes.byteLength;
+          queue.push(message);
+          arrived.resolve();
         }
-        this.stats.parcelsReceived++;
-        this.stats.parcelBytesReceived += message.bytes.byteLength;
-        const reply = await this.#take(message, from);
-        await channel.write(encodeTransfer(reply));
+      } catch (error) {
+        failure = error;
+      } finally {
+        ended = true;
+        arrived.resolve();
       }
+    })();
+    try {
+      for (;;) {
+        if (queue.length === 0) {
+          if (ended) break;
+          await arrived.promise;
+          arrived = Promise.withResolvers();
+          continue;
+        }
+        for (const reply of await this.#takeBatch(queue.splice(0, MAX_IN_FLIGHT), from)) {
+          await channel.write(encodeTransfer(reply));
+        }
+      }
+      await reader;
+      if (failure !== null) throw failure;
       await stream.close().catch(() => {});
     } catch (error) {
       await channel.write(
@@ -888,11 +924,58 @@ export class MeshNode extends EventTarget {
     }
   }
 
-  /** Decides on one incoming parcel: refuse, deliver to a hosted endpoint, or store to carry. */
+  /** Takes a batch of incoming parcels; stores those to carry in one transaction. */
+  async #takeBatch(
+    batch: Extract<TransferMessage, { type: "parcel" }>[],
+    from: string,
+  ): Promise<TransferMessage[]> {
+    const replies: (TransferMessage | null)[] = [];
+    const records: { index: number; record: ParcelRecord }[] = [];
+    const pending = { bytes: 0, bySender: new Map<string, number>(), keys: new Set<string>() };
+    for (const message of batch) {
+      if (pending.keys.has(message.key)) {
+        replies.push({ type: "ack", key: message.key, status: AckStatus.ALREADY_HELD });
+        continue;
+      }
+      const taken = await this.#take(message, from, pending);
+      if ("record" in taken) {
+        records.push({ index: replies.length, record: taken.record });
+        replies.push(null);
+        pending.keys.add(message.key);
+        pending.bytes += taken.record.size;
+        pending.bySender.set(
+          taken.record.senderId,
+          (pending.bySender.get(taken.record.senderId) ?? 0) + taken.record.size,
+        );
+      } else {
+        replies.push(taken);
+      }
+    }
+    if (records.length > 0) {
+      this.#store.putMany(records.map((r) => r.record));
+      for (const { index, record } of records) {
+        replies[index] = { type: "ack", key: record.key, status: AckStatus.STORED };
+        this.#emit("parcel:received", {
+          key: record.key,
+          from,
+          recipientId: record.recipientId,
+          delivered: false,
+        });
+      }
+      this.#syncAll();
+    }
+    return replies as TransferMessage[];
+  }
+
+  /**
+   * Decides on one incoming parcel: refuse it, deliver it to a hosted endpoint, or
+   * return the record to store it under (the caller commits a batch at once).
+   */
   async #take(
     message: Extract<TransferMessage, { type: "parcel" }>,
     from: string,
-  ): Promise<TransferMessage> {
+    pending: { bytes: number; bySender: Map<string, number> },
+  ): Promise<TransferMessage | { record: ParcelRecord }> {
     const { key, bytes } = message;
     const refuse = (code: RefusalCode, reason: string, transient: boolean): TransferMessage => {
       this.stats.refusals++;
@@ -942,39 +1025,42 @@ export class MeshNode extends EventTarget {
     }
     const quota = this.#options.quotaBytes;
     const usage = this.#store.usage();
-    if (usage.bytes + bytes.byteLength > quota) {
+    if (usage.bytes + pending.bytes + bytes.byteLength > quota) {
       return refuse("quota", `This relay's storage quota (${quota} bytes) is full`, true);
     }
     const senderCap = Math.floor(quota * this.#options.senderShare);
-    if (this.#store.usage(parcel.senderId).bytes + bytes.byteLength > senderCap) {
+    const senderUsage = this.#store.usage(parcel.senderId).bytes +
+      (pending.bySender.get(parcel.senderId) ?? 0);
+    if (senderUsage + bytes.byteLength > senderCap) {
       return refuse(
         "quota",
         `Sender ${parcel.senderId.slice(0, 13)} already fills its share (${senderCap} bytes)`,
         true,
       );
     }
-    this.#store.put({
-      key,
-      recipientId: parcel.recipientId,
-      senderId: parcel.senderId,
-      size: bytes.byteLength,
-      expiresAt: parcel.expiresAt,
-      origin: "relay",
-      copies: Math.max(1, message.copies),
-      fromPeer: from,
-      bytes,
-    });
-    this.#emit("parcel:received", { key, from, recipientId: parcel.recipientId, delivered: false });
-    this.#syncAll();
-    return { type: "ack", key, status: AckStatus.STORED };
+    return {
+      record: {
+        key,
+        recipientId: parcel.recipientId,
+        senderId: parcel.senderId,
+        size: bytes.byteLength,
+        expiresAt: parcel.expiresAt,
+        origin: "relay",
+        copies: Math.max(1, message.copies),
+        fromPeer: from,
+        bytes,
+      },
+    };
   }
 
-  #validate(bytes: Uint8Array) {
-    return validateParcel(bytes, {
+  #validate(bytes: Uint8Array): Promise<ParcelFacts> {
+    return this.#validator.validate(bytes, {
       now: this.#options.now(),
       clockDriftToleranceMs: this.#options.clockDriftToleranceMs,
     });
   }
+
+  readonly #validator = new FastParcelValidator();
 
   #log(message: string): void {
     if (Deno.env.get("RELAYMAIL_MESH_DEBUG")) {

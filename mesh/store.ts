@@ -54,6 +54,12 @@ export interface StoredParcel {
   readonly copies: number;
 }
 
+/** A parcel with its bytes, as stored. */
+export type ParcelRecord = StoredParcel & {
+  readonly bytes: Uint8Array;
+  readonly fromPeer?: string;
+};
+
 /** Kind byte of a reconciliation item. */
 export const ItemKind = { PARCEL: 0, DELIVERED: 1 } as const;
 
@@ -132,8 +138,15 @@ export class MeshStore {
     return null;
   }
 
+  /** Stores parcels in one transaction; committed when this returns. */
+  putMany(parcels: readonly ParcelRecord[]): void {
+    this.#db.transaction(() => {
+      for (const parcel of parcels) this.put(parcel);
+    });
+  }
+
   /** Stores a parcel; committed when this returns. Returns false if it was already held. */
-  put(parcel: StoredParcel & { bytes: Uint8Array; fromPeer?: string }): boolean {
+  put(parcel: ParcelRecord): boolean {
     return this.#db.run(
       `INSERT OR IGNORE INTO parcels
          (key, recipient_id, sender_id, size, expires_at, received_at, origin, copies, from_peer, bytes)
