@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { Certificate } from "@relaycorp/relaynet-core";
 import { pkijsCertificateOf } from "./_pkijs.ts";
 import {
@@ -134,18 +135,34 @@ function content(bytes: Uint8Array, item: Tlv): Uint8Array {
  * The value of an OCTET STRING, primitive or (as asn1js writes encapsulated
  * content) constructed from primitive pieces.
  */
-function octetString(bytes: Uint8Array, item: Tlv): Uint8Array {
-  if (item.tag === 0x04) return content(bytes, item);
+function octetStringPieces(bytes: Uint8Array, item: Tlv): Uint8Array[] {
+  if (item.tag === 0x04) return [content(bytes, item)];
   if (item.tag !== 0x24) throw new Unusual();
-  const pieces = children(bytes, item).map((piece) => content(bytes, expectTag(piece, 0x04)));
-  if (pieces.length === 1) return pieces[0];
-  const value = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+  return children(bytes, item).map((piece) => content(bytes, expectTag(piece, 0x04)));
+}
+
+/** SHA-256 of a value in pieces, hashed where they lie: no gathering, no copy. */
+function digestPieces(pieces: readonly Uint8Array[]): Uint8Array {
+  const hash = createHash("sha256");
+  for (const piece of pieces) hash.update(piece);
+  return new Uint8Array(hash.digest());
+}
+
+/** Octets of the RAMF field set read into one buffer: enough for every field but the payload. */
+const HEAD_LENGTH = 8192;
+
+/** The first `length` octets (or all) of a value split into pieces, in one buffer. */
+function head(pieces: readonly Uint8Array[], length: number): Uint8Array {
+  if (pieces[0].length >= length || pieces.length === 1) return pieces[0];
+  const out = new Uint8Array(Math.min(length, pieces.reduce((n, p) => n + p.length, 0)));
   let offset = 0;
   for (const piece of pieces) {
-    value.set(piece, offset);
-    offset += piece.length;
+    if (offset >= out.length) break;
+    const part = piece.subarray(0, out.length - offset);
+    out.set(part, offset);
+    offset += part.length;
   }
-  return value;
+  return out;
 }
 
 function whole(bytes: Uint8Array, item: Tlv): Uint8Array {
@@ -270,7 +287,9 @@ export class FastParcelValidator {
     }
     const eContentWrapper = children(bytes, expectTag(encap[1], 0xa0));
     if (eContentWrapper.length !== 1) throw new Unusual();
-    const eContent = octetString(bytes, eContentWrapper[0]);
+    // The signed content (the RAMF fields, payload included) may come in pieces:
+    // hashed piece by piece, and only its first octets gathered for parsing.
+    const eContent = octetStringPieces(bytes, eContentWrapper[0]);
     const certificateTlvs = children(bytes, expectTag(signedData[3], 0xa0));
     const signerInfos = children(bytes, expectTag(signedData[4], 0x31));
     if (signerInfos.length !== 1 || certificateTlvs.length === 0) throw new Unusual();
@@ -317,7 +336,7 @@ export class FastParcelValidator {
     );
     if (!signer) throw new Unusual();
 
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", toArrayBuffer(eContent)));
+    const digest = digestPieces(eContent);
     if (!equalBytes(digest, digestAttribute)) return null;
     // The signature covers the attributes encoded as a SET (RFC 5652, section 5.4).
     const signedBytes = whole(bytes, signedAttrs).slice();
@@ -330,7 +349,10 @@ export class FastParcelValidator {
     );
     if (!valid) return null;
 
-    const fields = this.#ramfFields(eContent);
+    const fields = this.#ramfFields(
+      head(eContent, HEAD_LENGTH),
+      eContent.reduce((n, p) => n + p.length, 0),
+    );
     return { ...fields, signer, others: certificates.filter((c) => c !== signer) };
   }
 
@@ -376,11 +398,21 @@ export class FastParcelValidator {
   }
 
   /** The RAMF fields (RS-001), with relaynet-core's syntax checks. */
-  #ramfFields(fields: Uint8Array) {
-    const sequence = tlv(fields, 0, fields.length);
-    if (sequence.tag !== 0x30 || sequence.end !== fields.length) throw new Unusual();
-    const [recipient, id, date, ttl, payload, ...rest] = children(fields, sequence);
-    if (rest.length) throw new Unusual();
+  #ramfFields(fields: Uint8Array, total: number) {
+    // `fields` holds the first octets of the field set; `total` is its length.
+    const sequence = tlv(fields, 0, total);
+    if (sequence.tag !== 0x30 || sequence.end !== total) throw new Unusual();
+    const items: Tlv[] = [];
+    for (let offset = sequence.start; offset < sequence.end && items.length < 6;) {
+      if (offset + 6 > fields.length) throw new Unusual();
+      const item = tlv(fields, offset, total);
+      items.push(item);
+      offset = item.end;
+    }
+    const [recipient, id, date, ttl, payload, ...rest] = items;
+    if (rest.length || !payload || payload.end !== total) throw new Unusual();
+    // Everything but the payload must lie in the gathered octets.
+    if (ttl.end > fields.length) throw new Unusual();
     const recipientItems = children(fields, expectTag(recipient, 0xa0));
     if (recipientItems.length < 1 || recipientItems.length > 2) throw new Unusual();
     const text = (item: Tlv) => new TextDecoder().decode(content(fields, item));

@@ -17,6 +17,7 @@ import {
   RAMFSyntaxError,
   RAMFValidationError,
 } from "@relaycorp/relaynet-core";
+import { createHash } from "node:crypto";
 import * as pkijs from "pkijs";
 import { certificateFromPkijs, pkijsCertificateOf } from "./_pkijs.ts";
 import type { RefusalCode } from "./binding.ts";
@@ -233,26 +234,37 @@ export async function verifyDeliveryAuthorization(
   }
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+const NIBBLE: Record<string, number> = Object.fromEntries(
+  [..."0123456789abcdef"].flatMap((c, i) => [[c, i], [c.toUpperCase(), i]]),
+);
+
 /** Lower-case hex of some bytes. */
 export function toHex(bytes: Uint8Array): string {
   let hex = "";
-  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
+  for (let i = 0; i < bytes.length; i++) hex += HEX[bytes[i]];
   return hex;
 }
 
 /** Bytes of a lower- or upper-case hex string of even length. */
 export function fromHex(hex: string): Uint8Array {
-  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
-    throw new TypeError(`Not hex: "${hex.slice(0, 20)}"`);
+  const bytes = new Uint8Array(hex.length >> 1);
+  if (hex.length % 2 !== 0) throw new TypeError(`Not hex: "${hex.slice(0, 20)}"`);
+  for (let i = 0; i < bytes.length; i++) {
+    const high = NIBBLE[hex[2 * i]];
+    const low = NIBBLE[hex[2 * i + 1]];
+    if (high === undefined || low === undefined) {
+      throw new TypeError(`Not hex: "${hex.slice(0, 20)}"`);
+    }
+    bytes[i] = (high << 4) | low;
   }
-  const bytes = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
   return bytes;
 }
 
 /** Hex SHA-256 of some bytes: the key parcels are stored and named under. */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", toArrayBuffer(bytes))));
+  // node:crypto hashes the view where it lies; WebCrypto would copy it first.
+  return await Promise.resolve(createHash("sha256").update(bytes).digest("hex"));
 }
 
 /** A standalone ArrayBuffer holding exactly these bytes (relaynet-core wants one). */

@@ -21,6 +21,7 @@ import { tcp } from "@libp2p/tcp";
 import { type LengthPrefixedStream, lpStream } from "@libp2p/utils";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p, type Libp2p } from "libp2p";
+import type { Uint8ArrayList } from "uint8arraylist";
 import type { ParcelOrigin, ReceiveOutcome, RefusalCode } from "../bindings/binding.ts";
 import { FastParcelValidator, type ParcelFacts } from "../bindings/fast_validation.ts";
 import {
@@ -44,6 +45,7 @@ import {
   AckStatus,
   decodeSync,
   decodeTransfer,
+  encodeParcelFrame,
   encodeSync,
   encodeTransfer,
   MAX_FRAME_LENGTH,
@@ -85,6 +87,11 @@ export interface MeshNodeOptions {
   readonly clockDriftToleranceMs?: number;
   /** The clock (default: the machine's). */
   readonly now?: () => Date;
+  /**
+   * How to compare stores: `auto` (rateless IBLT, or full lists when that is
+   * smaller) or always `full-list` (for comparison in benchmarks).
+   */
+  readonly reconciliation?: "auto" | "full-list";
 }
 
 /** Takes a parcel addressed to an endpoint this node hosts; resolves once it is stored. */
@@ -109,6 +116,9 @@ export interface MeshStats {
   parcelsReceived: number;
   parcelBytesSent: number;
   parcelBytesReceived: number;
+  /** Octets of transfer-stream frames (parcels and their headers, acknowledgements). */
+  transferBytesSent: number;
+  transferBytesReceived: number;
   refusals: number;
 }
 
@@ -176,6 +186,7 @@ type ResolvedOptions = Required<Omit<MeshNodeOptions, "rateLimit" | "peers" | "l
 };
 
 const TRANSIENT_BACKOFF_MS = 30_000;
+const GROUP_COMMIT_WAIT_MS = 2;
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30_000;
 const MAX_SYMBOLS = 250_000;
@@ -200,6 +211,8 @@ export class MeshNode extends EventTarget {
     parcelsReceived: 0,
     parcelBytesSent: 0,
     parcelBytesReceived: 0,
+    transferBytesSent: 0,
+    transferBytesReceived: 0,
     refusals: 0,
   };
 
@@ -258,6 +271,7 @@ export class MeshNode extends EventTarget {
         syncIntervalMs: options.syncIntervalMs ?? 60_000,
         clockDriftToleranceMs: options.clockDriftToleranceMs ?? MAX_CLOCK_DRIFT_TOLERANCE_MS,
         now,
+        reconciliation: options.reconciliation ?? "auto",
       };
       const limiter = new RateLimiter({ ...DEFAULT_RATE_LIMIT, ...options.rateLimit });
       return new MeshNode(libp2p, store, resolved, limiter);
@@ -383,6 +397,7 @@ export class MeshNode extends EventTarget {
       copies: this.#options.initialCopies,
       bytes,
     });
+    this.#pushToHosts(key, parcel.recipientId);
     this.#syncAll();
     return { key, status: "stored" };
   }
@@ -402,15 +417,19 @@ export class MeshNode extends EventTarget {
     await this.idle();
   }
 
-  /** Resolves once no reconciliation or transfer is running. */
+  /**
+   * Resolves once no reconciliation or transfer is running, with what they
+   * changed written to the store.
+   */
   async idle(): Promise<void> {
     for (;;) {
       const busy = [...this.#peers.values()].flatMap((p) => [p.syncing, p.pushing]).filter((p) =>
         p !== null
       );
-      if (busy.length === 0) return;
+      if (busy.length === 0) break;
       await Promise.allSettled(busy);
     }
+    this.#store.flush();
   }
 
   /** Adds a typed listener. */
@@ -450,7 +469,9 @@ export class MeshNode extends EventTarget {
     };
     this.#peers.set(id, peer);
     this.#emit("peer:connect", describe(peer));
-    this.#scheduleSync(peer, 0);
+    // One reconciliation per new connection: the node with the smaller peer id
+    // starts it; the other starts one only if none came (a lost race, an old peer).
+    this.#scheduleSync(peer, this.peerId < id ? 0 : 2_000);
   }
 
   #onDisconnect(id: string): void {
@@ -479,8 +500,12 @@ export class MeshNode extends EventTarget {
 
   // Reconciliation
 
-  #syncAll(): void {
-    for (const peer of this.#peers.values()) this.#scheduleSync(peer, 200);
+  /**
+   * Schedules a reconciliation with every peer, but `except` the one the change
+   * came from: it already knows what it just gave or was given.
+   */
+  #syncAll(except?: string): void {
+    for (const peer of this.#peers.values()) if (peer.id !== except) this.#scheduleSync(peer, 200);
   }
 
   #scheduleSync(peer: PeerState, delayMs: number): void {
@@ -583,7 +608,10 @@ export class MeshNode extends EventTarget {
       peer.endpoints = new Set(hello.endpoints);
 
       let diff: Extract<SyncMessage, { type: "diff" }>;
-      if (preferFullList(items.length, hello.itemCount)) {
+      if (
+        this.#options.reconciliation === "full-list" ||
+        preferFullList(items.length, hello.itemCount)
+      ) {
         await channel.write(encodeSync({ type: "items", items: concat(encoded) }));
         diff = expectSync(await channel.expect(), "diff");
       } else {
@@ -621,6 +649,11 @@ export class MeshNode extends EventTarget {
 
   async #respondToSync(stream: Stream, connection: Connection): Promise<void> {
     const peer = this.#peers.get(connection.remotePeer.toString());
+    if (peer?.syncTimer !== undefined && !peer.syncAgain) {
+      // The peer is reconciling with us: the one we had scheduled would be redundant.
+      clearTimeout(peer.syncTimer);
+      peer.syncTimer = undefined;
+    }
     const channel = this.#channel(stream, connection, MAX_SYNC_FRAME_LENGTH, 2);
     try {
       const hello = expectSync(await channel.expect(), "hello");
@@ -713,19 +746,37 @@ export class MeshNode extends EventTarget {
     }
     this.#emit("sync", { ...traffic, theirOnly: theirOnly.length, ourOnly: ourOnly.length });
     this.#push(peer);
-    if (changed) this.#syncAll();
+    if (changed) this.#syncAll(peer.id);
   }
 
+  /**
+   * Notes that a parcel reached its recipient; returns true if that is news. The
+   * tombstone is written with the next batch of harmless-to-lose writes: lost, the
+   * parcel would only be offered again and turned down as delivered.
+   */
   #learnDelivered(item: Item): boolean {
+    if (this.#store.knows(item.key) === "delivered") return false;
     const held = this.#store.get(item.key);
-    if (!this.#store.markDelivered(item.key, item.expiresAt, held?.origin === "local")) {
-      return false;
-    }
+    this.#store.later(() =>
+      this.#store.markDelivered(item.key, item.expiresAt, held?.origin === "local")
+    );
     if (held) this.#emit("parcel:delivered", { key: item.key });
     return true;
   }
 
   // Transfers, sending side
+
+  /**
+   * Sends a parcel at once to every connected peer that hosts its recipient, without
+   * waiting for the next reconciliation: that is the path of least latency.
+   */
+  #pushToHosts(key: string, recipientId: string): void {
+    for (const peer of this.#peers.values()) {
+      if (!peer.endpoints.has(recipientId) || peer.refused.has(key)) continue;
+      peer.queue.set(key, { give: 0, direct: true });
+      this.#push(peer);
+    }
+  }
 
   #push(peer: PeerState): void {
     if (peer.pushing || peer.queue.size === 0 || !this.#peers.has(peer.id)) return;
@@ -794,7 +845,7 @@ export class MeshNode extends EventTarget {
         }
         inFlight.set(key, { job });
         const copies = job.direct ? 0 : job.give;
-        await channel.write(encodeTransfer({ type: "parcel", key, copies, bytes }));
+        await channel.write(encodeParcelFrame(key, copies, bytes));
         this.stats.parcelsSent++;
         this.stats.parcelBytesSent += bytes.byteLength;
       }
@@ -808,6 +859,8 @@ export class MeshNode extends EventTarget {
       failed ??= error;
     }
     channel.dispose();
+    this.stats.transferBytesSent += channel.bytesWritten;
+    this.stats.transferBytesReceived += channel.bytesRead;
     if (failed !== null) {
       stream.abort(failed instanceof Error ? failed : new Error(String(failed)));
       // Unacknowledged parcels stay here and are offered again after the next sync.
@@ -833,22 +886,29 @@ export class MeshNode extends EventTarget {
     switch (message.status) {
       case AckStatus.DELIVERED:
       case AckStatus.ALREADY_DELIVERED:
-        if (parcel) this.#store.recordHandover(message.key, peer.id, true);
+        if (parcel?.origin === "local") {
+          this.#store.later(() => this.#store.recordHandover(message.key, peer.id, true));
+        }
         this.#learnDelivered({
           kind: ItemKind.DELIVERED,
           key: message.key,
           expiresAt: parcel?.expiresAt ?? new Date(Date.now() + 86_400_000),
         });
         this.#emit("parcel:handed", { key: message.key, peer: peer.id, toRecipient: true });
-        this.#syncAll();
+        this.#syncAll(peer.id);
         break;
       case AckStatus.STORED:
         if (parcel && !job.direct) {
-          this.#store.setCopies(message.key, Math.max(1, parcel.copies - job.give));
+          // Lost in a crash, it would only let a few more copies out.
+          const copies = Math.max(1, parcel.copies - job.give);
+          this.#store.later(() => this.#store.setCopies(message.key, copies));
         }
         // falls through
       case AckStatus.ALREADY_HELD:
-        if (parcel) this.#store.recordHandover(message.key, peer.id, false);
+        // Lost in a crash, the sender's app would only show "queued" until delivery.
+        if (parcel?.origin === "local") {
+          this.#store.later(() => this.#store.recordHandover(message.key, peer.id, false));
+        }
         this.#emit("parcel:handed", { key: message.key, peer: peer.id, toRecipient: false });
         break;
     }
@@ -905,9 +965,17 @@ export class MeshNode extends EventTarget {
           arrived = Promise.withResolvers();
           continue;
         }
-        for (const reply of await this.#takeBatch(queue.splice(0, MAX_IN_FLIGHT), from)) {
-          await channel.write(encodeTransfer(reply));
+        if (queue.length < MAX_IN_FLIGHT && !ended) {
+          // Group commit: a moment's wait lets the rest of the sender's window
+          // arrive, so that one disk sync covers several parcels.
+          await Promise.race([
+            arrived.promise,
+            new Promise((r) => setTimeout(r, GROUP_COMMIT_WAIT_MS)),
+          ]);
+          arrived = Promise.withResolvers();
         }
+        const replies = await this.#takeBatch(queue.splice(0, MAX_IN_FLIGHT), from);
+        await channel.writeMany(replies.map(encodeTransfer));
       }
       await reader;
       if (failure !== null) throw failure;
@@ -921,40 +989,60 @@ export class MeshNode extends EventTarget {
     } finally {
       clearInterval(progress);
       channel.dispose();
+      this.stats.transferBytesSent += channel.bytesWritten;
+      this.stats.transferBytesReceived += channel.bytesRead;
     }
   }
 
-  /** Takes a batch of incoming parcels; stores those to carry in one transaction. */
+  /**
+   * Takes a batch of incoming parcels: checked side by side (their digests and
+   * signatures run off the event loop together), then placed in order: handed to
+   * a hosted endpoint, or stored to carry, all of those in one transaction.
+   */
   async #takeBatch(
     batch: Extract<TransferMessage, { type: "parcel" }>[],
     from: string,
   ): Promise<TransferMessage[]> {
+    const seen = new Set<string>();
+    const checked = await Promise.all(batch.map((message) => {
+      if (seen.has(message.key)) {
+        return { type: "ack", key: message.key, status: AckStatus.ALREADY_HELD } as TransferMessage;
+      }
+      seen.add(message.key);
+      return this.#check(message, from);
+    }));
     const replies: (TransferMessage | null)[] = [];
     const records: { index: number; record: ParcelRecord }[] = [];
-    const pending = { bytes: 0, bySender: new Map<string, number>(), keys: new Set<string>() };
-    for (const message of batch) {
-      if (pending.keys.has(message.key)) {
-        replies.push({ type: "ack", key: message.key, status: AckStatus.ALREADY_HELD });
+    const pending = { bytes: 0, bySender: new Map<string, number>() };
+    for (const [i, message] of batch.entries()) {
+      const check = checked[i];
+      if (!("facts" in check)) {
+        replies.push(check);
         continue;
       }
-      const taken = await this.#take(message, from, pending);
-      if ("record" in taken) {
-        records.push({ index: replies.length, record: taken.record });
+      const placed = await this.#place(
+        { ...message, bytes: check.bytes },
+        check.facts,
+        from,
+        pending,
+      );
+      if ("record" in placed) {
+        records.push({ index: replies.length, record: placed.record });
         replies.push(null);
-        pending.keys.add(message.key);
-        pending.bytes += taken.record.size;
+        pending.bytes += placed.record.size;
         pending.bySender.set(
-          taken.record.senderId,
-          (pending.bySender.get(taken.record.senderId) ?? 0) + taken.record.size,
+          placed.record.senderId,
+          (pending.bySender.get(placed.record.senderId) ?? 0) + placed.record.size,
         );
       } else {
-        replies.push(taken);
+        replies.push(placed);
       }
     }
     if (records.length > 0) {
       this.#store.putMany(records.map((r) => r.record));
       for (const { index, record } of records) {
         replies[index] = { type: "ack", key: record.key, status: AckStatus.STORED };
+        this.#pushToHosts(record.key, record.recipientId);
         this.#emit("parcel:received", {
           key: record.key,
           from,
@@ -962,42 +1050,70 @@ export class MeshNode extends EventTarget {
           delivered: false,
         });
       }
-      this.#syncAll();
+      this.#syncAll(from);
     }
     return replies as TransferMessage[];
   }
 
-  /**
-   * Decides on one incoming parcel: refuse it, deliver it to a hosted endpoint, or
-   * return the record to store it under (the caller commits a batch at once).
-   */
-  async #take(
+  #refusal(
+    key: string,
+    from: string,
+    code: RefusalCode,
+    reason: string,
+    transient: boolean,
+  ): TransferMessage {
+    this.stats.refusals++;
+    this.#emit("parcel:refused", { key, from, code, reason });
+    return { type: "refuse", key, code, transient, reason };
+  }
+
+  /** Checks an incoming parcel: already known, over the rate limit, forged or invalid. */
+  async #check(
     message: Extract<TransferMessage, { type: "parcel" }>,
     from: string,
-    pending: { bytes: number; bySender: Map<string, number> },
-  ): Promise<TransferMessage | { record: ParcelRecord }> {
+  ): Promise<TransferMessage | { facts: ParcelFacts; bytes: Uint8Array }> {
     const { key, bytes } = message;
-    const refuse = (code: RefusalCode, reason: string, transient: boolean): TransferMessage => {
-      this.stats.refusals++;
-      this.#emit("parcel:refused", { key, from, code, reason });
-      return { type: "refuse", key, code, transient, reason };
-    };
-    if (await sha256Hex(bytes) !== key) {
-      return refuse("malformed", "Parcel does not match its key", false);
-    }
+    const refuse = (code: RefusalCode, reason: string, transient: boolean) =>
+      this.#refusal(key, from, code, reason, transient);
+    // A known key is answered at once. A peer lying about a key only misleads itself.
     const known = this.#store.knows(key);
     if (known === "delivered") return { type: "ack", key, status: AckStatus.ALREADY_DELIVERED };
     if (known === "held") return { type: "ack", key, status: AckStatus.ALREADY_HELD };
     if (!this.#limiter.take(from, bytes.byteLength)) {
       return refuse("rate-limited", "Too many parcels from this peer: slow down", true);
     }
-    let parcel;
-    try {
-      parcel = await this.#validate(bytes);
-    } catch (error) {
-      if (!(error instanceof ParcelRefusedError)) throw error;
-      return refuse(error.code, error.message, error.code === "future-dated");
+    const [actualKey, validation] = await Promise.all([
+      sha256Hex(bytes),
+      this.#validate(bytes).then(
+        (facts) => ({ facts, error: null }),
+        (error) => ({ facts: null, error }),
+      ),
+    ]);
+    if (actualKey !== key) return refuse("malformed", "Parcel does not match its key", false);
+    if (validation.error) {
+      if (!(validation.error instanceof ParcelRefusedError)) throw validation.error;
+      return refuse(
+        validation.error.code,
+        validation.error.message,
+        validation.error.code === "future-dated",
+      );
     }
+    return { facts: validation.facts!, bytes };
+  }
+
+  /**
+   * Places a checked parcel: hands it to the endpoint this node hosts, or returns
+   * the record to store it under if the quotas allow (the caller commits a batch).
+   */
+  async #place(
+    message: Extract<TransferMessage, { type: "parcel" }>,
+    parcel: ParcelFacts,
+    from: string,
+    pending: { bytes: number; bySender: Map<string, number> },
+  ): Promise<TransferMessage | { record: ParcelRecord }> {
+    const { key, bytes } = message;
+    const refuse = (code: RefusalCode, reason: string, transient: boolean) =>
+      this.#refusal(key, from, code, reason, transient);
     const host = this.#hosts.get(parcel.recipientId);
     if (host) {
       let outcome: ReceiveOutcome;
@@ -1012,14 +1128,15 @@ export class MeshNode extends EventTarget {
       }
       if (outcome.status === "refused") return refuse(outcome.code, outcome.reason, false);
       if (outcome.status !== "skipped") {
-        this.#store.markDelivered(key, parcel.expiresAt, false);
+        // The recipient's node holds it now: the tombstone may follow in a batch.
+        this.#store.later(() => this.#store.markDelivered(key, parcel.expiresAt, false));
         this.#emit("parcel:received", {
           key,
           from,
           recipientId: parcel.recipientId,
           delivered: true,
         });
-        this.#syncAll();
+        this.#syncAll(from);
         return { type: "ack", key, status: AckStatus.DELIVERED };
       }
     }
@@ -1121,8 +1238,15 @@ class Channel {
   async read(): Promise<Uint8Array | null> {
     this.#pending++;
     try {
-      // Copied: the chunks may be views into buffers the transport reuses.
-      const bytes = (await this.#lp.read()).slice();
+      // Gathered into a buffer of our own: the chunks may be views into buffers
+      // the transport reuses.
+      const list = await this.#lp.read();
+      const bytes = new Uint8Array(list.byteLength);
+      let offset = 0;
+      for (const chunk of list) {
+        bytes.set(chunk, offset);
+        offset += chunk.byteLength;
+      }
       this.bytesRead += bytes.byteLength + varintLength(bytes.byteLength);
       return bytes;
     } catch (error) {
@@ -1141,11 +1265,25 @@ class Channel {
     return frame;
   }
 
-  async write(frame: Uint8Array): Promise<void> {
+  async write(frame: Uint8Array | Uint8ArrayList): Promise<void> {
     this.#pending++;
     try {
       await this.#lp.write(frame);
       this.bytesWritten += frame.byteLength + varintLength(frame.byteLength);
+    } finally {
+      this.#pending--;
+      this.activity.last = Date.now();
+    }
+  }
+
+  /** Writes several frames with one send. */
+  async writeMany(frames: readonly Uint8Array[]): Promise<void> {
+    this.#pending++;
+    try {
+      await this.#lp.writeV([...frames]);
+      for (const frame of frames) {
+        this.bytesWritten += frame.byteLength + varintLength(frame.byteLength);
+      }
     } finally {
       this.#pending--;
       this.activity.last = Date.now();

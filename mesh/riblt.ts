@@ -106,6 +106,14 @@ interface Mapped {
 class IndexHeap {
   readonly #heap: Mapped[] = [];
 
+  /** A heap of `items`, built in linear time. */
+  static from(items: Mapped[]): IndexHeap {
+    const heap = new IndexHeap();
+    heap.#heap.push(...items);
+    for (let i = (items.length >> 1) - 1; i >= 0; i--) heap.#siftDown(i);
+    return heap;
+  }
+
   get size(): number {
     return this.#heap.length;
   }
@@ -133,43 +141,60 @@ class IndexHeap {
     const last = heap.pop()!;
     if (heap.length > 0) {
       heap[0] = last;
-      let i = 0;
-      for (;;) {
-        const left = 2 * i + 1;
-        const right = left + 1;
-        let smallest = i;
-        if (left < heap.length && heap[left].sequence.index < heap[smallest].sequence.index) {
-          smallest = left;
-        }
-        if (right < heap.length && heap[right].sequence.index < heap[smallest].sequence.index) {
-          smallest = right;
-        }
-        if (smallest === i) break;
-        [heap[smallest], heap[i]] = [heap[i], heap[smallest]];
-        i = smallest;
-      }
+      this.#siftDown(0);
     }
     return top;
+  }
+
+  #siftDown(start: number): void {
+    const heap = this.#heap;
+    let i = start;
+    for (;;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let smallest = i;
+      if (left < heap.length && heap[left].sequence.index < heap[smallest].sequence.index) {
+        smallest = left;
+      }
+      if (right < heap.length && heap[right].sequence.index < heap[smallest].sequence.index) {
+        smallest = right;
+      }
+      if (smallest === i) return;
+      [heap[smallest], heap[i]] = [heap[i], heap[smallest]];
+      i = smallest;
+    }
   }
 }
 
 /** Produces the coded symbols of a set, in order, as many as asked for. */
 export class Encoder {
-  readonly #heap = new IndexHeap();
+  readonly #heap: IndexHeap;
   #next = 0;
+  /** Every item maps to symbol 0: it is computed while reading the set. */
+  readonly #first: CodedSymbol;
 
   /**
    * @param items The set (each item `itemLength` bytes; duplicates are not allowed).
    * @param salt Agreed by both sides for this session.
    */
   constructor(items: Iterable<Uint8Array>, readonly itemLength: number, readonly salt: number) {
+    const mapped: Mapped[] = [];
+    const sum = new Uint8Array(itemLength);
+    let hashHi = 0, hashLo = 0;
     for (const item of items) {
       if (item.length !== itemLength) {
         throw new RangeError(`Items must have ${itemLength} bytes: got ${item.length}`);
       }
-      const [hashHi, hashLo] = hashItem(item, salt);
-      this.#heap.push({ item, hashHi, hashLo, sequence: new IndexSequence(hashHi, hashLo) });
+      const [hi, lo] = hashItem(item, salt);
+      xorInto(sum, item);
+      hashHi ^= hi;
+      hashLo ^= lo;
+      const sequence = new IndexSequence(hi, lo);
+      sequence.next();
+      mapped.push({ item, hashHi: hi, hashLo: lo, sequence });
     }
+    this.#first = { sum, hashHi: hashHi >>> 0, hashLo: hashLo >>> 0, count: mapped.length };
+    this.#heap = IndexHeap.from(mapped);
   }
 
   /** Index of the next coded symbol {@linkcode produce} returns. */
@@ -182,6 +207,10 @@ export class Encoder {
     const symbols: CodedSymbol[] = [];
     for (let n = 0; n < count; n++) {
       const index = this.#next++;
+      if (index === 0) {
+        symbols.push({ ...this.#first, sum: this.#first.sum.slice() });
+        continue;
+      }
       const sum = new Uint8Array(this.itemLength);
       let hashHi = 0, hashLo = 0, items = 0;
       while (this.#heap.peekIndex() === index) {

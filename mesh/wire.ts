@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { Uint8ArrayList } from "uint8arraylist";
 import { MAX_PARCEL_LENGTH } from "../bindings/validation.ts";
 import { fromHex, toHex } from "../bindings/validation.ts";
 import type { RefusalCode } from "../bindings/binding.ts";
@@ -281,6 +282,14 @@ export function encodeTransfer(message: TransferMessage): Uint8Array {
     case "error":
       return new Writer().u8(Type.ERROR).text(message.message.slice(0, 500)).done();
   }
+}
+
+/**
+ * A PARCEL frame as a list of two buffers, header and parcel, so that the parcel
+ * (up to 8 MiB) is not copied on its way out.
+ */
+export function encodeParcelFrame(key: string, copies: number, bytes: Uint8Array): Uint8ArrayList {
+  return new Uint8ArrayList(new Writer().u8(Type.PARCEL).key(key).u16(copies).done(), bytes);
 }
 
 /** Decodes a transfer-stream message. */
