@@ -11,6 +11,7 @@ import mime from "mime";
 import { exportParcels, importParcels } from "../../bindings/sneakernet/sneakernet.ts";
 import { type Clock, offsetClock, parseDuration, systemClock } from "../clock.ts";
 import { readDaemonStatus, runDaemon } from "../daemon.ts";
+import { parseSize, Settings } from "../settings.ts";
 import { NoIdentityError } from "../identity.ts";
 import type { Contact } from "../contacts.ts";
 import { messageToEml, safeFileName, threadToEml } from "../eml.ts";
@@ -504,33 +505,73 @@ function buildProgram(print: Print): Command {
 
   program.command("daemon")
     .description("run the mesh: find peers nearby, carry parcels, receive mail (Ctrl-C stops it)")
-    .option("-l, --listen <multiaddr...>", "addresses to listen on", ["/ip4/0.0.0.0/tcp/4747"])
-    .option("-p, --peer <multiaddr>", "a peer to dial and keep dialling (repeatable)", collect)
-    .option("--no-mdns", "do not find peers by mDNS (dial --peer addresses only)")
+    .option("-l, --listen <multiaddr...>", "addresses to listen on (setting mesh.listen)")
+    .option(
+      "-p, --peer <multiaddr>",
+      "a peer to dial and keep dialling, repeatable (setting mesh.peers)",
+      collect,
+    )
+    .option("--mdns", "find peers by mDNS (setting mesh.mdns, on by default)")
+    .option("--no-mdns", "do not find peers by mDNS: dial --peer addresses only")
     .option("--mdns-interval <ms>", "how often to ask the network for peers by mDNS", "10000")
-    .option("--quota <size>", "storage for other people's parcels, e.g. 512M or 2G", "512M")
+    .option(
+      "--quota <size>",
+      "storage for other people's parcels, e.g. 512M or 2G (setting mesh.quota)",
+    )
     .option("--stall-timeout <ms>", "drop a peer that makes no progress for this long", "20000")
     .action(function (
       this: Command,
       opts: {
-        listen: string[];
+        listen?: string[];
         peer?: string[];
-        mdns: boolean;
+        mdns?: boolean;
         mdnsInterval: string;
-        quota: string;
+        quota?: string;
         stallTimeout: string;
       },
     ) {
       return withNode(this, async (node) => {
         if (!node.identity.exists()) throw new NoIdentityError(node.dataDir);
+        const settings = new Settings(node.ctx.db);
         await runDaemon(node, {
-          listen: opts.listen,
-          peers: opts.peer,
-          mdns: opts.mdns,
+          listen: opts.listen ?? settings.get("mesh.listen"),
+          peers: [...settings.get("mesh.peers"), ...(opts.peer ?? [])],
+          mdns: opts.mdns ?? settings.get("mesh.mdns"),
           mdnsIntervalMs: Number(opts.mdnsInterval),
-          quotaBytes: parseSize(opts.quota),
+          quotaBytes: opts.quota ? parseSize(opts.quota) : settings.get("mesh.quota"),
           stallTimeoutMs: Number(opts.stallTimeout),
         });
+      });
+    });
+
+  const settings = program.command("settings").description(
+    "list the settings kept in the data directory",
+  )
+    .action(function (this: Command) {
+      return withNode(this, (node, options) => {
+        const all = new Settings(node.ctx.db).all();
+        out(options, all, () =>
+          table(
+            ["SETTING", "VALUE", "", "WHAT"],
+            all.map((s) => [s.name, JSON.stringify(s.value), s.set ? "" : "(default)", s.help]),
+          ));
+        return Promise.resolve();
+      });
+    });
+  settings.command("set <name> <value>")
+    .description("change a setting (lists are comma-separated, booleans on/off, sizes like 512M)")
+    .action(function (this: Command, name: string, value: string) {
+      return withNode(this, (node) => {
+        new Settings(node.ctx.db).set(name, value);
+        return Promise.resolve();
+      });
+    });
+  settings.command("unset <name>")
+    .description("return a setting to its default")
+    .action(function (this: Command, name: string) {
+      return withNode(this, (node) => {
+        new Settings(node.ctx.db).unset(name);
+        return Promise.resolve();
       });
     });
 
@@ -703,17 +744,6 @@ function messageText(m: MessageDetail): string {
 
 function collect(value: string, all: string[] = []): string[] {
   return [...all, value];
-}
-
-/** Parses `512M`, `2G`, `100K` or a plain number of octets. */
-export function parseSize(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*([KMG]i?B?|B)?$/i.exec(text.trim());
-  if (!match) {
-    throw new TypeError(`Cannot parse size "${text}": use a number with K, M or G (e.g. 512M)`);
-  }
-  const unit = (match[2] ?? "B").toUpperCase()[0];
-  const factor = unit === "K" ? 1024 : unit === "M" ? 1024 ** 2 : unit === "G" ? 1024 ** 3 : 1;
-  return Math.round(Number(match[1]) * factor);
 }
 
 function mediaTypeOf(path: string): string {

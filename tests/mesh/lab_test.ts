@@ -153,7 +153,9 @@ labTest(
       "Alice's mail handed to a relay",
       () => withMail(alice, (n) => n.mailbox.read(sent.id).deliveries[0].via === "mesh relay"),
     );
-    await alice.daemon!.stop(); // Alice leaves
+    const leaving = await alice.daemon!.stop(); // Alice leaves: SIGTERM
+    assert.equal(leaving.code, 0, "the daemon did not stop cleanly on SIGTERM");
+    assert.match(await alice.daemon!.log(), /stopping \(SIGTERM\)[\s\S]*stopped/);
 
     startDaemon(carol, { peers: [bobFromC] });
     await waitFor(

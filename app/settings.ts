@@ -1,0 +1,127 @@
+/**
+ * The user's settings, kept in the data directory: how the daemon joins the mesh
+ * (and, later, which gateway to use). Command-line options override them.
+ *
+ * @module
+ */
+import { multiaddr } from "@multiformats/multiaddr";
+import type { SqliteDatabase } from "../bindings/durable.ts";
+
+/** Every setting, its type and its default. */
+export const SETTINGS = {
+  "mesh.listen": {
+    kind: "list",
+    default: ["/ip4/0.0.0.0/tcp/4747"],
+    help: "addresses the daemon listens on",
+  },
+  "mesh.peers": {
+    kind: "list",
+    default: [] as string[],
+    help: "peers the daemon dials and keeps dialling",
+  },
+  "mesh.mdns": { kind: "boolean", default: true, help: "find peers on the local network by mDNS" },
+  "mesh.quota": {
+    kind: "size",
+    default: 512 * 1024 * 1024,
+    help: "storage for other people's parcels",
+  },
+} as const;
+
+/** A setting's name. */
+export type SettingName = keyof typeof SETTINGS;
+
+/** A setting's value type. */
+export type SettingValue<K extends SettingName> = (typeof SETTINGS)[K]["kind"] extends "list"
+  ? string[]
+  : (typeof SETTINGS)[K]["kind"] extends "boolean" ? boolean
+  : number;
+
+/** Reads and writes settings in the `meta` table. */
+export class Settings {
+  constructor(private readonly db: SqliteDatabase) {}
+
+  /** A setting's value (its default when unset). */
+  get<K extends SettingName>(name: K): SettingValue<K> {
+    const row = this.db.get<{ value: string }>(
+      "SELECT value FROM meta WHERE key = ?",
+      `setting.${name}`,
+    );
+    return (row ? JSON.parse(row.value) : SETTINGS[name].default) as SettingValue<K>;
+  }
+
+  /** Whether a setting was set (not just defaulted). */
+  isSet(name: SettingName): boolean {
+    return this.db.get("SELECT 1 FROM meta WHERE key = ?", `setting.${name}`) !== undefined;
+  }
+
+  /** Sets a setting from its text form: a list is comma-separated, a boolean on/off, a size like 512M. */
+  set(name: string, text: string): void {
+    const setting = SETTINGS[checkName(name)];
+    let value: unknown;
+    switch (setting.kind) {
+      case "list":
+        value = text.split(",").map((item) => item.trim()).filter((item) => item.length > 0);
+        for (const address of value as string[]) {
+          try {
+            multiaddr(address);
+          } catch (error) {
+            throw new TypeError(
+              `Setting ${name} takes multiaddrs: "${address}" is not one (${
+                (error as Error).message
+              })`,
+            );
+          }
+        }
+        break;
+      case "boolean":
+        if (!/^(on|off|true|false|yes|no)$/i.test(text.trim())) {
+          throw new TypeError(`Setting ${name} takes on or off, not "${text}"`);
+        }
+        value = /^(on|true|yes)$/i.test(text.trim());
+        break;
+      case "size":
+        value = parseSize(text);
+        break;
+    }
+    this.db.run(
+      "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+      `setting.${name}`,
+      JSON.stringify(value),
+    );
+  }
+
+  /** Returns a setting to its default. */
+  unset(name: string): void {
+    this.db.run("DELETE FROM meta WHERE key = ?", `setting.${checkName(name)}`);
+  }
+
+  /** Every setting with its value, whether it was set, and what it is for. */
+  all(): { name: SettingName; value: unknown; set: boolean; help: string }[] {
+    return (Object.keys(SETTINGS) as SettingName[]).map((name) => ({
+      name,
+      value: this.get(name),
+      set: this.isSet(name),
+      help: SETTINGS[name].help,
+    }));
+  }
+}
+
+function checkName(name: string): SettingName {
+  if (!(name in SETTINGS)) {
+    throw new TypeError(
+      `No setting "${name}": the settings are ${Object.keys(SETTINGS).join(", ")}`,
+    );
+  }
+  return name as SettingName;
+}
+
+/** Parses `512M`, `2G`, `100K` or a plain number of octets. */
+export function parseSize(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([KMG]i?B?|B)?$/i.exec(text.trim());
+  if (!match) {
+    throw new TypeError(`Cannot parse size "${text}": use a number with K, M or G (e.g. 512M)`);
+  }
+  const unit = (match[2] ?? "B").toUpperCase()[0];
+  const factor = unit === "K" ? 1024 : unit === "M" ? 1024 ** 2 : unit === "G" ? 1024 ** 3 : 1;
+  return Math.round(Number(match[1]) * factor);
+}
