@@ -275,7 +275,8 @@ export function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
   ) {
     return bytes.buffer;
   }
-  return bytes.slice().buffer as ArrayBuffer;
+  // Copies (a Node.js Buffer's own slice() would share the pool instead).
+  return new Uint8Array(bytes).buffer as ArrayBuffer;
 }
 
 function errorMessage(error: unknown): string {
