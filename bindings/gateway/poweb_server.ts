@@ -1,0 +1,573 @@
+/**
+ * A PoWeb server (RS-016): this node acting as the private gateway of Awala
+ * endpoints, or as the upstream gateway of remote Relaymail nodes. Endpoints
+ * register (the node's gateway identity issues their certificates), deliver
+ * parcels, and collect the parcels addressed to them over a WebSocket.
+ *
+ * The reference client (`@relaycorp/relaynet-poweb`) is the wire reference where
+ * it differs from the specification's prose, so both spellings are accepted:
+ * `/pre-registrations` and `/pre-registration`, `Relaynet-Countersignature` and
+ * `Awala-Countersignature`, `X-Relaynet-Streaming-Mode` and `X-Awala-Streaming-Mode`.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import {
+  type Certificate,
+  derSerializePublicKey,
+  generateRSAKeyPair,
+  getIdFromIdentityKey,
+  HandshakeChallenge,
+  HandshakeResponse,
+  issueEndpointCertificate,
+  issueGatewayCertificate,
+  ParcelCollectionHandshakeVerifier,
+  ParcelDelivery,
+  ParcelDeliveryVerifier,
+  PrivateNodeRegistration,
+  PrivateNodeRegistrationAuthorization,
+  PrivateNodeRegistrationRequest,
+} from "@relaycorp/relaynet-core";
+import { Hono } from "hono";
+import type { RefusalCode } from "../binding.ts";
+import {
+  MAX_PARCEL_LENGTH,
+  ParcelRefusedError,
+  parseParcel,
+  sha256Hex,
+  toArrayBuffer,
+  toHex,
+} from "../validation.ts";
+import type { GatewayStore } from "./store.ts";
+
+/** Content types of RS-016. */
+export const ContentType = {
+  PNRA: "application/vnd.awala.node-registration.authorization",
+  PNRR: "application/vnd.awala.node-registration.request",
+  PNR: "application/vnd.awala.node-registration.registration",
+  PARCEL: "application/vnd.awala.parcel",
+} as const;
+
+/** WebSocket close codes of RS-016. */
+export const CloseCode = {
+  NORMAL: 1000,
+  CANNOT_ACCEPT: 1003,
+  VIOLATED_POLICY: 1008,
+  SERVER_ERROR: 1011,
+  TRY_AGAIN: 4000,
+} as const;
+
+/**
+ * The Internet gateway address this server gives registering nodes when it has
+ * none: PoWeb requires a syntactically valid domain name, and `.invalid` (RFC 2606)
+ * can never resolve, so nobody mistakes it for a real Internet gateway.
+ */
+export const NO_INTERNET_GATEWAY = "relaymail-mesh.invalid";
+
+/** The gateway identity that issues registered nodes' certificates. */
+export interface GatewayIdentity {
+  readonly privateKey: CryptoKey;
+  readonly publicKey: CryptoKey;
+  readonly certificate: Certificate;
+}
+
+/** What the server does with a parcel a registered node delivered. */
+export type ParcelSink = (bytes: Uint8Array, fromNodeId: string) => Promise<void>;
+
+/** Options of {@linkcode PoWebServer}. */
+export interface PoWebServerOptions {
+  readonly identity: GatewayIdentity;
+  readonly store: GatewayStore;
+  /**
+   * Takes a delivered parcel (validating it, then storing or forwarding it);
+   * throws {@linkcode ParcelRefusedError} to refuse it.
+   */
+  readonly accept: ParcelSink;
+  /** Address to listen on (default 127.0.0.1: loopback only). */
+  readonly hostname?: string;
+  /** Port (default 13276, RS-016's for private gateways without privileges). */
+  readonly port?: number;
+  /**
+   * The Internet gateway address given to registered nodes (default
+   * {@linkcode NO_INTERNET_GATEWAY}: this node reaches the world through the mesh).
+   */
+  readonly internetAddress?: string;
+  /** Lifetime of the certificates issued to nodes (default 180 days, capped by the gateway's). */
+  readonly certificateValidityMs?: number;
+  /** A client that sends nothing for this long is cut off (default 15 000 ms). */
+  readonly stallTimeoutMs?: number;
+  readonly now?: () => Date;
+  /** Called on every refused request, for logs. */
+  readonly onRefusal?: (what: string, status: number, reason: string) => void;
+  /** Called when a node registers (or registers again). */
+  readonly onRegistered?: (nodeId: string) => void;
+}
+
+const MAX_PRE_REGISTRATION_BODY = 128; // a hex SHA-256 digest, maybe with whitespace
+const MAX_REGISTRATION_BODY = 1024 * 1024;
+const PNRA_TTL_MS = 9_000;
+const COLLECTION_WINDOW = 5;
+
+/**
+ * Makes a gateway identity: an RSA key pair (`keyPair`, or a new one) and a
+ * self-issued gateway certificate, back-dated by `backdateMs` for peers whose
+ * clocks run behind.
+ */
+export async function makeGatewayIdentity(
+  validityMs = 360 * 86_400_000,
+  now = new Date(),
+  backdateMs = 2 * 3_600_000,
+  keyPair?: CryptoKeyPair,
+): Promise<GatewayIdentity> {
+  const { privateKey, publicKey } = keyPair ?? await generateRSAKeyPair();
+  const certificate = await issueGatewayCertificate({
+    issuerPrivateKey: privateKey,
+    subjectPublicKey: publicKey,
+    validityStartDate: new Date(now.getTime() - backdateMs),
+    validityEndDate: new Date(now.getTime() + validityMs),
+  });
+  return { privateKey, publicKey, certificate };
+}
+
+/** A running PoWeb server. */
+export class PoWebServer {
+  readonly #options: PoWebServerOptions;
+  readonly #app = new Hono();
+  #server: Deno.HttpServer<Deno.NetAddr> | null = null;
+  readonly #listeners = new Map<string, Set<() => void>>();
+  readonly #sockets = new Set<WebSocket>();
+
+  constructor(options: PoWebServerOptions) {
+    this.#options = options;
+    this.#routes();
+  }
+
+  /** Starts listening. */
+  start(): Promise<void> {
+    this.#server = Deno.serve({
+      hostname: this.#options.hostname ?? "127.0.0.1",
+      port: this.#options.port ?? 13276,
+      onListen: () => {},
+    }, (request, info) => this.#handle(request, info));
+    return Promise.resolve();
+  }
+
+  /** The PoWeb URL clients are given, e.g. `http://127.0.0.1:13276` (the API is under `/v1`). */
+  get url(): string {
+    const addr = this.#server!.addr;
+    const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+    return `http://${host}:${addr.port}`;
+  }
+
+  /** The port it listens on. */
+  get port(): number {
+    return this.#server!.addr.port;
+  }
+
+  /** Stops listening and closes collection sockets (they may try again). */
+  async stop(): Promise<void> {
+    for (const socket of this.#sockets) {
+      try {
+        socket.close(CloseCode.TRY_AGAIN, "Server stopping");
+      } catch { /* already closing */ }
+    }
+    await this.#server?.shutdown();
+    this.#server = null;
+  }
+
+  /** Whether a node is registered here. */
+  isRegistered(nodeId: string): boolean {
+    return this.#options.store.isRegistered(nodeId);
+  }
+
+  /**
+   * Queues a parcel for a registered node's collection (committed when this
+   * returns) and wakes its collection sockets.
+   */
+  async enqueue(bytes: Uint8Array, recipientId: string, expiresAt: Date): Promise<void> {
+    this.#options.store.enqueue(recipientId, await sha256Hex(bytes), bytes, expiresAt);
+    for (const wake of this.#listeners.get(recipientId) ?? []) wake();
+  }
+
+  #handle(
+    request: Request,
+    info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  ): Response | Promise<Response> {
+    const url = new URL(request.url);
+    if (url.pathname === "/v1/parcel-collection") return this.#collect(request);
+    return this.#app.fetch(request, info);
+  }
+
+  #refuse(what: string, status: number, reason: string, headers?: HeadersInit): Response {
+    this.#options.onRefusal?.(what, status, reason);
+    return Response.json({ message: reason }, { status, headers });
+  }
+
+  /** 401, as Relaycorp's gateways answer a missing or invalid countersignature. */
+  #unauthenticated(reason: string): Response {
+    return this.#refuse("parcel delivery", 401, reason, {
+      "www-authenticate": "Awala-Countersignature",
+    });
+  }
+
+  #routes(): void {
+    const app = this.#app;
+    // RS-016: no CORS; a Web page must not reach a private gateway.
+    app.use("*", async (c, next) => {
+      if (c.req.header("origin") !== undefined) {
+        return this.#refuse(
+          c.req.path,
+          403,
+          "Requests from Web browsers (with an Origin header) are refused",
+        );
+      }
+      await next();
+    });
+    const preRegister = async (request: Request) => {
+      if (!contentTypeIs(request, "text/plain")) {
+        return this.#refuse("pre-registration", 400, "Content type must be text/plain");
+      }
+      const body = await this.#readBody(request, MAX_PRE_REGISTRATION_BODY);
+      if (body instanceof Response) return body;
+      const digest = new TextDecoder().decode(body).trim();
+      if (!/^[0-9a-f]{64}$/i.test(digest)) {
+        return this.#refuse(
+          "pre-registration",
+          400,
+          "Body must be the hex SHA-256 digest of the node's public key",
+        );
+      }
+      const now = this.#now();
+      const pnra = new PrivateNodeRegistrationAuthorization(
+        new Date(now.getTime() + PNRA_TTL_MS),
+        toArrayBuffer(new TextEncoder().encode(digest.toLowerCase())),
+      );
+      return new Response(await pnra.serialize(this.#options.identity.privateKey), {
+        status: 200,
+        headers: { "content-type": ContentType.PNRA },
+      });
+    };
+    app.post("/v1/pre-registrations", (c) => preRegister(c.req.raw));
+    app.post("/v1/pre-registration", (c) => preRegister(c.req.raw));
+    app.post("/v1/nodes", (c) => this.#register(c.req.raw));
+    app.post("/v1/parcels", (c) => this.#deliver(c.req.raw));
+    app.notFound((c) => this.#refuse(c.req.path, 404, "No such PoWeb endpoint"));
+    app.onError((error) => {
+      this.#options.onRefusal?.("request", 500, error.message);
+      return Response.json({ message: "Internal error" }, { status: 500 });
+    });
+  }
+
+  async #register(request: Request): Promise<Response> {
+    if (!contentTypeIs(request, ContentType.PNRR)) {
+      return this.#refuse("registration", 415, `Content type must be ${ContentType.PNRR}`);
+    }
+    const body = await this.#readBody(request, MAX_REGISTRATION_BODY);
+    if (body instanceof Response) return body;
+    let pnrr: PrivateNodeRegistrationRequest;
+    let pnra: PrivateNodeRegistrationAuthorization;
+    try {
+      pnrr = await PrivateNodeRegistrationRequest.deserialize(toArrayBuffer(body));
+      pnra = await PrivateNodeRegistrationAuthorization.deserialize(
+        pnrr.pnraSerialized,
+        this.#options.identity.publicKey,
+      );
+    } catch (error) {
+      return this.#refuse(
+        "registration",
+        400,
+        `Malformed or badly signed registration request: ${message(error)}`,
+      );
+    }
+    if (pnra.expiryDate <= this.#now()) {
+      return this.#refuse("registration", 400, "The registration authorization has expired");
+    }
+    const keyDigest = toHex(
+      new Uint8Array(
+        await crypto.subtle.digest(
+          "SHA-256",
+          new Uint8Array(await derSerializePublicKey(pnrr.privateNodePublicKey)),
+        ),
+      ),
+    );
+    if (new TextDecoder().decode(pnra.gatewayData) !== keyDigest) {
+      return this.#refuse(
+        "registration",
+        403,
+        "The registration authorization was issued for another node",
+      );
+    }
+    const now = this.#now().getTime();
+    const identity = this.#options.identity;
+    const certificate = await issueEndpointCertificate({
+      issuerCertificate: identity.certificate,
+      issuerPrivateKey: identity.privateKey,
+      subjectPublicKey: pnrr.privateNodePublicKey,
+      validityStartDate: new Date(now - 2 * 3_600_000),
+      validityEndDate: new Date(now + (this.#options.certificateValidityMs ?? 180 * 86_400_000)),
+    });
+    const nodeId = await getIdFromIdentityKey(pnrr.privateNodePublicKey);
+    this.#options.store.register(
+      nodeId,
+      new Uint8Array(certificate.serialize()),
+      certificate.expiryDate,
+    );
+    this.#options.onRegistered?.(nodeId);
+    const registration = new PrivateNodeRegistration(
+      certificate,
+      identity.certificate,
+      this.#options.internetAddress ?? NO_INTERNET_GATEWAY,
+    );
+    return new Response(await registration.serialize(), {
+      status: 200,
+      headers: { "content-type": ContentType.PNR },
+    });
+  }
+
+  async #deliver(request: Request): Promise<Response> {
+    if (!contentTypeIs(request, ContentType.PARCEL)) {
+      return this.#refuse("parcel delivery", 415, `Content type must be ${ContentType.PARCEL}`);
+    }
+    const authorization = request.headers.get("authorization") ?? "";
+    const match = /^(?:Awala|Relaynet)-Countersignature ([A-Za-z0-9+/=]+)$/.exec(
+      authorization.trim(),
+    );
+    if (!match) {
+      return this.#unauthenticated(
+        "The Awala-Countersignature authorization is missing or malformed",
+      );
+    }
+    const body = await this.#readBody(request, MAX_PARCEL_LENGTH);
+    if (body instanceof Response) return body;
+    let signer: Certificate;
+    try {
+      signer = await new ParcelDeliveryVerifier([this.#options.identity.certificate]).verify(
+        toArrayBuffer(new Uint8Array(Buffer.from(match[1], "base64"))),
+        toArrayBuffer(body),
+      );
+    } catch (error) {
+      return this.#unauthenticated(`The countersignature is invalid: ${message(error)}`);
+    }
+    const nodeId = await signer.calculateSubjectId();
+    if (!this.#options.store.isRegistered(nodeId)) {
+      return this.#refuse("parcel delivery", 403, `Node ${nodeId} is no longer registered here`);
+    }
+    try {
+      await parseParcel(body);
+    } catch (error) {
+      const refusal = error as ParcelRefusedError;
+      return this.#refuse("parcel delivery", statusFor(refusal.code), refusal.message);
+    }
+    try {
+      await this.#options.accept(body, nodeId);
+    } catch (error) {
+      if (!(error instanceof ParcelRefusedError)) throw error;
+      const status = statusFor(error.code);
+      return this.#refuse(
+        "parcel delivery",
+        status,
+        error.message,
+        status === 503 ? { "retry-after": "60" } : undefined,
+      );
+    }
+    return new Response(null, { status: 202 });
+  }
+
+  /** Reads a body of at most `limit` octets, giving up on a client that stalls. */
+  async #readBody(request: Request, limit: number): Promise<Uint8Array | Response> {
+    const declared = Number(request.headers.get("content-length") ?? "0");
+    if (declared > limit) {
+      return this.#refuse("request", 413, `Body exceeds ${limit} octets: declared ${declared}`);
+    }
+    const reader = request.body?.getReader();
+    if (!reader) return new Uint8Array();
+    const chunks: Uint8Array[] = [];
+    let length = 0;
+    const stall = this.#options.stallTimeoutMs ?? 15_000;
+    try {
+      for (;;) {
+        const timer = Promise.withResolvers<never>();
+        const timeout = setTimeout(() => timer.reject(new Error("stalled")), stall);
+        let result: ReadableStreamReadResult<Uint8Array>;
+        try {
+          result = await Promise.race([reader.read(), timer.promise]);
+        } finally {
+          clearTimeout(timeout);
+        }
+        if (result.done) break;
+        length += result.value.byteLength;
+        if (length > limit) {
+          await reader.cancel().catch(() => {});
+          return this.#refuse("request", 413, `Body exceeds ${limit} octets`);
+        }
+        chunks.push(result.value);
+      }
+    } catch {
+      await reader.cancel().catch(() => {});
+      return this.#refuse("request", 408, `The client sent nothing for ${stall} ms`);
+    }
+    const body = new Uint8Array(length);
+    let offset = 0;
+    for (const chunk of chunks) {
+      body.set(chunk, offset);
+      offset += chunk.byteLength;
+    }
+    return body;
+  }
+
+  #collect(request: Request): Response {
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return request.headers.get("origin") !== null
+        ? this.#refuse("parcel collection", 403, "Requests from Web browsers are refused")
+        : this.#refuse("parcel collection", 400, "Parcel collection needs a WebSocket");
+    }
+    // Headers must be read before the upgrade: it closes the request.
+    const fromBrowser = request.headers.get("origin") !== null;
+    const mode = (request.headers.get("x-awala-streaming-mode") ??
+      request.headers.get("x-relaynet-streaming-mode") ?? "keep-alive").toLowerCase();
+    const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 10 });
+    socket.binaryType = "arraybuffer";
+    if (fromBrowser) {
+      socket.onopen = () => socket.close(CloseCode.VIOLATED_POLICY, "Web browsers are not allowed");
+      this.#options.onRefusal?.("parcel collection", 1008, "Origin header");
+      return response;
+    }
+    new CollectionSession(this, socket, mode === "close-upon-completion", this.#options).run();
+    this.#sockets.add(socket);
+    socket.addEventListener("close", () => this.#sockets.delete(socket));
+    return response;
+  }
+
+  /** Calls `wake` whenever a parcel is queued for one of `nodeIds`; returns the unsubscriber. */
+  subscribe(nodeIds: readonly string[], wake: () => void): () => void {
+    for (const id of nodeIds) {
+      const set = this.#listeners.get(id) ?? new Set();
+      set.add(wake);
+      this.#listeners.set(id, set);
+    }
+    return () => {
+      for (const id of nodeIds) this.#listeners.get(id)?.delete(wake);
+    };
+  }
+
+  #now(): Date {
+    return this.#options.now?.() ?? new Date();
+  }
+}
+
+/** One parcel-collection WebSocket: handshake, then parcels out, acknowledgements in. */
+class CollectionSession {
+  readonly #sent = new Set<string>();
+  #nodeIds: string[] = [];
+  #unsubscribe: () => void = () => {};
+
+  constructor(
+    private readonly server: PoWebServer,
+    private readonly socket: WebSocket,
+    private readonly closeWhenDone: boolean,
+    private readonly options: PoWebServerOptions,
+  ) {}
+
+  run(): void {
+    const nonce = crypto.getRandomValues(new Uint8Array(new ArrayBuffer(32)));
+    const stall = this.options.stallTimeoutMs ?? 15_000;
+    const handshakeTimer = setTimeout(
+      () => this.#close(CloseCode.CANNOT_ACCEPT, "No handshake response"),
+      stall,
+    );
+    this.socket.onopen = () => this.socket.send(new HandshakeChallenge(nonce.buffer).serialize());
+    this.socket.onclose = () => {
+      clearTimeout(handshakeTimer);
+      this.#unsubscribe();
+    };
+    this.socket.onmessage = async (event) => {
+      if (this.#nodeIds.length === 0) {
+        clearTimeout(handshakeTimer);
+        await this.#handshake(event.data, nonce);
+        return;
+      }
+      if (typeof event.data !== "string" || !this.#sent.has(event.data)) {
+        this.#close(CloseCode.CANNOT_ACCEPT, "Unknown or malformed acknowledgement");
+        return;
+      }
+      this.options.store.acknowledge(event.data);
+      this.#sent.delete(event.data);
+      this.#pump();
+    };
+  }
+
+  async #handshake(data: unknown, nonce: Uint8Array<ArrayBuffer>): Promise<void> {
+    try {
+      if (!(data instanceof ArrayBuffer)) throw new Error("The handshake response must be binary");
+      const response = HandshakeResponse.deserialize(data);
+      if (response.nonceSignatures.length === 0) throw new Error("No nonce signature");
+      const verifier = new ParcelCollectionHandshakeVerifier([this.options.identity.certificate]);
+      const ids = [];
+      for (const signature of response.nonceSignatures) {
+        const certificate = await verifier.verify(signature, nonce.buffer);
+        ids.push(await certificate.calculateSubjectId());
+      }
+      // A valid signature is not enough: the registration must still stand.
+      const unregistered = ids.filter((id) => !this.options.store.isRegistered(id));
+      if (unregistered.length > 0) {
+        throw new Error(`Node ${unregistered[0]} is not registered here`);
+      }
+      this.#nodeIds = [...new Set(ids)];
+    } catch (error) {
+      this.options.onRefusal?.("parcel collection", CloseCode.CANNOT_ACCEPT, message(error));
+      this.#close(CloseCode.CANNOT_ACCEPT, "Invalid handshake response");
+      return;
+    }
+    this.#unsubscribe = this.server.subscribe(this.#nodeIds, () => this.#pump());
+    this.#pump();
+  }
+
+  #pump(): void {
+    if (this.socket.readyState !== WebSocket.OPEN) return;
+    const room = COLLECTION_WINDOW - this.#sent.size;
+    const waiting = this.options.store.waiting(this.#nodeIds, this.#sent);
+    for (const parcel of waiting.slice(0, Math.max(0, room))) {
+      this.#sent.add(parcel.deliveryId);
+      this.socket.send(
+        new ParcelDelivery(parcel.deliveryId, toArrayBuffer(parcel.bytes)).serialize(),
+      );
+    }
+    if (this.closeWhenDone && waiting.length === 0 && this.#sent.size === 0) {
+      this.#close(CloseCode.NORMAL, "All parcels collected");
+    }
+  }
+
+  #close(code: number, reason: string): void {
+    try {
+      this.socket.close(code, reason);
+    } catch { /* already closed */ }
+  }
+}
+
+function contentTypeIs(request: Request, expected: string): boolean {
+  return (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase() ===
+    expected;
+}
+
+/**
+ * RS-016 status for a refused parcel: 400 if it is not a parcel at all, 503 if it
+ * may be retried later, 422 if it is well-formed but invalid (bad signature,
+ * expired, not authorised by its recipient, …).
+ */
+function statusFor(code: RefusalCode): number {
+  switch (code) {
+    case "malformed":
+      return 400;
+    case "too-large":
+      return 413;
+    case "quota":
+    case "rate-limited":
+      return 503;
+    default:
+      return 422;
+  }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
