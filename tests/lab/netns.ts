@@ -5,6 +5,7 @@
  * fail. mDNS may run inside these namespaces, and only there.
  */
 import { join } from "node:path";
+export { waitFor } from "../helpers.ts";
 
 /** Whether this process can create namespaces (root, with `ip`). */
 export function canMakeNamespaces(): boolean {
@@ -232,26 +233,4 @@ export class Lab {
     }
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
-}
-
-/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
-export async function waitFor<T>(
-  what: string,
-  check: () => T | Promise<T>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(
-    `Timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ""}`,
-  );
 }
