@@ -78,7 +78,8 @@ export type RelaymailEventName =
   | "delivery-changed"
   | "contact-changed"
   | "parcel-refused"
-  | "outbox-changed";
+  | "outbox-changed"
+  | "gateway-changed";
 
 /** Dispatches a named event whose `detail` is `detail`. */
 export function emit(ctx: NodeContext, name: RelaymailEventName, detail: unknown = null): void {

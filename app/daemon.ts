@@ -1,14 +1,16 @@
 /**
  * The long-running messenger: one data directory joined to the libp2p mesh. It
  * hosts the user's endpoint (parcels for it go through the receiving path),
- * carries its outgoing parcels and other people's, runs housekeeping, logs peers
- * and parcels, and shuts down cleanly on SIGINT or SIGTERM: nothing acknowledged
- * is lost, since every acknowledgement follows a commit.
+ * carries its outgoing parcels and other people's, falls back to a gateway when
+ * one is configured, serves PoWeb when asked, runs housekeeping, logs peers and
+ * parcels, and shuts down cleanly on SIGINT or SIGTERM: nothing acknowledged is
+ * lost, since every acknowledgement follows a commit.
  *
  * @module
  */
 import { join } from "node:path";
 import { type Attachment, attachParcelNode, MeshNode } from "../mesh/mod.ts";
+import { type GatewayService, startGatewayFallback, startPoWebServer } from "./gateway_services.ts";
 import type { Relaymail } from "./relaymail.ts";
 
 /** Options of {@linkcode runDaemon}. */
@@ -25,6 +27,12 @@ export interface DaemonOptions {
   readonly quotaBytes?: number;
   /** A peer silent this long mid-exchange is dropped, in ms (default 20 000). */
   readonly stallTimeoutMs?: number;
+  /** Fall back to this gateway (PoWeb URL) for parcels the mesh does not deliver in time. */
+  readonly gatewayUrl?: string;
+  /** How long the mesh may try before a parcel also goes to the gateway, in ms (default 10 min). */
+  readonly gatewayWindowMs?: number;
+  /** Serve PoWeb on this address (default: not at all). */
+  readonly poweb?: { readonly hostname: string; readonly port: number };
   /** Where log lines go (default: stdout). */
   readonly log?: (line: string) => void;
   /** Resolves when the daemon should stop (default: SIGINT or SIGTERM). */
@@ -47,6 +55,10 @@ export interface DaemonStatus {
     endpoints: readonly string[];
   }[];
   readonly parcelsCarried: number;
+  /** The gateway this node falls back to, if any. */
+  readonly gateway?: Record<string, unknown>;
+  /** The PoWeb server, if this node serves one. */
+  readonly poweb?: Record<string, unknown>;
 }
 
 const MAINTENANCE_INTERVAL_MS = 10 * 60_000;
@@ -98,6 +110,8 @@ export async function runDaemon(node: Relaymail, options: DaemonOptions = {}): P
   );
 
   let attachment: Attachment | undefined;
+  let fallback: GatewayService | undefined;
+  let poweb: GatewayService | undefined;
   const statusPath = join(node.dataDir, STATUS_FILE);
   const startedAt = new Date().toISOString();
   const writeStatus = async () => {
@@ -113,6 +127,8 @@ export async function runDaemon(node: Relaymail, options: DaemonOptions = {}): P
         endpoints: p.endpoints,
       })),
       parcelsCarried: mesh.store.usage().parcels,
+      gateway: fallback?.describe(),
+      poweb: poweb?.describe(),
     };
     const temporary = `${statusPath}.${Deno.pid}.tmp`;
     await Deno.writeTextFile(temporary, JSON.stringify(status, null, 2));
@@ -134,17 +150,27 @@ export async function runDaemon(node: Relaymail, options: DaemonOptions = {}): P
     await mesh.start();
     log(`mesh node ${mesh.peerId} listening on ${mesh.addresses.join(" ")}`);
     log(`hosting endpoint ${endpointId}${options.mdns === false ? " (mDNS off)" : ""}`);
+    if (options.poweb) poweb = await startPoWebServer(node, mesh, options.poweb, log);
+    if (options.gatewayUrl) {
+      fallback = startGatewayFallback(node, mesh, {
+        url: options.gatewayUrl,
+        windowMs: options.gatewayWindowMs ?? 10 * 60_000,
+      }, log);
+    }
     await writeStatus();
     await attachment.pump();
-    const pump = () =>
+    const pump = () => {
       attachment!.pump().catch((e) => log(`could not hand parcels to the mesh: ${e.message}`));
+      fallback?.pump().catch((e) => log(`could not hand parcels to the gateway: ${e.message}`));
+    };
     node.events.addEventListener("outbox-changed", pump);
     mesh.on("peer:connect", () => writeStatus().catch(() => {}));
     mesh.on("peer:disconnect", () => writeStatus().catch(() => {}));
     mesh.on("sync", () => writeStatus().catch(() => {}));
     timers.push(setInterval(() => writeStatus().catch(() => {}), 30_000));
     timers.push(setInterval(() => {
-      node.maintain().then(pump).catch((e) => log(`housekeeping failed: ${e.message}`));
+      Promise.all([node.maintain(), fallback?.maintain(), poweb?.maintain()]).then(pump)
+        .catch((e) => log(`housekeeping failed: ${e.message}`));
     }, MAINTENANCE_INTERVAL_MS));
     const reason = await Promise.race([
       signals.promise,
@@ -155,6 +181,8 @@ export async function runDaemon(node: Relaymail, options: DaemonOptions = {}): P
     for (const timer of timers) clearInterval(timer);
     for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
     attachment?.stop();
+    await fallback?.stop().catch(() => {});
+    await poweb?.stop().catch(() => {});
     await mesh.stop();
     await node.flush().catch(() => {});
     await Deno.remove(statusPath).catch(() => {});

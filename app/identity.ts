@@ -26,6 +26,18 @@ export class RelaymailEndpoint extends Endpoint {
   protected readonly channelConstructor = RelaymailChannel;
 }
 
+/** This endpoint's registration with a gateway (see app/gateway.ts). */
+export interface GatewayRegistration {
+  readonly gatewayUrl: string;
+  /** Our identity key, certified by the gateway: PDAs are issued under it. */
+  readonly certificate: Certificate;
+  readonly gatewayCertificate: Certificate;
+  /** The gateway's Internet gateway, "" when it has none. */
+  readonly internetAddress: string;
+  readonly registeredAt: Date;
+  readonly expiresAt: Date;
+}
+
 /** Raised when a command needs an identity and the data directory has none yet. */
 export class NoIdentityError extends Error {
   constructor(dataDir: string) {
@@ -156,13 +168,44 @@ export class IdentityManager {
     return latest;
   }
 
+  /** The registration with a gateway, if any (expired or not). */
+  gatewayRegistration(): GatewayRegistration | null {
+    const row = this.ctx.db.get<{
+      gateway_url: string;
+      certificate: Uint8Array;
+      gateway_certificate: Uint8Array;
+      internet_address: string;
+      registered_at: number;
+      expires_at: number;
+    }>("SELECT * FROM gateway_registration");
+    if (!row) return null;
+    return {
+      gatewayUrl: row.gateway_url,
+      certificate: Certificate.deserialize(toArrayBuffer(row.certificate)),
+      gatewayCertificate: Certificate.deserialize(toArrayBuffer(row.gateway_certificate)),
+      internetAddress: row.internet_address,
+      registeredAt: new Date(row.registered_at),
+      expiresAt: new Date(row.expires_at),
+    };
+  }
+
+  /** The Internet gateway address our connection parameters give, "" when there is none. */
+  internetAddress(): string {
+    const registration = this.#liveRegistration();
+    return registration?.internetAddress ?? "";
+  }
+
   /**
    * Issues a PDA to `subjectKey` lasting `validityMs` (capped by our certificate's
-   * expiry), returned as its certification path: the PDA and our certificate.
+   * expiry), returned as its certification path. Registered with a gateway, the
+   * PDA is issued under the certificate the gateway gave us and the path runs
+   * PDA → us → gateway, which is what Awala gateways check; otherwise it is
+   * PDA → our self-issued certificate.
    */
   async issueAuthorization(subjectKey: CryptoKey, validityMs: number): Promise<CertificationPath> {
     const endpoint = await this.endpoint();
-    const certificate = this.latestCertificate();
+    const registration = this.#liveRegistration();
+    const certificate = registration?.certificate ?? this.latestCertificate();
     const now = this.ctx.now().getTime();
     const pda = await issueDeliveryAuthorization({
       issuerCertificate: certificate,
@@ -170,9 +213,42 @@ export class IdentityManager {
       subjectPublicKey: subjectKey,
       // Back-dated so that hops whose clocks run behind ours still accept it.
       validityStartDate: new Date(now - this.ctx.settings.clockDriftToleranceMs),
-      validityEndDate: new Date(now + validityMs),
+      validityEndDate: new Date(Math.min(now + validityMs, certificate.expiryDate.getTime())),
     });
-    return new CertificationPath(pda, [certificate]);
+    return new CertificationPath(
+      pda,
+      registration ? [certificate, registration.gatewayCertificate] : [certificate],
+    );
+  }
+
+  /**
+   * The channel to a contact, addressed through its Internet gateway when it has
+   * one; null when we know no key for it or its authorisation for us has expired
+   * (nothing can be sent until it is renewed).
+   */
+  async channel(peerId: string): Promise<RelaymailChannel | null> {
+    const endpoint = await this.endpoint();
+    const contact = this.ctx.db.get<{ internet_address: string }>(
+      "SELECT internet_address FROM contacts WHERE id = ?",
+      peerId,
+    );
+    try {
+      return await endpoint.getChannel(peerId, contact?.internet_address ?? "") as
+        | RelaymailChannel
+        | null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The registration, when it is still good for a day at least. */
+  #liveRegistration(): GatewayRegistration | null {
+    const registration = this.gatewayRegistration();
+    const margin = this.ctx.now().getTime() + 86_400_000;
+    return registration && registration.expiresAt.getTime() > margin &&
+        registration.certificate.startDate <= this.ctx.now()
+      ? registration
+      : null;
   }
 
   /**

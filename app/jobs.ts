@@ -14,7 +14,7 @@ import { makeParcel, type Outbox, type ParcelKind } from "./outbox.ts";
 import { encodePairing, encodeReceipt, MessageType } from "./protocol/messages.ts";
 
 /** Kinds of job. */
-export type JobKind = "receipt" | "pairing-accept" | "pda-path";
+export type JobKind = "receipt" | "pairing-accept" | "pda-path" | "connection-params";
 
 interface JobRow {
   id: number;
@@ -57,7 +57,6 @@ export class Jobs {
   async #run(): Promise<number> {
     const jobs = this.ctx.db.all<JobRow>("SELECT id, kind, peer_id, data FROM jobs ORDER BY id");
     if (jobs.length === 0) return 0;
-    const endpoint = await this.identity.endpoint();
     let queued = 0;
     const receipts = new Map<string, JobRow[]>();
     for (const job of jobs) {
@@ -66,16 +65,15 @@ export class Jobs {
         continue;
       }
       const data = new Uint8Array(Buffer.from(job.data, "base64"));
-      queued += job.kind === "pairing-accept"
-        ? await this.#emit(
-          endpoint,
-          job.peer_id,
-          "pairing-accept",
+      const [type, content] = job.kind === "pairing-accept"
+        ? [
           MessageType.PAIRING_ACCEPT,
           encodePairing({ connectionParams: data, nameHint: this.identity.info().name }),
-          [job.id],
-        )
-        : await this.#emit(endpoint, job.peer_id, "pda-path", MessageType.PDA_PATH, data, [job.id]);
+        ]
+        : job.kind === "connection-params"
+        ? [MessageType.CONNECTION_PARAMS, data]
+        : [MessageType.PDA_PATH, data];
+      queued += await this.#emit(job.peer_id, job.kind, type, content, [job.id]);
     }
     for (const [peerId, batch] of receipts) {
       for (let start = 0; start < batch.length; start += RECEIPT_BATCH) {
@@ -85,7 +83,6 @@ export class Jobs {
           receivedAt: this.ctx.now(),
         });
         queued += await this.#emit(
-          endpoint,
           peerId,
           "receipt",
           MessageType.RECEIPT,
@@ -98,7 +95,6 @@ export class Jobs {
   }
 
   async #emit(
-    endpoint: Awaited<ReturnType<IdentityManager["endpoint"]>>,
     peerId: string,
     kind: ParcelKind,
     type: string,
@@ -113,13 +109,8 @@ export class Jobs {
       this.#delete(jobIds);
       return 0;
     }
-    let channel;
-    try {
-      channel = await endpoint.getChannel(peerId, "");
-    } catch {
-      channel = null; // the contact's PDA for us has expired: nothing can be sent until renewed
-    }
-    if (!channel) return 0;
+    const channel = await this.identity.channel(peerId);
+    if (!channel) return 0; // e.g. the contact's PDA for us expired: wait for a renewal
     const parcel = await makeParcel(this.ctx, channel, kind, type, content);
     this.ctx.db.transaction(() => {
       this.outbox.insert(parcel);

@@ -387,14 +387,8 @@ export class Mailbox {
   async #makeMailParcel(contactId: string, content: Uint8Array): Promise<PreparedParcel | null> {
     const contact = this.contacts.get(contactId);
     if (!contact || contact.state !== "active") return null;
-    const endpoint = await this.identity.endpoint();
-    let channel;
-    try {
-      channel = await endpoint.getChannel(contactId, "");
-    } catch {
-      return null; // their authorisation for us expired: wait for a renewal
-    }
-    if (!channel) return null;
+    const channel = await this.identity.channel(contactId);
+    if (!channel) return null; // e.g. their authorisation for us expired: wait for a renewal
     return await makeParcel(this.ctx, channel, "mail", MessageType.MAIL, content);
   }
 

@@ -13,7 +13,13 @@ import { emit, type NodeContext } from "./context.ts";
 import type { RelaymailChannel } from "./identity.ts";
 
 /** What a parcel carries, for statistics and listings. */
-export type ParcelKind = "mail" | "receipt" | "pairing-request" | "pairing-accept" | "pda-path";
+export type ParcelKind =
+  | "mail"
+  | "receipt"
+  | "pairing-request"
+  | "pairing-accept"
+  | "pda-path"
+  | "connection-params";
 
 /** A parcel built and hashed, ready to be inserted inside a transaction. */
 export interface PreparedParcel {
@@ -131,10 +137,16 @@ export class Outbox {
   /** Parcels waiting to leave (and, on request, those that left but are undelivered), oldest first. */
   pending(options: OutgoingParcelsOptions = {}): OutgoingParcel[] {
     const states = options.includeHandedOver ? "('queued', 'sent')" : "('queued')";
-    const rows = this.ctx.db.all<Pick<ParcelRow, "key" | "recipient_id" | "expires_at" | "size">>(
-      `SELECT key, recipient_id, expires_at, size FROM outgoing_parcels
-       WHERE state IN ${states} AND expires_at > ? AND bytes IS NOT NULL
-       ORDER BY created_at, rowid`,
+    const rows = this.ctx.db.all<
+      Pick<ParcelRow, "key" | "recipient_id" | "expires_at" | "size" | "created_at"> & {
+        handed_to: string | null;
+      }
+    >(
+      `SELECT p.key, p.recipient_id, p.expires_at, p.size, p.created_at,
+         (SELECT group_concat(h.binding, char(10)) FROM handovers h WHERE h.parcel_key = p.key) AS handed_to
+       FROM outgoing_parcels p
+       WHERE p.state IN ${states} AND p.expires_at > ? AND p.bytes IS NOT NULL
+       ORDER BY p.created_at, p.rowid`,
       this.ctx.now().getTime(),
     );
     const wanted = options.recipientIds ? new Set(options.recipientIds) : null;
@@ -145,6 +157,8 @@ export class Outbox {
         recipientId: row.recipient_id,
         size: row.size,
         expiresAt: new Date(row.expires_at),
+        queuedAt: new Date(row.created_at),
+        handedTo: row.handed_to ? row.handed_to.split("\n") : [],
         read: () => Promise.resolve(this.bytes(row.key)),
       }));
   }
@@ -158,11 +172,26 @@ export class Outbox {
     )?.bytes ?? null;
   }
 
-  /** Records that a next hop holds the parcel; the messages it carries have left this device. */
+  /**
+   * Records that a next hop holds the parcel; the messages it carries have left
+   * this device. When that hop is the recipient's own node, the parcel has arrived:
+   * its bytes are dropped and no binding carries it any more.
+   */
   handedOver(key: string, handover: Handover): void {
     const via = handover.hop ? `${handover.binding}:${handover.hop}` : handover.binding;
     const now = this.ctx.now().getTime();
     this.ctx.db.transaction(() => {
+      this.ctx.db.run(
+        `INSERT INTO handovers (parcel_key, binding, hop, to_recipient, at)
+         SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM outgoing_parcels WHERE key = ?1)
+         ON CONFLICT (parcel_key, binding) DO UPDATE SET hop = excluded.hop,
+           to_recipient = max(to_recipient, excluded.to_recipient), at = excluded.at`,
+        key,
+        handover.binding,
+        handover.hop ?? null,
+        handover.toRecipient ? 1 : 0,
+        now,
+      );
       const changed = this.ctx.db.run(
         `UPDATE outgoing_parcels SET state = 'sent', handed_at = ?, handed_via = ?
          WHERE key = ? AND state = 'queued'`,
@@ -170,6 +199,14 @@ export class Outbox {
         via,
         key,
       );
+      if (handover.toRecipient) {
+        this.ctx.db.run(
+          `UPDATE outgoing_parcels SET state = 'delivered', bytes = NULL, handed_via = ?
+           WHERE key = ? AND state IN ('queued', 'sent')`,
+          via,
+          key,
+        );
+      }
       // A later handover straight to the recipient's device says more than "a relay".
       if (changed === 0 && !handover.toRecipient) return;
       this.ctx.db.run(
@@ -181,6 +218,23 @@ export class Outbox {
       );
     });
     emit(this.ctx, "delivery-changed", { parcelKey: key, state: "sent", via: handover.binding });
+  }
+
+  /** Every handover of a parcel, oldest first: the path it took out of this device. */
+  handovers(
+    key: string,
+  ): { binding: string; hop: string | null; toRecipient: boolean; at: Date }[] {
+    return this.ctx.db.all<
+      { binding: string; hop: string | null; to_recipient: number; at: number }
+    >(
+      "SELECT binding, hop, to_recipient, at FROM handovers WHERE parcel_key = ? ORDER BY at",
+      key,
+    ).map((row) => ({
+      binding: row.binding,
+      hop: row.hop,
+      toRecipient: row.to_recipient === 1,
+      at: new Date(row.at),
+    }));
   }
 
   /**

@@ -254,14 +254,16 @@ export class Pairing {
     const inviterKeyDer = new Uint8Array(await derSerializePublicKey(inviterParams.identityKey));
     this.ctx.db.transaction(() => {
       this.ctx.db.run(
-        `INSERT INTO contacts (id, name, name_hint, state, created_at, last_activity_at, pda_expires_at)
-         VALUES (?, ?, ?, 'pairing', ?, ?, ?)`,
+        `INSERT INTO contacts
+           (id, name, name_hint, state, created_at, last_activity_at, pda_expires_at, internet_address)
+         VALUES (?, ?, ?, 'pairing', ?, ?, ?, ?)`,
         inviterId,
         name,
         invitation.nameHint,
         now.getTime(),
         now.getTime(),
         ourParams.pdaExpiresAt.getTime(),
+        inviterParams.internetGatewayAddress,
       );
       this.ctx.keys.publicKeyStore.saveIdentityKeyDer(inviterId, inviterKeyDer);
       ourParams.saveSessionKey();
@@ -316,16 +318,19 @@ export class Pairing {
         const name = existing?.name ??
           this.#nameForInvitee(invitation.contact_name, requesterId, nameHint);
         this.ctx.db.run(
-          `INSERT INTO contacts (id, name, name_hint, state, created_at, last_activity_at, pda_expires_at)
-           VALUES (?, ?, ?, 'active', ?, ?, ?)
+          `INSERT INTO contacts
+             (id, name, name_hint, state, created_at, last_activity_at, pda_expires_at, internet_address)
+           VALUES (?, ?, ?, 'active', ?, ?, ?, ?)
            ON CONFLICT (id) DO UPDATE SET state = 'active', name_hint = excluded.name_hint,
-             last_activity_at = excluded.last_activity_at, pda_expires_at = excluded.pda_expires_at`,
+             last_activity_at = excluded.last_activity_at, pda_expires_at = excluded.pda_expires_at,
+             internet_address = excluded.internet_address`,
           requesterId,
           name,
           nameHint,
           now,
           now,
           ourParams.pdaExpiresAt.getTime(),
+          params.internetGatewayAddress,
         );
         this.ctx.keys.publicKeyStore.saveIdentityKeyDer(requesterId, requesterKeyDer);
         this.ctx.keys.publicKeyStore.saveSessionKeyDer(
@@ -365,9 +370,10 @@ export class Pairing {
       apply: () => {
         this.ctx.db.run(
           `UPDATE contacts SET state = CASE state WHEN 'pairing' THEN 'active' ELSE state END,
-             name_hint = ?, last_activity_at = ? WHERE id = ?`,
+             name_hint = ?, last_activity_at = ?, internet_address = ? WHERE id = ?`,
           nameHint,
           this.ctx.now().getTime(),
+          params.internetGatewayAddress,
           contact.id,
         );
         this.ctx.keys.publicKeyStore.saveSessionKeyDer(
@@ -423,6 +429,74 @@ export class Pairing {
   }
 
   /**
+   * Sends every active contact new connection parameters: a PDA issued under our
+   * current certificate chain and our current Internet gateway address. Called
+   * when our gateway registration changes, so that contacts paired earlier can
+   * reach us through the gateway. Returns how many contacts were told.
+   */
+  async announceConnectionParams(): Promise<number> {
+    const contacts = this.ctx.db.all<{ id: string }>(
+      "SELECT id FROM contacts WHERE state = 'active'",
+    );
+    for (const { id } of contacts) {
+      const key = await this.ctx.keys.publicKeyStore.retrieveIdentityKey(id);
+      if (!key) continue;
+      const params = await this.#connectionParamsFor(key, id);
+      this.ctx.db.transaction(() => {
+        params.saveSessionKey();
+        this.ctx.db.run(
+          "UPDATE contacts SET pda_expires_at = ? WHERE id = ?",
+          params.pdaExpiresAt.getTime(),
+          id,
+        );
+        this.jobs.add("connection-params", id, Buffer.from(params.serialized).toString("base64"));
+      });
+    }
+    return contacts.length;
+  }
+
+  /**
+   * Handles new connection parameters from a contact: its new PDA path for us and
+   * its Internet gateway address. The channel's session keys carry on as they
+   * were; the session key the parameters must carry is not adopted.
+   */
+  async prepareConnectionParams(incoming: Incoming, contact: Contact): Promise<Effect> {
+    let params: PrivateEndpointConnParams;
+    try {
+      params = await PrivateEndpointConnParams.deserialize(
+        toArrayBuffer(new Uint8Array(incoming.message.content)),
+      );
+    } catch (error) {
+      throw new ParcelRefusedError("bad-content", "Connection parameters are malformed", {
+        cause: error,
+      });
+    }
+    if (await getIdFromIdentityKey(params.identityKey) !== contact.id) {
+      throw new ParcelRefusedError(
+        "bad-content",
+        `Connection parameters from ${contact.id} carry another endpoint's key`,
+      );
+    }
+    await this.#checkAuthorizationFrom(params.deliveryAuth, contact.id);
+    const ourId = this.identity.id;
+    return {
+      apply: () => {
+        this.ctx.keys.certificateStore.savePath(params.deliveryAuth, ourId, contact.id);
+        this.ctx.db.run(
+          "UPDATE contacts SET internet_address = ? WHERE id = ?",
+          params.internetGatewayAddress,
+          contact.id,
+        );
+      },
+      after: () => {
+        emit(this.ctx, "contact-changed", { id: contact.id });
+        return Promise.resolve();
+      },
+      savesSenderSessionKey: true,
+    };
+  }
+
+  /**
    * Issues a PDA to `peerKey` and a session key for that peer, and wraps them with
    * our identity key as connection parameters. The session key is saved by calling
    * `saveSessionKey()` inside the caller's transaction.
@@ -439,7 +513,7 @@ export class Pairing {
     const sessionKeyDer = new Uint8Array(await derSerializePrivateKey(session.privateKey));
     const params = new PrivateEndpointConnParams(
       endpoint.identityKeyPair.publicKey,
-      "",
+      this.identity.internetAddress(),
       path,
       session.sessionKey,
     );

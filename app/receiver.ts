@@ -195,6 +195,8 @@ export class Receiver {
         return this.pairing.prepareAccept(incoming, contact);
       case MessageType.PDA_PATH:
         return this.pairing.preparePdaPath(incoming, contact);
+      case MessageType.CONNECTION_PARAMS:
+        return this.pairing.prepareConnectionParams(incoming, contact);
       default:
         throw new ParcelRefusedError(
           "bad-content",

@@ -30,6 +30,7 @@ import { toHex } from "../bindings/validation.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { Contacts } from "./contacts.ts";
 import { DEFAULT_SETTINGS, type NodeContext, type Settings } from "./context.ts";
+import { GatewayAccount } from "./gateway.ts";
 import { IdentityManager } from "./identity.ts";
 import { Jobs } from "./jobs.ts";
 import { PassphraseRequiredError, SqliteKeyStoreSet } from "./keys/key_stores.ts";
@@ -74,6 +75,8 @@ export class Relaymail implements ParcelNode {
   readonly pairing: Pairing;
   readonly refusals: RefusalLog;
   readonly receiver: Receiver;
+  /** Registration with a gateway (PoWeb), when one is configured. */
+  readonly gateway: GatewayAccount;
   #sealer: KeySealer | null;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -102,6 +105,7 @@ export class Relaymail implements ParcelNode {
       this.jobs,
       this.refusals,
     );
+    this.gateway = new GatewayAccount(ctx, this.identity, this.pairing);
   }
 
   /** Opens (creating if needed) the data directory `dataDir`. */

@@ -1,11 +1,14 @@
 /**
- * The user's settings, kept in the data directory: how the daemon joins the mesh
- * (and, later, which gateway to use). Command-line options override them.
+ * The user's settings, kept in the data directory: how the daemon joins the mesh,
+ * which gateway it falls back to, and whether it serves PoWeb. Command-line
+ * options override them.
  *
  * @module
  */
 import { multiaddr } from "@multiformats/multiaddr";
 import type { SqliteDatabase } from "../bindings/durable.ts";
+import { parsePoWebUrl } from "../bindings/gateway/client.ts";
+import { parseDuration } from "./clock.ts";
 
 /** Every setting, its type and its default. */
 export const SETTINGS = {
@@ -25,6 +28,26 @@ export const SETTINGS = {
     default: 512 * 1024 * 1024,
     help: "storage for other people's parcels",
   },
+  "gateway.url": {
+    kind: "url",
+    default: "",
+    help: "the Awala gateway to fall back to over PoWeb, e.g. http://127.0.0.1:13276",
+  },
+  "gateway.window": {
+    kind: "duration",
+    default: 10 * 60_000,
+    help: "how long the mesh may try before a parcel also goes to the gateway",
+  },
+  "poweb.serve": {
+    kind: "boolean",
+    default: false,
+    help: "serve PoWeb: act as the gateway of Awala apps and other Relaymail nodes",
+  },
+  "poweb.listen": {
+    kind: "address",
+    default: "127.0.0.1:13276",
+    help: "where to serve PoWeb (loopback unless other machines are to use it)",
+  },
 } as const;
 
 /** A setting's name. */
@@ -34,6 +57,7 @@ export type SettingName = keyof typeof SETTINGS;
 export type SettingValue<K extends SettingName> = (typeof SETTINGS)[K]["kind"] extends "list"
   ? string[]
   : (typeof SETTINGS)[K]["kind"] extends "boolean" ? boolean
+  : (typeof SETTINGS)[K]["kind"] extends "url" | "address" ? string
   : number;
 
 /** Reads and writes settings in the `meta` table. */
@@ -82,6 +106,16 @@ export class Settings {
       case "size":
         value = parseSize(text);
         break;
+      case "duration":
+        value = parseDuration(text);
+        if ((value as number) < 0) throw new TypeError(`Setting ${name} cannot be negative`);
+        break;
+      case "url":
+        value = text.trim() === "" ? "" : parsePoWebUrl(text.trim()).url;
+        break;
+      case "address":
+        value = formatAddress(parseAddress(text));
+        break;
     }
     this.db.run(
       "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
@@ -113,6 +147,21 @@ function checkName(name: string): SettingName {
     );
   }
   return name as SettingName;
+}
+
+/** Parses `host:port` (IPv6 hosts in brackets). */
+export function parseAddress(text: string): { hostname: string; port: number } {
+  const match = /^(?:\[([0-9a-f:.]+)\]|([^:\s\[\]]+)):(\d{1,5})$/i.exec(text.trim());
+  const port = Number(match?.[3]);
+  if (!match || !(port >= 0 && port <= 65535)) {
+    throw new TypeError(`Cannot parse address "${text}": use host:port, e.g. 127.0.0.1:13276`);
+  }
+  return { hostname: match[1] ?? match[2], port };
+}
+
+function formatAddress(address: { hostname: string; port: number }): string {
+  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+  return `${host}:${address.port}`;
 }
 
 /** Parses `512M`, `2G`, `100K` or a plain number of octets. */

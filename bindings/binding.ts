@@ -20,6 +20,13 @@ export interface OutgoingParcel {
   readonly size: number;
   /** When the parcel expires; past it, no hop may carry it. */
   readonly expiresAt: Date;
+  /** When the node queued it (its own clock): bindings that wait for others count from here. */
+  readonly queuedAt: Date;
+  /**
+   * Names of the bindings that already handed it over to some next hop. A parcel
+   * may leave by several (a mesh relay, then a gateway); the recipient keeps one.
+   */
+  readonly handedTo: readonly string[];
   /**
    * Reads the serialised parcel (RAMF). Resolves null when it was delivered or
    * expired since it was listed. Reading lazily keeps a large outbox out of memory.

@@ -344,10 +344,29 @@ export class MeshNode extends EventTarget {
     this.#store.close();
   }
 
-  /** Hosts an endpoint: parcels for it go to `handler` instead of being carried on. */
+  /**
+   * Hosts an endpoint: parcels for it go to `handler` instead of being carried on,
+   * starting with those this node already holds for it (say, an endpoint that
+   * registered with this node's PoWeb server after its mail arrived).
+   */
   host(endpointId: string, handler: ParcelHandler): void {
     this.#hosts.set(endpointId, handler);
+    this.#handHeld(endpointId, handler).catch((error) =>
+      this.#log(`could not hand held parcels to ${endpointId}: ${error?.message ?? error}`)
+    );
     this.#syncAll();
+  }
+
+  async #handHeld(endpointId: string, handler: ParcelHandler): Promise<void> {
+    for (const parcel of this.#store.list()) {
+      if (parcel.recipientId !== endpointId) continue;
+      const bytes = this.#store.bytes(parcel.key);
+      if (!bytes || this.#hosts.get(endpointId) !== handler) continue;
+      const outcome = await handler(bytes, { binding: "mesh", hop: "local" });
+      if (outcome.status !== "accepted" && outcome.status !== "duplicate") continue;
+      this.#store.markDelivered(parcel.key, parcel.expiresAt, parcel.origin === "local");
+      this.#emit("parcel:delivered", { key: parcel.key });
+    }
   }
 
   /** Stops hosting an endpoint. */
@@ -400,6 +419,22 @@ export class MeshNode extends EventTarget {
     this.#pushToHosts(key, parcel.recipientId);
     this.#syncAll();
     return { key, status: "stored" };
+  }
+
+  /**
+   * Records that a parcel reached its recipient by another way (a gateway, a
+   * USB stick): the copy held here is dropped, and peers learn it at the next
+   * reconciliation and drop theirs. Throws {@linkcode ParcelRefusedError} if the
+   * bytes are not a valid parcel.
+   */
+  async noteDelivered(bytes: Uint8Array): Promise<void> {
+    const key = await sha256Hex(bytes);
+    if (this.#store.knows(key) === "delivered") return;
+    const parcel = await this.#validate(bytes);
+    const held = this.#store.get(key);
+    this.#store.markDelivered(key, parcel.expiresAt, held?.origin === "local");
+    if (held) this.#emit("parcel:delivered", { key });
+    this.#syncAll();
   }
 
   /**

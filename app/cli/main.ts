@@ -11,7 +11,8 @@ import mime from "mime";
 import { exportParcels, importParcels } from "../../bindings/sneakernet/sneakernet.ts";
 import { type Clock, offsetClock, parseDuration, systemClock } from "../clock.ts";
 import { readDaemonStatus, runDaemon } from "../daemon.ts";
-import { parseSize, Settings } from "../settings.ts";
+import { parseAddress, parseSize, Settings } from "../settings.ts";
+import { parsePoWebUrl } from "../../bindings/gateway/client.ts";
 import { NoIdentityError } from "../identity.ts";
 import type { Contact } from "../contacts.ts";
 import { messageToEml, safeFileName, threadToEml } from "../eml.ts";
@@ -519,6 +520,19 @@ function buildProgram(print: Print): Command {
       "storage for other people's parcels, e.g. 512M or 2G (setting mesh.quota)",
     )
     .option("--stall-timeout <ms>", "drop a peer that makes no progress for this long", "20000")
+    .option(
+      "-g, --gateway <url>",
+      "fall back to this Awala gateway over PoWeb, e.g. http://127.0.0.1:13276 (setting gateway.url)",
+    )
+    .option(
+      "--gateway-window <duration>",
+      "how long the mesh may try before a parcel also goes to the gateway, e.g. 10m (setting gateway.window)",
+    )
+    .option(
+      "--serve-poweb [host:port]",
+      "serve PoWeb, as the gateway of Awala apps and other nodes (settings poweb.serve, poweb.listen)",
+    )
+    .option("--no-serve-poweb", "do not serve PoWeb")
     .action(function (
       this: Command,
       opts: {
@@ -528,11 +542,16 @@ function buildProgram(print: Print): Command {
         mdnsInterval: string;
         quota?: string;
         stallTimeout: string;
+        gateway?: string;
+        gatewayWindow?: string;
+        servePoweb?: boolean | string;
       },
     ) {
       return withNode(this, async (node) => {
         if (!node.identity.exists()) throw new NoIdentityError(node.dataDir);
         const settings = new Settings(node.ctx.db);
+        const gatewayUrl = opts.gateway ?? settings.get("gateway.url");
+        const serve = opts.servePoweb ?? settings.get("poweb.serve");
         await runDaemon(node, {
           listen: opts.listen ?? settings.get("mesh.listen"),
           peers: [...settings.get("mesh.peers"), ...(opts.peer ?? [])],
@@ -540,7 +559,66 @@ function buildProgram(print: Print): Command {
           mdnsIntervalMs: Number(opts.mdnsInterval),
           quotaBytes: opts.quota ? parseSize(opts.quota) : settings.get("mesh.quota"),
           stallTimeoutMs: Number(opts.stallTimeout),
+          gatewayUrl: gatewayUrl ? parsePoWebUrl(gatewayUrl).url : undefined,
+          gatewayWindowMs: opts.gatewayWindow
+            ? parseDuration(opts.gatewayWindow)
+            : settings.get("gateway.window"),
+          poweb: serve === false
+            ? undefined
+            : parseAddress(typeof serve === "string" ? serve : settings.get("poweb.listen")),
         });
+      });
+    });
+
+  const gateway = program.command("gateway")
+    .description("show this endpoint's registration with its gateway")
+    .action(function (this: Command) {
+      return withNode(this, (node, options) => {
+        const registration = node.gateway.registration();
+        const configured = new Settings(node.ctx.db).get("gateway.url");
+        const report = {
+          configured: configured || null,
+          registered: registration
+            ? {
+              url: registration.gatewayUrl,
+              registeredAt: registration.registeredAt.toISOString(),
+              expiresAt: registration.expiresAt.toISOString(),
+              internetAddress: registration.internetAddress || null,
+            }
+            : null,
+        };
+        out(options, report, () =>
+          registration
+            ? [
+              `Registered with ${registration.gatewayUrl} on ${registration.registeredAt.toISOString()}`,
+              `  certificate valid until ${registration.expiresAt.toISOString()}`,
+              `  Internet gateway: ${registration.internetAddress || "none"}`,
+              configured && configured !== registration.gatewayUrl
+                ? `  (the daemon will register with ${configured} when it starts)`
+                : "",
+            ].filter(Boolean).join("\n")
+            : configured
+            ? `Not registered yet; the daemon registers with ${configured} when it starts`
+            : "No gateway: set one with `relaymail gateway register <url>`");
+        return Promise.resolve();
+      });
+    });
+  gateway.command("register <url>")
+    .description("register with an Awala gateway now (e.g. http://127.0.0.1:13276) and use it")
+    .action(function (this: Command, url: string) {
+      return withNode(this, async (node, options) => {
+        if (!node.identity.exists()) throw new NoIdentityError(node.dataDir);
+        const address = parsePoWebUrl(url);
+        const registration = await node.gateway.register(address.url);
+        new Settings(node.ctx.db).set("gateway.url", address.url);
+        await node.flush();
+        out(
+          options,
+          { url: address.url, expiresAt: registration.expiresAt.toISOString() },
+          () =>
+            `Registered with ${address.url}; certificate valid until ${registration.expiresAt.toISOString()}.\n` +
+            `Contacts will be sent the new way to reach you; run \`relaymail daemon\` to use the gateway.`,
+        );
       });
     });
 

@@ -280,13 +280,23 @@ export class SqliteCertificateStore extends CertificateStore {
 
   /** Stores a path whose leaf's subject id is already known; synchronous. */
   savePath(path: CertificationPath, subjectId: string, issuerId: string): void {
-    this.saveData(path.serialize(), subjectId, path.leafCertificate.expiryDate, issuerId);
+    const leaf = path.leafCertificate;
+    this.db.run(
+      `INSERT INTO certification_paths (subject_id, issuer_id, expires_at, starts_at, path)
+       VALUES (?, ?, ?, ?, ?)`,
+      subjectId,
+      issuerId,
+      leaf.expiryDate.getTime(),
+      leaf.startDate.getTime(),
+      new Uint8Array(path.serialize()),
+    );
   }
 
+  /** The most recently issued path still valid (not the one that lasts longest). */
   override retrieveLatest(subjectId: string, issuerId: string): Promise<CertificationPath | null> {
     const row = this.db.get<{ path: Uint8Array }>(
       `SELECT path FROM certification_paths WHERE subject_id = ? AND issuer_id = ? AND expires_at > ?
-       ORDER BY expires_at DESC LIMIT 1`,
+       ORDER BY starts_at DESC, id DESC LIMIT 1`,
       subjectId,
       issuerId,
       this.now().getTime(),
@@ -314,16 +324,10 @@ export class SqliteCertificateStore extends CertificateStore {
   protected override saveData(
     serialization: ArrayBuffer,
     subjectId: string,
-    subjectCertificateExpiryDate: Date,
+    _subjectCertificateExpiryDate: Date,
     issuerId: string,
   ): Promise<void> {
-    this.db.run(
-      "INSERT INTO certification_paths (subject_id, issuer_id, expires_at, path) VALUES (?, ?, ?, ?)",
-      subjectId,
-      issuerId,
-      subjectCertificateExpiryDate.getTime(),
-      new Uint8Array(serialization),
-    );
+    this.savePath(CertificationPath.deserialize(serialization), subjectId, issuerId);
     return Promise.resolve();
   }
 

@@ -28,6 +28,11 @@ export const MessageType = {
   RECEIPT: "application/vnd.relaymail.receipt",
   /** A renewed PDA, as Awala apps exchange them (content: DER CertificationPath). */
   PDA_PATH: "application/vnd+relaycorp.awala.pda-path",
+  /**
+   * New connection parameters for an existing contact, sent when the sender's
+   * gateway changed (content: DER `PrivateEndpointConnParams`).
+   */
+  CONNECTION_PARAMS: "application/vnd.relaymail.connection-params",
 } as const;
 
 /** Limits checked on every incoming mail. */

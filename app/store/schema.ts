@@ -179,5 +179,59 @@ CREATE TABLE jobs (
 );
 `;
 
+/** Gateways: the one this endpoint registered with, and this node's own gateway identity. */
+const V2 = `
+-- This endpoint's registration with a private or upstream gateway (PoWeb).
+CREATE TABLE gateway_registration (
+  singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+  gateway_url TEXT NOT NULL,
+  certificate BLOB NOT NULL,          -- DER: this endpoint's key, issued by the gateway
+  gateway_certificate BLOB NOT NULL,  -- DER: the gateway's own
+  internet_address TEXT NOT NULL,     -- the gateway's Internet gateway, '' if none
+  registered_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+
+-- The gateway identity this node uses when it serves PoWeb to other endpoints;
+-- its private key is in private_keys (kind 'identity', sealed like the others).
+CREATE TABLE gateway_identity (
+  singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+  node_id TEXT NOT NULL,
+  certificate BLOB NOT NULL,          -- DER, self-issued gateway certificate
+  expires_at INTEGER NOT NULL
+);
+
+-- The newest authorisation a contact issued is the one to use, even when an older
+-- one outlives it (one issued under a gateway's shorter-lived chain, say).
+ALTER TABLE certification_paths ADD COLUMN starts_at INTEGER NOT NULL DEFAULT 0;
+
+-- Where a contact's Internet gateway is (Awala connection parameters), '' if none.
+ALTER TABLE contacts ADD COLUMN internet_address TEXT NOT NULL DEFAULT '';
+
+-- Every binding an outgoing parcel left by: it may leave by several.
+CREATE TABLE handovers (
+  parcel_key TEXT NOT NULL,
+  binding TEXT NOT NULL,
+  hop TEXT,
+  to_recipient INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (parcel_key, binding)
+);
+
+-- Jobs gain 'connection-params' (sent to every contact when our gateway changes).
+CREATE TABLE jobs_v2 (
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('receipt', 'pairing-accept', 'pda-path', 'connection-params')),
+  peer_id TEXT NOT NULL,
+  data TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  UNIQUE (kind, peer_id, data)
+);
+INSERT INTO jobs_v2 (id, kind, peer_id, data, created_at)
+  SELECT id, kind, peer_id, data, created_at FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_v2 RENAME TO jobs;
+`;
+
 /** Migrations of the messenger's database, oldest first. */
-export const MIGRATIONS: readonly string[] = [V1];
+export const MIGRATIONS: readonly string[] = [V1, V2];

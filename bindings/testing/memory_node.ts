@@ -21,7 +21,9 @@ interface Queued {
   readonly recipientId: string;
   readonly bytes: Uint8Array;
   readonly expiresAt: Date;
+  readonly queuedAt: Date;
   handover?: Handover;
+  readonly handedTo: string[];
 }
 
 /** A node that keeps everything in maps. */
@@ -47,7 +49,14 @@ export class MemoryParcelNode implements ParcelNode {
     expiresAt = new Date(Date.now() + 86_400_000),
   ) {
     const key = await sha256Hex(bytes);
-    this.#queue.set(key, { key, recipientId, bytes, expiresAt });
+    this.#queue.set(key, {
+      key,
+      recipientId,
+      bytes,
+      expiresAt,
+      queuedAt: new Date(),
+      handedTo: [],
+    });
     return key;
   }
 
@@ -68,6 +77,8 @@ export class MemoryParcelNode implements ParcelNode {
           recipientId: q.recipientId,
           size: q.bytes.byteLength,
           expiresAt: q.expiresAt,
+          queuedAt: q.queuedAt,
+          handedTo: [...q.handedTo],
           read: () => Promise.resolve(q.bytes),
         })),
     );
@@ -76,7 +87,9 @@ export class MemoryParcelNode implements ParcelNode {
   async parcelHandedOver(key: string, handover: Handover): Promise<void> {
     await this.onHandover(key, handover);
     const queued = this.#queue.get(key);
-    if (queued) queued.handover = handover;
+    if (!queued) return;
+    queued.handover = handover;
+    if (!queued.handedTo.includes(handover.binding)) queued.handedTo.push(handover.binding);
   }
 
   async receiveParcel(bytes: Uint8Array, _origin: ParcelOrigin): Promise<ReceiveOutcome> {
