@@ -63,21 +63,175 @@ export interface DaemonStatus {
 
 const MAINTENANCE_INTERVAL_MS = 10 * 60_000;
 
+/**
+ * A running daemon: the mesh node carrying this data directory's parcels, and
+ * the gateway roles when configured. The CLI's `daemon` runs one until a signal;
+ * the web app runs one and restarts it when settings change.
+ */
+export class Daemon {
+  readonly #timers: ReturnType<typeof setInterval>[] = [];
+  readonly #startedAt = new Date().toISOString();
+  readonly #statusPath: string;
+  readonly #pump: () => void;
+  #attachment: Attachment | undefined;
+  #fallback: GatewayService | undefined;
+  #poweb: GatewayService | undefined;
+  #stopped = false;
+
+  private constructor(
+    readonly node: Relaymail,
+    readonly mesh: MeshNode,
+    private readonly options: DaemonOptions,
+    private readonly log: (line: string) => void,
+  ) {
+    this.#statusPath = join(node.dataDir, STATUS_FILE);
+    this.#pump = () => {
+      this.#attachment?.pump().catch((e) =>
+        log(`could not hand parcels to the mesh: ${e.message}`)
+      );
+      this.#fallback?.pump().catch((e) =>
+        log(`could not hand parcels to the gateway: ${e.message}`)
+      );
+    };
+  }
+
+  /** Starts the mesh (and gateway roles) for `node`, which must have an identity. */
+  static async start(node: Relaymail, options: DaemonOptions = {}): Promise<Daemon> {
+    const log = options.log ??
+      ((line: string) => console.log(`${new Date().toISOString()} ${line}`));
+    const mesh = await MeshNode.create({
+      storePath: join(node.dataDir, "mesh.sqlite"),
+      listen: options.listen ?? ["/ip4/0.0.0.0/tcp/4747"],
+      peers: options.peers,
+      mdns: options.mdns ?? true,
+      mdnsIntervalMs: options.mdnsIntervalMs,
+      quotaBytes: options.quotaBytes,
+      stallTimeoutMs: options.stallTimeoutMs,
+      now: node.ctx.now,
+      clockDriftToleranceMs: node.ctx.settings.clockDriftToleranceMs,
+    });
+    logMeshEvents(mesh, log);
+    const daemon = new Daemon(node, mesh, options, log);
+    try {
+      await daemon.#start();
+    } catch (error) {
+      await daemon.stop().catch(() => {});
+      throw error;
+    }
+    return daemon;
+  }
+
+  async #start(): Promise<void> {
+    const { node, mesh, options, log } = this;
+    const endpointId = node.identity.id;
+    this.#attachment = attachParcelNode(mesh, node, {
+      endpointIds: [endpointId],
+      onRefused: (key, error) =>
+        log(`own parcel ${key.slice(0, 12)} not carried: ${error.code}: ${error.message}`),
+    });
+    // What this node turned away for good goes in the user's refusal log, like what
+    // the messenger itself refuses; a full quota or a rate limit is only "later".
+    mesh.on("parcel:refused", (e) => {
+      if (!e.from || e.transient || e.byEndpoint) return;
+      node.refusals.record({
+        via: "mesh",
+        hop: e.from,
+        code: e.code,
+        reason: e.reason,
+        size: e.size ?? 0,
+      });
+    });
+    await mesh.start();
+    log(`mesh node ${mesh.peerId} listening on ${mesh.addresses.join(" ")}`);
+    log(`hosting endpoint ${endpointId}${options.mdns === false ? " (mDNS off)" : ""}`);
+    if (options.poweb) this.#poweb = await startPoWebServer(node, mesh, options.poweb, log);
+    if (options.gatewayUrl) {
+      this.#fallback = startGatewayFallback(node, mesh, {
+        url: options.gatewayUrl,
+        windowMs: options.gatewayWindowMs ?? 10 * 60_000,
+      }, log);
+    }
+    await this.#writeStatus();
+    await this.#attachment.pump();
+    node.events.addEventListener("outbox-changed", this.#pump);
+    const write = () => this.#writeStatus().catch(() => {});
+    mesh.on("peer:connect", write);
+    mesh.on("peer:disconnect", write);
+    mesh.on("sync", write);
+    this.#timers.push(setInterval(write, 30_000));
+    this.#timers.push(setInterval(() => {
+      Promise.all([node.maintain(), this.#fallback?.maintain(), this.#poweb?.maintain()])
+        .then(this.#pump)
+        .catch((e) => log(`housekeeping failed: ${e.message}`));
+    }, MAINTENANCE_INTERVAL_MS));
+  }
+
+  /** What the daemon is doing, as written to {@linkcode STATUS_FILE}. */
+  status(): DaemonStatus {
+    const mesh = this.mesh;
+    return {
+      pid: Deno.pid,
+      peerId: mesh.peerId,
+      addresses: mesh.addresses,
+      startedAt: this.#startedAt,
+      updatedAt: new Date().toISOString(),
+      peers: mesh.peers().map((p) => ({
+        id: p.id,
+        addresses: p.addresses,
+        endpoints: p.endpoints,
+      })),
+      parcelsCarried: mesh.store.usage().parcels,
+      gateway: this.#fallback?.describe(),
+      poweb: this.#poweb?.describe(),
+    };
+  }
+
+  async #writeStatus(): Promise<void> {
+    if (this.#stopped) return;
+    const temporary = `${this.#statusPath}.${Deno.pid}.tmp`;
+    await Deno.writeTextFile(temporary, JSON.stringify(this.status(), null, 2));
+    await Deno.rename(temporary, this.#statusPath);
+  }
+
+  /** Stops everything; what was acknowledged stays committed. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const timer of this.#timers) clearInterval(timer);
+    this.node.events.removeEventListener("outbox-changed", this.#pump);
+    this.#attachment?.stop();
+    await this.#fallback?.stop().catch(() => {});
+    await this.#poweb?.stop().catch(() => {});
+    await this.mesh.stop();
+    await this.node.flush().catch(() => {});
+    await Deno.remove(this.#statusPath).catch(() => {});
+    this.log("stopped");
+  }
+}
+
 /** Runs the daemon until `options.until` resolves or a termination signal arrives. */
 export async function runDaemon(node: Relaymail, options: DaemonOptions = {}): Promise<void> {
-  const log = options.log ?? ((line: string) => console.log(`${new Date().toISOString()} ${line}`));
-  const endpointId = node.identity.id;
-  const mesh = await MeshNode.create({
-    storePath: join(node.dataDir, "mesh.sqlite"),
-    listen: options.listen ?? ["/ip4/0.0.0.0/tcp/4747"],
-    peers: options.peers,
-    mdns: options.mdns ?? true,
-    mdnsIntervalMs: options.mdnsIntervalMs,
-    quotaBytes: options.quotaBytes,
-    stallTimeoutMs: options.stallTimeoutMs,
-    now: node.ctx.now,
-    clockDriftToleranceMs: node.ctx.settings.clockDriftToleranceMs,
-  });
+  const signals = Promise.withResolvers<string>();
+  const onSignal = (name: Deno.Signal) => () => signals.resolve(name);
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((name) => [name, onSignal(name)] as const);
+  for (const [name, handler] of handlers) Deno.addSignalListener(name, handler);
+  let daemon: Daemon | undefined;
+  try {
+    daemon = await Daemon.start(node, options);
+    const reason = await Promise.race([
+      signals.promise,
+      ...(options.until ? [options.until.then(() => "stop requested")] : []),
+    ]);
+    (options.log ?? ((line: string) => console.log(`${new Date().toISOString()} ${line}`)))(
+      `stopping (${reason})`,
+    );
+  } finally {
+    for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
+    await daemon?.stop();
+  }
+}
+
+function logMeshEvents(mesh: MeshNode, log: (line: string) => void): void {
   const short = (id: string) => id.length > 16 ? `…${id.slice(-8)}` : id;
   mesh.on("peer:connect", (p) => log(`peer found ${p.id} ${p.addresses.join(" ")}`));
   mesh.on("peer:disconnect", (p) => log(`peer lost ${p.id}`));
@@ -108,86 +262,6 @@ export async function runDaemon(node: Relaymail, options: DaemonOptions = {}): P
         }: ${e.code}: ${e.reason}`,
       ),
   );
-
-  let attachment: Attachment | undefined;
-  let fallback: GatewayService | undefined;
-  let poweb: GatewayService | undefined;
-  const statusPath = join(node.dataDir, STATUS_FILE);
-  const startedAt = new Date().toISOString();
-  const writeStatus = async () => {
-    const status: DaemonStatus = {
-      pid: Deno.pid,
-      peerId: mesh.peerId,
-      addresses: mesh.addresses,
-      startedAt,
-      updatedAt: new Date().toISOString(),
-      peers: mesh.peers().map((p) => ({
-        id: p.id,
-        addresses: p.addresses,
-        endpoints: p.endpoints,
-      })),
-      parcelsCarried: mesh.store.usage().parcels,
-      gateway: fallback?.describe(),
-      poweb: poweb?.describe(),
-    };
-    const temporary = `${statusPath}.${Deno.pid}.tmp`;
-    await Deno.writeTextFile(temporary, JSON.stringify(status, null, 2));
-    await Deno.rename(temporary, statusPath);
-  };
-
-  const signals = Promise.withResolvers<string>();
-  const onSignal = (name: Deno.Signal) => () => signals.resolve(name);
-  const handlers = (["SIGINT", "SIGTERM"] as const).map((name) => [name, onSignal(name)] as const);
-  for (const [name, handler] of handlers) Deno.addSignalListener(name, handler);
-
-  const timers: ReturnType<typeof setInterval>[] = [];
-  try {
-    attachment = attachParcelNode(mesh, node, {
-      endpointIds: [endpointId],
-      onRefused: (key, error) =>
-        log(`own parcel ${key.slice(0, 12)} not carried: ${error.code}: ${error.message}`),
-    });
-    await mesh.start();
-    log(`mesh node ${mesh.peerId} listening on ${mesh.addresses.join(" ")}`);
-    log(`hosting endpoint ${endpointId}${options.mdns === false ? " (mDNS off)" : ""}`);
-    if (options.poweb) poweb = await startPoWebServer(node, mesh, options.poweb, log);
-    if (options.gatewayUrl) {
-      fallback = startGatewayFallback(node, mesh, {
-        url: options.gatewayUrl,
-        windowMs: options.gatewayWindowMs ?? 10 * 60_000,
-      }, log);
-    }
-    await writeStatus();
-    await attachment.pump();
-    const pump = () => {
-      attachment!.pump().catch((e) => log(`could not hand parcels to the mesh: ${e.message}`));
-      fallback?.pump().catch((e) => log(`could not hand parcels to the gateway: ${e.message}`));
-    };
-    node.events.addEventListener("outbox-changed", pump);
-    mesh.on("peer:connect", () => writeStatus().catch(() => {}));
-    mesh.on("peer:disconnect", () => writeStatus().catch(() => {}));
-    mesh.on("sync", () => writeStatus().catch(() => {}));
-    timers.push(setInterval(() => writeStatus().catch(() => {}), 30_000));
-    timers.push(setInterval(() => {
-      Promise.all([node.maintain(), fallback?.maintain(), poweb?.maintain()]).then(pump)
-        .catch((e) => log(`housekeeping failed: ${e.message}`));
-    }, MAINTENANCE_INTERVAL_MS));
-    const reason = await Promise.race([
-      signals.promise,
-      ...(options.until ? [options.until.then(() => "stop requested")] : []),
-    ]);
-    log(`stopping (${reason})`);
-  } finally {
-    for (const timer of timers) clearInterval(timer);
-    for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
-    attachment?.stop();
-    await fallback?.stop().catch(() => {});
-    await poweb?.stop().catch(() => {});
-    await mesh.stop();
-    await node.flush().catch(() => {});
-    await Deno.remove(statusPath).catch(() => {});
-    log("stopped");
-  }
 }
 
 /** The running daemon's status, if one runs for this data directory. */

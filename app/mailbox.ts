@@ -58,6 +58,8 @@ export interface Delivery extends Party {
   readonly state: DeliveryState;
   readonly via: string | null;
   readonly updatedAt: Date;
+  /** The parcel carrying this copy, once built: its handovers tell the path it took. */
+  readonly parcelKey: string | null;
 }
 
 /** A message as listed. */
@@ -517,15 +519,22 @@ export class Mailbox {
   #summary(row: MessageRow): MessageSummary {
     const deliveries = row.folder === "sent"
       ? this.ctx.db.all<
-        { recipient_id: string; state: DeliveryState; via: string | null; updated_at: number }
+        {
+          recipient_id: string;
+          state: DeliveryState;
+          via: string | null;
+          updated_at: number;
+          parcel_key: string | null;
+        }
       >(
-        "SELECT recipient_id, state, via, updated_at FROM deliveries WHERE message = ? ORDER BY rowid",
+        "SELECT recipient_id, state, via, updated_at, parcel_key FROM deliveries WHERE message = ? ORDER BY rowid",
         row.id,
       ).map((d) => ({
         ...this.#party(d.recipient_id),
         state: d.state,
         via: d.via,
         updatedAt: new Date(d.updated_at),
+        parcelKey: d.parcel_key,
       }))
       : [];
     return {

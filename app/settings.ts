@@ -43,6 +43,11 @@ export const SETTINGS = {
     default: false,
     help: "serve PoWeb: act as the gateway of Awala apps and other Relaymail nodes",
   },
+  "web.port": {
+    kind: "port",
+    default: 8473,
+    help: "the port of the web app `relaymail start` serves on 127.0.0.1",
+  },
   "poweb.listen": {
     kind: "address",
     default: "127.0.0.1:13276",
@@ -115,6 +120,12 @@ export class Settings {
         break;
       case "address":
         value = formatAddress(parseAddress(text));
+        break;
+      case "port":
+        value = Number(text.trim());
+        if (!/^\d{1,5}$/.test(text.trim()) || (value as number) > 65535) {
+          throw new TypeError(`Setting ${name} takes a port number, not "${text}"`);
+        }
         break;
     }
     this.db.run(

@@ -139,6 +139,12 @@ export interface MeshEventMap {
     peer?: string;
     code: RefusalCode;
     reason: string;
+    /** Whether it may be accepted later (a full quota, a rate limit). */
+    transient?: boolean;
+    /** Size of the refused parcel, when it was received. */
+    size?: number;
+    /** Refused by the hosted endpoint's own handler (which keeps its own record). */
+    byEndpoint?: boolean;
   };
   /** A reconciliation finished. */
   "sync": {
@@ -1096,9 +1102,11 @@ export class MeshNode extends EventTarget {
     code: RefusalCode,
     reason: string,
     transient: boolean,
+    size?: number,
+    byEndpoint = false,
   ): TransferMessage {
     this.stats.refusals++;
-    this.#emit("parcel:refused", { key, from, code, reason });
+    this.#emit("parcel:refused", { key, from, code, reason, transient, size, byEndpoint });
     return { type: "refuse", key, code, transient, reason };
   }
 
@@ -1109,7 +1117,7 @@ export class MeshNode extends EventTarget {
   ): Promise<TransferMessage | { facts: ParcelFacts; bytes: Uint8Array }> {
     const { key, bytes } = message;
     const refuse = (code: RefusalCode, reason: string, transient: boolean) =>
-      this.#refusal(key, from, code, reason, transient);
+      this.#refusal(key, from, code, reason, transient, bytes.byteLength);
     // A known key is answered at once. A peer lying about a key only misleads itself.
     const known = this.#store.knows(key);
     if (known === "delivered") return { type: "ack", key, status: AckStatus.ALREADY_DELIVERED };
@@ -1161,7 +1169,17 @@ export class MeshNode extends EventTarget {
           true,
         );
       }
-      if (outcome.status === "refused") return refuse(outcome.code, outcome.reason, false);
+      if (outcome.status === "refused") {
+        return this.#refusal(
+          key,
+          from,
+          outcome.code,
+          outcome.reason,
+          false,
+          bytes.byteLength,
+          true,
+        );
+      }
       if (outcome.status !== "skipped") {
         // The recipient's node holds it now: the tombstone may follow in a batch.
         this.#store.later(() => this.#store.markDelivered(key, parcel.expiresAt, false));

@@ -10,7 +10,8 @@ import { Command, CommanderError, Option } from "commander";
 import mime from "mime";
 import { exportParcels, importParcels } from "../../bindings/sneakernet/sneakernet.ts";
 import { type Clock, offsetClock, parseDuration, systemClock } from "../clock.ts";
-import { readDaemonStatus, runDaemon } from "../daemon.ts";
+import { type DaemonOptions, readDaemonStatus, runDaemon } from "../daemon.ts";
+import { WebApp } from "../web/server.ts";
 import { parseAddress, parseSize, Settings } from "../settings.ts";
 import { parsePoWebUrl } from "../../bindings/gateway/client.ts";
 import { NoIdentityError } from "../identity.ts";
@@ -120,15 +121,54 @@ function buildProgram(print: Print): Command {
       writeErr: (s) => console.error(s.trimEnd()),
     });
 
-  program.command("start")
-    .description("start the messenger: where things stand and what to do next")
-    .action(function (this: Command) {
-      return withNode(this, (node, options) => {
-        const status = statusOf(node);
-        out(options, status, () => statusText(node, status));
-        return Promise.resolve();
-      });
+  addDaemonOptions(
+    program.command("start")
+      .description(
+        "start the messenger: the daemon and the web app on 127.0.0.1 (Ctrl-C stops both)",
+      )
+      .option("--port <port>", "the web app's port on 127.0.0.1 (setting web.port)"),
+  ).action(function (this: Command, opts: DaemonFlags & { port?: string }) {
+    return withNode(this, async (node) => {
+      const settings = new Settings(node.ctx.db);
+      const port = opts.port !== undefined ? Number(opts.port) : settings.get("web.port");
+      if (!Number.isInteger(port) || port < 0 || port > 65535) {
+        throw new RangeError(`--port takes a port number, not "${opts.port}"`);
+      }
+      const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
+      let web: WebApp;
+      try {
+        web = await WebApp.start(node, {
+          port,
+          daemonOptions: () => daemonOptionsFrom(opts, new Settings(node.ctx.db)),
+          log,
+        });
+      } catch (error) {
+        if (error instanceof Deno.errors.AddrInUse) {
+          throw new Error(
+            `Port ${port} on 127.0.0.1 is taken (is Relaymail already running?): use --port`,
+          );
+        }
+        throw error;
+      }
+      print(`Relaymail is running. Open this address in your browser:\n\n  ${web.url}\n`);
+      print(
+        node.identity.exists()
+          ? `Data directory ${node.dataDir}. Ctrl-C stops it.`
+          : `First run: the page walks you through creating your identity. Ctrl-C stops it.`,
+      );
+      const stop = Promise.withResolvers<string>();
+      const handlers = (["SIGINT", "SIGTERM"] as const).map((name) =>
+        [name, () => stop.resolve(name)] as const
+      );
+      for (const [name, handler] of handlers) Deno.addSignalListener(name, handler);
+      try {
+        log(`stopping (${await stop.promise})`);
+      } finally {
+        for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
+        await web.stop();
+      }
     });
+  });
 
   program.command("status")
     .description("show identity, contacts and mail counts")
@@ -504,71 +544,17 @@ function buildProgram(print: Print): Command {
       });
     });
 
-  program.command("daemon")
-    .description("run the mesh: find peers nearby, carry parcels, receive mail (Ctrl-C stops it)")
-    .option("-l, --listen <multiaddr...>", "addresses to listen on (setting mesh.listen)")
-    .option(
-      "-p, --peer <multiaddr>",
-      "a peer to dial and keep dialling, repeatable (setting mesh.peers)",
-      collect,
-    )
-    .option("--mdns", "find peers by mDNS (setting mesh.mdns, on by default)")
-    .option("--no-mdns", "do not find peers by mDNS: dial --peer addresses only")
-    .option("--mdns-interval <ms>", "how often to ask the network for peers by mDNS", "10000")
-    .option(
-      "--quota <size>",
-      "storage for other people's parcels, e.g. 512M or 2G (setting mesh.quota)",
-    )
-    .option("--stall-timeout <ms>", "drop a peer that makes no progress for this long", "20000")
-    .option(
-      "-g, --gateway <url>",
-      "fall back to this Awala gateway over PoWeb, e.g. http://127.0.0.1:13276 (setting gateway.url)",
-    )
-    .option(
-      "--gateway-window <duration>",
-      "how long the mesh may try before a parcel also goes to the gateway, e.g. 10m (setting gateway.window)",
-    )
-    .option(
-      "--serve-poweb [host:port]",
-      "serve PoWeb, as the gateway of Awala apps and other nodes (settings poweb.serve, poweb.listen)",
-    )
-    .option("--no-serve-poweb", "do not serve PoWeb")
-    .action(function (
-      this: Command,
-      opts: {
-        listen?: string[];
-        peer?: string[];
-        mdns?: boolean;
-        mdnsInterval: string;
-        quota?: string;
-        stallTimeout: string;
-        gateway?: string;
-        gatewayWindow?: string;
-        servePoweb?: boolean | string;
-      },
-    ) {
-      return withNode(this, async (node) => {
-        if (!node.identity.exists()) throw new NoIdentityError(node.dataDir);
-        const settings = new Settings(node.ctx.db);
-        const gatewayUrl = opts.gateway ?? settings.get("gateway.url");
-        const serve = opts.servePoweb ?? settings.get("poweb.serve");
-        await runDaemon(node, {
-          listen: opts.listen ?? settings.get("mesh.listen"),
-          peers: [...settings.get("mesh.peers"), ...(opts.peer ?? [])],
-          mdns: opts.mdns ?? settings.get("mesh.mdns"),
-          mdnsIntervalMs: Number(opts.mdnsInterval),
-          quotaBytes: opts.quota ? parseSize(opts.quota) : settings.get("mesh.quota"),
-          stallTimeoutMs: Number(opts.stallTimeout),
-          gatewayUrl: gatewayUrl ? parsePoWebUrl(gatewayUrl).url : undefined,
-          gatewayWindowMs: opts.gatewayWindow
-            ? parseDuration(opts.gatewayWindow)
-            : settings.get("gateway.window"),
-          poweb: serve === false
-            ? undefined
-            : parseAddress(typeof serve === "string" ? serve : settings.get("poweb.listen")),
-        });
-      });
+  addDaemonOptions(
+    program.command("daemon")
+      .description(
+        "run the mesh: find peers nearby, carry parcels, receive mail (Ctrl-C stops it)",
+      ),
+  ).action(function (this: Command, opts: DaemonFlags) {
+    return withNode(this, async (node) => {
+      if (!node.identity.exists()) throw new NoIdentityError(node.dataDir);
+      await runDaemon(node, daemonOptionsFrom(opts, new Settings(node.ctx.db)));
     });
+  });
 
   const gateway = program.command("gateway")
     .description("show this endpoint's registration with its gateway")
@@ -826,4 +812,69 @@ function collect(value: string, all: string[] = []): string[] {
 
 function mediaTypeOf(path: string): string {
   return mime.getType(path) ?? "application/octet-stream";
+}
+
+/** The daemon's command-line flags (shared by `daemon` and `start`). */
+interface DaemonFlags {
+  listen?: string[];
+  peer?: string[];
+  mdns?: boolean;
+  mdnsInterval: string;
+  quota?: string;
+  stallTimeout: string;
+  gateway?: string;
+  gatewayWindow?: string;
+  servePoweb?: boolean | string;
+}
+
+function addDaemonOptions(command: Command): Command {
+  return command
+    .option("-l, --listen <multiaddr...>", "addresses to listen on (setting mesh.listen)")
+    .option(
+      "-p, --peer <multiaddr>",
+      "a peer to dial and keep dialling, repeatable (setting mesh.peers)",
+      collect,
+    )
+    .option("--mdns", "find peers by mDNS (setting mesh.mdns, on by default)")
+    .option("--no-mdns", "do not find peers by mDNS: dial --peer addresses only")
+    .option("--mdns-interval <ms>", "how often to ask the network for peers by mDNS", "10000")
+    .option(
+      "--quota <size>",
+      "storage for other people's parcels, e.g. 512M or 2G (setting mesh.quota)",
+    )
+    .option("--stall-timeout <ms>", "drop a peer that makes no progress for this long", "20000")
+    .option(
+      "-g, --gateway <url>",
+      "fall back to this Awala gateway over PoWeb, e.g. http://127.0.0.1:13276 (setting gateway.url)",
+    )
+    .option(
+      "--gateway-window <duration>",
+      "how long the mesh may try before a parcel also goes to the gateway, e.g. 10m (setting gateway.window)",
+    )
+    .option(
+      "--serve-poweb [host:port]",
+      "serve PoWeb, as the gateway of Awala apps and other nodes (settings poweb.serve, poweb.listen)",
+    )
+    .option("--no-serve-poweb", "do not serve PoWeb");
+}
+
+/** The daemon's options: command-line flags first, then the settings kept in the data directory. */
+function daemonOptionsFrom(opts: DaemonFlags, settings: Settings): DaemonOptions {
+  const gatewayUrl = opts.gateway ?? settings.get("gateway.url");
+  const serve = opts.servePoweb ?? settings.get("poweb.serve");
+  return {
+    listen: opts.listen ?? settings.get("mesh.listen"),
+    peers: [...settings.get("mesh.peers"), ...(opts.peer ?? [])],
+    mdns: opts.mdns ?? settings.get("mesh.mdns"),
+    mdnsIntervalMs: Number(opts.mdnsInterval),
+    quotaBytes: opts.quota ? parseSize(opts.quota) : settings.get("mesh.quota"),
+    stallTimeoutMs: Number(opts.stallTimeout),
+    gatewayUrl: gatewayUrl ? parsePoWebUrl(gatewayUrl).url : undefined,
+    gatewayWindowMs: opts.gatewayWindow
+      ? parseDuration(opts.gatewayWindow)
+      : settings.get("gateway.window"),
+    poweb: serve === false
+      ? undefined
+      : parseAddress(typeof serve === "string" ? serve : settings.get("poweb.listen")),
+  };
 }

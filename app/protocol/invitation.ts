@@ -70,7 +70,7 @@ export async function encodeInvitation(invitation: Invitation): Promise<string> 
  * issued by the inviter to its invitation key, and that it has not expired at `now`.
  */
 export async function decodeInvitation(text: string, now: Date): Promise<DecodedInvitation> {
-  const compact = text.replace(/\s+/g, "");
+  const compact = joinInvitationParts(text).replace(/\s+/g, "");
   if (!compact.startsWith(INVITATION_PREFIX)) {
     const other = /^relaymail-invite:(\d+):/.exec(compact);
     throw new InvalidInvitationError(
@@ -142,4 +142,50 @@ export async function decodeInvitation(text: string, now: Date): Promise<Decoded
     );
   }
   return { ...invitation, inviterId, invitationId, expiresAt: pda.expiryDate };
+}
+
+/** Prefix of one part of an invitation split for QR codes: `relaymail-invite-part:K/N:`. */
+export const INVITATION_PART_PREFIX = "relaymail-invite-part:";
+
+/**
+ * Splits an invitation's text into parts of at most `maxChars` characters of
+ * payload, each `relaymail-invite-part:K/N:<chunk>`, small enough for a QR code a
+ * phone camera reads at a glance. A text that fits is returned whole.
+ */
+export function splitInvitation(text: string, maxChars = 1000): string[] {
+  if (text.length <= maxChars) return [text];
+  const count = Math.ceil(text.length / maxChars);
+  const size = Math.ceil(text.length / count);
+  return Array.from(
+    { length: count },
+    (_, i) => `${INVITATION_PART_PREFIX}${i + 1}/${count}:${text.slice(i * size, (i + 1) * size)}`,
+  );
+}
+
+/**
+ * Puts an invitation split by {@linkcode splitInvitation} back together (parts in
+ * any order, separated by whitespace); other text is returned unchanged.
+ */
+export function joinInvitationParts(text: string): string {
+  if (!text.includes(INVITATION_PART_PREFIX)) return text;
+  const parts = new Map<number, string>();
+  let total = 0;
+  const pattern = new RegExp(`${INVITATION_PART_PREFIX}(\\d+)/(\\d+):(\\S+)`, "g");
+  for (const match of text.matchAll(pattern)) {
+    const [index, count] = [Number(match[1]), Number(match[2])];
+    if (total !== 0 && count !== total) {
+      throw new InvalidInvitationError("The invitation parts come from different invitations");
+    }
+    total = count;
+    parts.set(index, match[3]);
+  }
+  const missing = Array.from({ length: total }, (_, i) => i + 1).filter((i) => !parts.has(i));
+  if (total === 0 || missing.length > 0) {
+    throw new InvalidInvitationError(
+      `The invitation is missing part${missing.length === 1 ? "" : "s"} ${
+        missing.join(", ")
+      } of ${total}`,
+    );
+  }
+  return Array.from({ length: total }, (_, i) => parts.get(i + 1)).join("");
 }

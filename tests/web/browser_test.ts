@@ -1,0 +1,283 @@
+/**
+ * The web app end to end, in a real headless Chromium (Debian's `chromium`,
+ * driven by playwright-core): two `relaymail start` processes on loopback (mDNS
+ * off, a static peer), each set up from its first run through the browser. They
+ * pair through the web app, Bob mails Alice an attachment, Alice reads it as it
+ * arrives, Bob's message reaches "delivered" without a reload, and a stranger's
+ * parcel is refused and shown with its reason.
+ *
+ * A failing step saves screenshots of both pages in test-results/browser/ (the
+ * path is printed). With
+ * `RELAYMAIL_SCREENSHOTS=<dir>` the main screens are saved there (the README's).
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { join } from "node:path";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { waitFor } from "../helpers.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const MAIN = join(import.meta.dirname!, "..", "..", "app", "main.ts");
+const MALLORY = join(import.meta.dirname!, "..", "fixtures", "mallory_mesh.ts");
+const SCREENSHOTS = Deno.env.get("RELAYMAIL_SCREENSHOTS");
+/** Where a failing step's screenshots go (kept after the test, unlike its data). */
+const FAILURES = join(Deno.cwd(), "test-results", "browser");
+
+const haveChromium = (() => {
+  try {
+    return Deno.statSync(CHROMIUM).isFile;
+  } catch {
+    return false;
+  }
+})();
+
+/** A `relaymail start` process and the address it printed. */
+interface Messenger {
+  readonly dir: string;
+  readonly child: Deno.ChildProcess;
+  readonly url: string;
+  readonly output: () => string;
+}
+
+async function startMessenger(dir: string, peers: string[] = []): Promise<Messenger> {
+  const args = [
+    "run",
+    "--quiet",
+    "-A",
+    MAIN,
+    "-d",
+    dir,
+    "start",
+    "--port",
+    "0",
+    "--no-mdns",
+    "--listen",
+    "/ip4/127.0.0.1/tcp/0",
+    ...peers.flatMap((peer) => ["--peer", peer]),
+  ];
+  const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" })
+    .spawn();
+  let text = "";
+  const decoder = new TextDecoder();
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) text += decoder.decode(chunk);
+  };
+  pump(child.stdout).catch(() => {});
+  pump(child.stderr).catch(() => {});
+  const url = await waitFor(
+    "the printed address",
+    () => /(http:\/\/127\.0\.0\.1:\d+\/#key=\S+)/.exec(text)?.[1],
+  );
+  return { dir, child, url: url!, output: () => text };
+}
+
+async function stopMessenger(m: Messenger | undefined): Promise<void> {
+  if (!m) return;
+  try {
+    m.child.kill("SIGTERM");
+  } catch { /* exited */ }
+  await m.child.status;
+}
+
+/** The page's own view of the API (it holds the session cookie). */
+function apiState(page: Page): Promise<any> {
+  return page.evaluate(() => fetch("/api/state").then((r) => r.json()));
+}
+
+async function launch(): Promise<Browser> {
+  return await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+Deno.test({
+  name: "web app in Chromium: pairing, mail with an attachment, live delivery, a stranger refused",
+  ignore: !haveChromium && Deno.env.get("CI") !== "true",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    if (!haveChromium) throw new Error(`This test needs Debian's chromium at ${CHROMIUM}`);
+    const root = await Deno.makeTempDir({ prefix: "relaymail-browser-" });
+    let alice: Messenger | undefined;
+    let bob: Messenger | undefined;
+    const browser = await launch();
+    const pageA = await (await browser.newContext({ viewport: { width: 1200, height: 820 } }))
+      .newPage();
+    const pageB = await (await browser.newContext({ viewport: { width: 1200, height: 820 } }))
+      .newPage();
+    for (const page of [pageA, pageB]) page.setDefaultTimeout(30_000);
+    const shot = async (page: Page, name: string) => {
+      if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+    };
+    const step = async (name: string, fn: () => Promise<void>) => {
+      const ok = await t.step(name, async () => {
+        try {
+          await fn();
+        } catch (error) {
+          const dir = FAILURES;
+          await Deno.mkdir(dir, { recursive: true });
+          await pageA.screenshot({ path: join(dir, "alice.png"), fullPage: true }).catch(() => {});
+          await pageB.screenshot({ path: join(dir, "bob.png"), fullPage: true }).catch(() => {});
+          console.error(`Screenshots of the failure: ${dir}/alice.png, ${dir}/bob.png`);
+          console.error(
+            `--- Alice's output ---\n${alice?.output()}\n--- Bob's output ---\n${bob?.output()}`,
+          );
+          throw error;
+        }
+      });
+      if (!ok) throw new Error(`Step failed: ${name}`);
+    };
+    const bytes = new Uint8Array(150_000).map((_, i) => (i * 31 + 7) % 251);
+    let invitation = "";
+    let aliceMesh = "";
+    let aliceId = "";
+    try {
+      await step("Alice's first run: the page walks her through creating an identity", async () => {
+        alice = await startMessenger(join(root, "alice"));
+        await pageA.goto(alice.url);
+        await pageA.getByLabel("Your name").waitFor();
+        await shot(pageA, "welcome");
+        await pageA.getByLabel("Your name").fill("Alice");
+        await pageA.getByRole("button", { name: "Create my identity" }).click();
+        await pageA.getByRole("heading", { name: "Contacts" }).waitFor();
+        assert.doesNotMatch(pageA.url(), /key=/, "the secret is gone from the address bar");
+        const state = await waitFor("Alice's mesh", async () => {
+          const s = await apiState(pageA);
+          return s.daemon?.addresses?.length ? s : undefined;
+        });
+        aliceMesh = state.daemon.addresses[0];
+        aliceId = state.identity.id;
+      });
+
+      await step("Alice creates an invitation: text to copy and QR codes", async () => {
+        await pageA.getByLabel("Their name (for you; optional)").first().fill("Bob");
+        await pageA.getByRole("button", { name: "Create invitation" }).click();
+        const text = pageA.locator("#invitation-text");
+        await text.waitFor();
+        invitation = await text.inputValue();
+        assert.match(invitation, /^relaymail-invite:1:[A-Za-z0-9_-]+$/);
+        const codes = pageA.locator(".qr img");
+        assert.ok(await codes.count() >= 1);
+        assert.match(await codes.first().getAttribute("alt") ?? "", /Invitation QR code/);
+        await shot(pageA, "invite");
+      });
+
+      await step(
+        "Bob, on another device nearby, accepts it; pairing completes over the mesh",
+        async () => {
+          bob = await startMessenger(join(root, "bob"), [aliceMesh]);
+          await pageB.goto(bob.url);
+          await pageB.getByLabel("Your name").fill("Bob");
+          await pageB.getByRole("button", { name: "Create my identity" }).click();
+          await pageB.getByLabel("Invitation you were given").fill(invitation);
+          await pageB.locator("#accept-name").fill("Alice");
+          await pageB.getByRole("button", { name: "Accept invitation" }).click();
+          const row = pageB.locator('tr[data-contact="Alice"]');
+          await row.waitFor();
+          // Alice's answer arrives over the mesh; the page updates by itself.
+          await row.getByText("active").waitFor();
+          await pageA.getByRole("link", { name: "Contacts" }).click();
+          await pageA.locator('tr[data-contact="Bob"]').getByText("active").waitFor();
+          const fingerprint = await pageA.locator('tr[data-contact="Bob"] td.mono').textContent();
+          assert.match(fingerprint ?? "", /^[0-9a-f]{4}( [0-9a-f]{4}){7}$/);
+          await shot(pageA, "contacts");
+        },
+      );
+
+      await step(
+        "Bob mails Alice an attachment; Alice's inbox shows it without a reload",
+        async () => {
+          await pageA.getByRole("link", { name: /Inbox/ }).click();
+          await pageA.getByText("No mail yet").waitFor();
+          // Marks that vanish if a page is reloaded: what follows must arrive live.
+          for (const page of [pageA, pageB]) {
+            await page.evaluate(() => ((globalThis as any).notReloaded = true));
+          }
+          await pageB.getByRole("button", { name: /Compose/ }).click();
+          await pageB.getByLabel("Alice").check();
+          await pageB.getByLabel("Subject").fill("Plans for Saturday");
+          await pageB.getByLabel("Message").fill("Hi Alice,\n\nthe map is attached.\n\nBob");
+          await pageB.getByLabel("Attachments").setInputFiles({
+            name: "map.bin",
+            mimeType: "application/octet-stream",
+            buffer: Buffer.from(bytes),
+          });
+          assert.match(await pageB.locator("#size").textContent() ?? "", /map\.bin 146\.5 KB/);
+          await shot(pageB, "compose");
+          await pageB.getByRole("button", { name: "Send" }).click();
+          await pageB.getByRole("heading", { name: "Plans for Saturday" }).waitFor();
+
+          const row = pageA.locator("#inbox-table tr.unread", { hasText: "Plans for Saturday" });
+          await row.waitFor();
+          assert.equal(await pageA.evaluate(() => (globalThis as any).notReloaded), true);
+          await shot(pageA, "inbox");
+          await row.click();
+          await pageA.getByText("the map is attached.").waitFor();
+          const link = pageA.getByRole("link", { name: /map\.bin/ });
+          const href = await link.getAttribute("href");
+          const downloaded = await pageA.evaluate(
+            (url) =>
+              fetch(url).then((r) => r.arrayBuffer()).then((b) => Array.from(new Uint8Array(b))),
+            href!,
+          );
+          assert.deepEqual(new Uint8Array(downloaded), bytes);
+        },
+      );
+
+      await step('Bob\'s message reaches "delivered" on his screen without a reload', async () => {
+        const delivery = pageB.locator('.delivery[data-recipient="Alice"]');
+        await delivery.and(pageB.locator('[data-state="delivered"]')).waitFor();
+        assert.equal(await pageB.evaluate(() => (globalThis as any).notReloaded), true);
+        const path = await delivery.locator(".path").textContent();
+        assert.match(path ?? "", /reached their device/);
+        assert.match(path ?? "", /delivered/);
+        await shot(pageB, "delivered");
+      });
+
+      await step("a stranger's parcel is refused, and Alice sees why", async () => {
+        await pageA.getByRole("link", { name: /Refused/ }).click();
+        await pageA.getByText("Nothing refused.").waitFor();
+        const mallory = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "--quiet", "-A", MALLORY, aliceMesh, aliceId],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const { reply } = JSON.parse(
+          new TextDecoder().decode(mallory.stdout).trim().split("\n").at(-1)!,
+        );
+        assert.equal(reply.type, "refuse");
+        const row = pageA.locator('#refused-table tr[data-code="unauthorized"]');
+        await row.waitFor();
+        assert.match(await row.textContent() ?? "", /not authorised|unauthori[sz]ed/i);
+        assert.equal(
+          await pageA.locator("#inbox-table").count() +
+            await pageA.getByText("Cheap watches").count(),
+          0,
+        );
+        await pageA.getByRole("link", { name: /Inbox/ }).click();
+        await pageA.locator("#inbox-table").waitFor();
+        assert.equal(await pageA.locator("#inbox-table tbody tr").count(), 1, "only Bob's mail");
+        await pageA.getByRole("link", { name: /Refused/ }).click();
+        await row.waitFor();
+        await shot(pageA, "refused");
+        await pageA.getByRole("link", { name: /Nearby/ }).click();
+        await pageA.locator("#peers-table").waitFor();
+        await shot(pageA, "nearby");
+      });
+    } finally {
+      await browser.close().catch(() => {});
+      await stopMessenger(alice);
+      await stopMessenger(bob);
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    }
+  },
+});
