@@ -19,6 +19,7 @@ import { waitFor } from "../helpers.ts";
 const CHROMIUM = "/usr/bin/chromium";
 const MAIN = join(import.meta.dirname!, "..", "..", "app", "main.ts");
 const MALLORY = join(import.meta.dirname!, "..", "fixtures", "mallory_mesh.ts");
+const FORGE = join(import.meta.dirname!, "..", "fixtures", "forge_parcel.ts");
 const SCREENSHOTS = Deno.env.get("RELAYMAIL_SCREENSHOTS");
 /** Where a failing step's screenshots go (kept after the test, unlike its data). */
 const FAILURES = join(Deno.cwd(), "test-results", "browser");
@@ -52,7 +53,8 @@ async function startMessenger(dir: string, peers: string[] = []): Promise<Messen
     "0",
     "--no-mdns",
     "--listen",
-    "/ip4/127.0.0.1/tcp/0",
+    // A fixed port, so that peers dialling this address find it again after a restart.
+    `/ip4/127.0.0.1/tcp/${freePort()}`,
     ...peers.flatMap((peer) => ["--peer", peer]),
   ];
   const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" })
@@ -69,6 +71,13 @@ async function startMessenger(dir: string, peers: string[] = []): Promise<Messen
     () => /(http:\/\/127\.0\.0\.1:\d+\/#key=\S+)/.exec(text)?.[1],
   );
   return { dir, child, url: url!, output: () => text };
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
 }
 
 async function stopMessenger(m: Messenger | undefined): Promise<void> {
@@ -243,6 +252,42 @@ Deno.test({
         await shot(pageB, "delivered");
       });
 
+      await step(
+        "Alice replies in the conversation, finds it by search, exports it as .eml",
+        async () => {
+          await pageA.getByRole("link", { name: /Inbox/ }).click();
+          await pageA.locator("#inbox-table tr", { hasText: "Plans for Saturday" }).click();
+          await pageA.getByRole("button", { name: "Reply" }).click();
+          assert.equal(await pageA.getByLabel("Subject").inputValue(), "Re: Plans for Saturday");
+          await pageA.getByLabel("Message").fill("Thanks Bob, see you there.");
+          await pageA.getByRole("button", { name: "Send" }).click();
+          await pageA.locator("article.message").nth(1).waitFor();
+          assert.equal(await pageA.locator("article.message").count(), 2, "one conversation");
+
+          await pageB.getByRole("link", { name: /Inbox/ }).click();
+          await pageB.locator("#inbox-table tr.unread", { hasText: "Re: Plans for Saturday" })
+            .waitFor();
+
+          await pageA.keyboard.press("/");
+          await pageA.locator("#search").fill("see you there");
+          await pageA.locator("#search").press("Enter");
+          await pageA.getByRole("heading", { name: "Search: see you there" }).waitFor();
+          assert.equal(await pageA.locator("#inbox-table tbody tr").count(), 1);
+
+          const threadId = await pageA.locator("#inbox-table tbody tr").getAttribute("data-id");
+          const eml = await pageA.evaluate(
+            (id) =>
+              fetch(`/api/threads/${id}/eml`).then(async (
+                r,
+              ) => [r.headers.get("content-type"), await r.text()]),
+            threadId!,
+          );
+          assert.match(eml[0] ?? "", /message\/rfc822/);
+          assert.match(eml[1] ?? "", /Plans for Saturday/);
+          assert.match(eml[1] ?? "", /see you there/);
+        },
+      );
+
       await step("a stranger's parcel is refused, and Alice sees why", async () => {
         await pageA.getByRole("link", { name: /Refused/ }).click();
         await pageA.getByText("Nothing refused.").waitFor();
@@ -272,6 +317,50 @@ Deno.test({
         await pageA.getByRole("link", { name: /Nearby/ }).click();
         await pageA.locator("#peers-table").waitFor();
         await shot(pageA, "nearby");
+      });
+
+      await step(
+        "a stranger's parcel on a USB stick is refused too, with progress shown",
+        async () => {
+          const stick = join(root, "stick");
+          const forged = await new Deno.Command(Deno.execPath(), {
+            args: ["run", "--quiet", "-A", FORGE, aliceId, stick],
+            stdout: "null",
+            stderr: "piped",
+          }).output();
+          assert.ok(forged.success, new TextDecoder().decode(forged.stderr));
+          await pageA.getByRole("link", { name: "USB stick" }).click();
+          await pageA.getByLabel("Directory of the stick").fill(stick);
+          await pageA.getByRole("button", { name: "Import parcels from the stick" }).click();
+          await pageA.locator("#stick-report", { hasText: "1 refused" }).waitFor();
+          assert.equal(
+            await pageA.locator("#stick-progress").evaluate((e: any) => e.value / e.max),
+            1,
+          );
+          await pageA.getByRole("link", { name: /Refused/ }).click();
+          await pageA.locator("#refused-table tbody tr").nth(1).waitFor();
+          assert.match(await pageA.locator("#refused-table").textContent() ?? "", /sneakernet/);
+        },
+      );
+
+      await step("settings: storage quota, mDNS and a passphrase, applied at once", async () => {
+        await pageA.getByRole("link", { name: "Settings" }).click();
+        await pageA.getByLabel("Storage for other people's parcels (e.g. 512M, 2G)").fill("256M");
+        await pageA.getByLabel("Find devices on the local network (mDNS)").uncheck();
+        await pageA.getByRole("button", { name: "Save" }).first().click();
+        await pageA.getByText("Saved; the mesh restarted with them").waitFor();
+        const settings = await pageA.evaluate(() => fetch("/api/settings").then((r) => r.json()));
+        const byName = Object.fromEntries(settings.map((x: any) => [x.name, x.value]));
+        assert.equal(byName["mesh.quota"], 256 * 1024 * 1024);
+        assert.equal(byName["mesh.mdns"], false);
+        // The restarted mesh finds Bob again (he keeps dialling Alice).
+        await waitFor("Bob back", async () => (await apiState(pageA)).peers.length === 1);
+
+        await pageA.getByLabel("New passphrase (8 characters or more)").fill("correct horse");
+        await pageA.getByLabel("Again").fill("correct horse");
+        await pageA.getByRole("button", { name: "Set passphrase" }).click();
+        await pageA.getByText("Your private keys are sealed under a passphrase.").waitFor();
+        assert.equal((await apiState(pageA)).passphraseProtected, true);
       });
     } finally {
       await browser.close().catch(() => {});
