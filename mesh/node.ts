@@ -205,6 +205,8 @@ export class MeshNode extends EventTarget {
   readonly #options: ResolvedOptions;
   readonly #limiter: RateLimiter;
   readonly #hosts = new Map<string, ParcelHandler>();
+  /** Parcels being handed to a hosted endpoint, until their tombstone is written. */
+  readonly #handing = new Map<string, Promise<ReceiveOutcome>>();
   readonly #peers = new Map<string, PeerState>();
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   #started = false;
@@ -1159,16 +1161,29 @@ export class MeshNode extends EventTarget {
       this.#refusal(key, from, code, reason, transient);
     const host = this.#hosts.get(parcel.recipientId);
     if (host) {
+      // The same parcel by two paths at once (a direct push and a reconciliation):
+      // the second waits for the first instead of handing the endpoint a copy.
+      const first = this.#handing.get(key);
+      if (first) {
+        const earlier = await first.catch(() => null);
+        if (earlier?.status === "accepted" || earlier?.status === "duplicate") {
+          return { type: "ack", key, status: AckStatus.ALREADY_DELIVERED };
+        }
+      }
       let outcome: ReceiveOutcome;
+      const handing = host(bytes, { binding: "mesh", hop: from });
+      this.#handing.set(key, handing);
       try {
-        outcome = await host(bytes, { binding: "mesh", hop: from });
+        outcome = await handing;
       } catch (error) {
+        this.#handing.delete(key);
         return refuse(
           "quota",
           `The recipient's node could not store it now: ${(error as Error)?.message}`,
           true,
         );
       }
+      if (outcome.status === "refused" || outcome.status === "skipped") this.#handing.delete(key);
       if (outcome.status === "refused") {
         return this.#refusal(
           key,
@@ -1182,7 +1197,10 @@ export class MeshNode extends EventTarget {
       }
       if (outcome.status !== "skipped") {
         // The recipient's node holds it now: the tombstone may follow in a batch.
-        this.#store.later(() => this.#store.markDelivered(key, parcel.expiresAt, false));
+        this.#store.later(() => {
+          this.#store.markDelivered(key, parcel.expiresAt, false);
+          this.#handing.delete(key); // from now on the tombstone answers
+        });
         this.#emit("parcel:received", {
           key,
           from,

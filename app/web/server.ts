@@ -81,6 +81,7 @@ export class WebApp {
   readonly #app = new Hono();
   readonly #log: (line: string) => void;
   #lastStatus = "";
+  #stopping = false;
   #statusTimer: ReturnType<typeof setInterval> | undefined;
   readonly #forward: EventListener = (event) =>
     this.#push(event.type as PushEvent, (event as CustomEvent).detail ?? null);
@@ -125,6 +126,8 @@ export class WebApp {
     for (const name of FORWARDED) this.node.events.removeEventListener(name, this.#forward);
     await this.#daemon?.stop();
     this.#daemon = null;
+    // Open event streams say goodbye and end, or the server would wait on them.
+    this.#stopping = true;
     for (const client of this.#clients) client("daemon", { stopping: true });
     this.#clients.clear();
     await this.#server?.shutdown();
@@ -272,10 +275,13 @@ export class WebApp {
         await stream.writeSSE({ event: "hello", data: JSON.stringify(this.#state()) });
         while (!stream.aborted && !stream.closed) {
           if (queue.length === 0) {
+            if (this.#stopping) break;
+            let timer: ReturnType<typeof setTimeout> | undefined;
             await new Promise<void>((resolve) => {
               wake = resolve;
-              setTimeout(resolve, 15_000); // a comment line keeps proxies and sockets honest
+              timer = setTimeout(resolve, 15_000); // a comment line keeps sockets honest
             });
+            clearTimeout(timer);
             wake = null;
             if (queue.length === 0) {
               await stream.write(": keep-alive\n\n");
@@ -286,6 +292,7 @@ export class WebApp {
           await stream.writeSSE({ event, data: JSON.stringify(data) });
         }
         this.#clients.delete(client);
+        await stream.close();
       }));
 
     // Mail
@@ -474,7 +481,7 @@ export class WebApp {
       unread: node.mailbox.unreadCount(),
       contacts: node.contacts.list().length,
       waiting: node.outbox.list().filter((p) => p.state === "queued").length,
-      refusals: node.refusals.list({ limit: 1000 }).length,
+      refusals: node.refusals.list({ limit: 1000 }).filter((r) => r.code !== "duplicate").length,
       limits: { mail: MAX_MAIL_LENGTH },
       daemon: this.#daemonState(),
       peers: this.#peers(),

@@ -210,3 +210,34 @@ Deno.test("web app: only its user gets in", async (t) => {
     await bob.close();
   }
 });
+
+Deno.test("web app: stopping is prompt even with a page listening for events", async () => {
+  const carol = await makeNode("Carol");
+  const web = await WebApp.start(carol.node, {
+    port: 0,
+    daemonOptions: () => ({ listen: ["/ip4/127.0.0.1/tcp/0"], mdns: false }),
+    log: () => {},
+  });
+  try {
+    const secret = new URL(web.url).hash.replace("#key=", "");
+    const response = await fetch(`http://127.0.0.1:${web.port}/api/events`, {
+      headers: { authorization: `Bearer ${secret}` },
+    });
+    const reader = response.body!.getReader();
+    assert.match(new TextDecoder().decode((await reader.read()).value), /^event: hello/);
+    const drained = (async () => {
+      let text = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return text;
+        text += new TextDecoder().decode(value);
+      }
+    })();
+    await web.stop();
+    // The stream says the daemon stops, then ends: nothing waits for the page to go.
+    assert.match(await drained, /event: daemon\ndata: \{"stopping":true\}/);
+  } finally {
+    await web.stop();
+    await carol.close();
+  }
+});

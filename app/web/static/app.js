@@ -652,8 +652,11 @@ async function viewContacts() {
           lastInvitation = await api("/api/invitations", {
             json: { name: inviteName.value || undefined },
           });
-          invitationOut.replaceChildren(...invitationBlock(lastInvitation));
-          invitationOut.querySelector("textarea").select();
+          // A live update may have redrawn the page meanwhile: show it in the page as it is now.
+          if (invitationOut.isConnected) {
+            invitationOut.replaceChildren(...invitationBlock(lastInvitation));
+          } else await refreshCurrent();
+          document.getElementById("invitation-text")?.select();
         });
       },
     },
@@ -814,7 +817,11 @@ async function viewNearby() {
 }
 
 async function viewRefused() {
-  const refusals = await api("/api/refused");
+  const all = await api("/api/refused");
+  // A second copy of a parcel already received is normal when mail travels several
+  // ways at once: counted, not listed among the refusals.
+  const copies = all.filter((r) => r.code === "duplicate").reduce((n, r) => n + r.count, 0);
+  const refusals = all.filter((r) => r.code !== "duplicate");
   const rows = refusals.map((r) =>
     h(
       "tr",
@@ -856,6 +863,15 @@ async function viewRefused() {
         h("tbody", {}, rows),
       )
       : h("p", { class: "empty" }, "Nothing refused."),
+    copies
+      ? h(
+        "p",
+        { class: "hint", id: "copies" },
+        `Also ${copies} extra cop${
+          copies === 1 ? "y" : "ies"
+        } of parcels already received (another path, or a replay) dropped.`,
+      )
+      : null,
   );
 }
 
