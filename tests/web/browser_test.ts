@@ -73,11 +73,20 @@ async function startMessenger(dir: string, peers: string[] = []): Promise<Messen
   return { dir, child, url: url!, output: () => text };
 }
 
+/**
+ * A free port below Linux's ephemeral range (32768 and up), so that no process
+ * binding port 0 meanwhile can take it before the messenger listens on it.
+ */
 function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch {
+      // taken: try another
+    }
+  }
 }
 
 async function stopMessenger(m: Messenger | undefined): Promise<void> {

@@ -237,8 +237,9 @@ function viewOnboarding() {
         attempt(async () => {
           await api("/api/identity", { json: { name: name.value } });
           await loadState();
-          location.hash = "#/contacts";
-          route();
+          // The hash change routes (calling route() as well would draw the page twice).
+          if (location.hash === "#/contacts") route();
+          else location.hash = "#/contacts";
         });
       },
     },
@@ -1134,11 +1135,15 @@ function redraw(event) {
     const events = [...pendingEvents];
     pendingEvents.clear();
     await loadState().catch(() => {});
-    // Someone typing keeps their words: a view is not redrawn under a field being filled in.
-    const field = main.contains(document.activeElement) ? document.activeElement : null;
-    const editing = field !== null && ["INPUT", "TEXTAREA", "SELECT"].includes(field.tagName) &&
-      !field.readOnly && field.type !== "checkbox" && field.value !== "";
-    if (events.some((e) => LIVE[e]?.includes(currentView)) && !editing) attempt(refreshCurrent);
+    // What someone has typed or chosen stays: a view with edited fields is not redrawn.
+    const edited = [...main.querySelectorAll("input, textarea, select")].some((field) =>
+      field.type === "checkbox"
+        ? field.checked !== field.defaultChecked
+        : field.type === "file"
+        ? field.files.length > 0
+        : !field.readOnly && field.value !== field.defaultValue
+    );
+    if (events.some((e) => LIVE[e]?.includes(currentView)) && !edited) attempt(refreshCurrent);
   }, 150);
 }
 
