@@ -9,12 +9,10 @@
  * @module
  */
 import { join } from "node:path";
-import { Parcel } from "@relaycorp/relaynet-core";
 import { isSafelyStored } from "../bindings/binding.ts";
 import { attachGateway, type GatewayBinding, parsePoWebUrl } from "../bindings/gateway/client.ts";
 import { PoWebServer } from "../bindings/gateway/poweb_server.ts";
 import { GatewayStore } from "../bindings/gateway/store.ts";
-import { toArrayBuffer } from "../bindings/validation.ts";
 import type { MeshNode } from "../mesh/mod.ts";
 import { ownGatewayIdentity } from "./gateway.ts";
 import type { Relaymail } from "./relaymail.ts";
@@ -86,7 +84,7 @@ export function startGatewayFallback(
       onCollected: (bytes, key, outcome) => {
         log(`parcel ${key.slice(0, 12)} collected from the gateway: ${outcome.status}`);
         if (isSafelyStored(outcome)) {
-          mesh.noteDelivered(bytes).catch(() => {});
+          mesh.noteDelivered(key, bytes).catch(() => {});
         }
       },
       onUnauthorized: (reason) => {
@@ -151,10 +149,10 @@ export async function startPoWebServer(
 ): Promise<GatewayService & { url: string }> {
   const identity = await ownGatewayIdentity(node.ctx);
   const store = GatewayStore.open(join(node.dataDir, "poweb.sqlite"), node.ctx.now);
+  // The mesh validated what it hands over: the queue takes its facts as they are.
   const host = (nodeId: string) =>
-    mesh.host(nodeId, async (bytes) => {
-      const parcel = await Parcel.deserialize(toArrayBuffer(bytes));
-      await server.enqueue(bytes, nodeId, parcel.expiryDate);
+    mesh.host(nodeId, async (bytes, _origin, parcel) => {
+      await server.enqueue(bytes, nodeId, parcel.expiresAt, parcel.key);
       return { status: "accepted" };
     });
   const server: PoWebServer = new PoWebServer({

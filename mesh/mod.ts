@@ -46,6 +46,7 @@
  * @module
  */
 export {
+  type HostedParcel,
   type MeshEventMap,
   MeshNode,
   type MeshNodeOptions,

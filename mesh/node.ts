@@ -94,8 +94,23 @@ export interface MeshNodeOptions {
   readonly reconciliation?: "auto" | "full-list";
 }
 
-/** Takes a parcel addressed to an endpoint this node hosts; resolves once it is stored. */
-export type ParcelHandler = (bytes: Uint8Array, origin: ParcelOrigin) => Promise<ReceiveOutcome>;
+/** What the node already knows of a parcel it hands to a hosted endpoint (it was validated). */
+export interface HostedParcel {
+  /** Hex SHA-256 of its bytes. */
+  readonly key: string;
+  readonly recipientId: string;
+  readonly expiresAt: Date;
+}
+
+/**
+ * Takes a parcel addressed to an endpoint this node hosts; resolves once it is
+ * stored. `parcel` saves the handler parsing what the node already checked.
+ */
+export type ParcelHandler = (
+  bytes: Uint8Array,
+  origin: ParcelOrigin,
+  parcel: HostedParcel,
+) => Promise<ReceiveOutcome>;
 
 /** A connected peer. */
 export interface MeshPeer {
@@ -366,11 +381,10 @@ export class MeshNode extends EventTarget {
   }
 
   async #handHeld(endpointId: string, handler: ParcelHandler): Promise<void> {
-    for (const parcel of this.#store.list()) {
-      if (parcel.recipientId !== endpointId) continue;
+    for (const parcel of this.#store.heldFor(endpointId)) {
       const bytes = this.#store.bytes(parcel.key);
       if (!bytes || this.#hosts.get(endpointId) !== handler) continue;
-      const outcome = await handler(bytes, { binding: "mesh", hop: "local" });
+      const outcome = await handler(bytes, { binding: "mesh", hop: "local" }, parcel);
       if (outcome.status !== "accepted" && outcome.status !== "duplicate") continue;
       this.#store.markDelivered(parcel.key, parcel.expiresAt, parcel.origin === "local");
       this.#emit("parcel:delivered", { key: parcel.key });
@@ -409,7 +423,11 @@ export class MeshNode extends EventTarget {
     const parcel = await this.#validate(bytes);
     const host = this.#hosts.get(parcel.recipientId);
     if (host) {
-      const outcome = await host(bytes, { binding: "mesh", hop: "local" });
+      const outcome = await host(bytes, { binding: "mesh", hop: "local" }, {
+        key,
+        recipientId: parcel.recipientId,
+        expiresAt: parcel.expiresAt,
+      });
       if (outcome.status === "refused") throw new ParcelRefusedError(outcome.code, outcome.reason);
       this.#store.markDelivered(key, parcel.expiresAt, true);
       return { key, status: "delivered" };
@@ -430,17 +448,19 @@ export class MeshNode extends EventTarget {
   }
 
   /**
-   * Records that a parcel reached its recipient by another way (a gateway, a
-   * USB stick): the copy held here is dropped, and peers learn it at the next
-   * reconciliation and drop theirs. Throws {@linkcode ParcelRefusedError} if the
-   * bytes are not a valid parcel.
+   * Records that the parcel `bytes`, whose key is `key`, reached its recipient by
+   * another way (a gateway, a USB stick): the copy held here is dropped, and peers
+   * learn it at the next reconciliation and drop theirs. Throws
+   * {@linkcode ParcelRefusedError} if no copy is held here and the bytes are not a
+   * valid parcel.
    */
-  async noteDelivered(bytes: Uint8Array): Promise<void> {
-    const key = await sha256Hex(bytes);
+  async noteDelivered(key: string, bytes: Uint8Array): Promise<void> {
     if (this.#store.knows(key) === "delivered") return;
-    const parcel = await this.#validate(bytes);
     const held = this.#store.get(key);
-    this.#store.markDelivered(key, parcel.expiresAt, held?.origin === "local");
+    // The tombstone lasts as long as the parcel would have: its expiry comes from
+    // the copy held here, or from the parcel itself.
+    const expiresAt = held?.expiresAt ?? (await this.#validate(bytes)).expiresAt;
+    this.#store.markDelivered(key, expiresAt, held?.origin === "local");
     if (held) this.#emit("parcel:delivered", { key });
     this.#syncAll();
   }
@@ -1171,7 +1191,11 @@ export class MeshNode extends EventTarget {
         }
       }
       let outcome: ReceiveOutcome;
-      const handing = host(bytes, { binding: "mesh", hop: from });
+      const handing = host(bytes, { binding: "mesh", hop: from }, {
+        key,
+        recipientId: parcel.recipientId,
+        expiresAt: parcel.expiresAt,
+      });
       this.#handing.set(key, handing);
       try {
         outcome = await handing;

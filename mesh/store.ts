@@ -237,6 +237,15 @@ export class MeshStore {
   }
 
   /** Every held parcel, oldest first. */
+  /** Parcels held for one recipient, oldest first. */
+  heldFor(recipientId: string): StoredParcel[] {
+    return this.#db.all<ParcelRow>(
+      `SELECT key, recipient_id, sender_id, size, expires_at, origin, copies FROM parcels
+       WHERE recipient_id = ? ORDER BY received_at, rowid`,
+      recipientId,
+    ).map(toParcel);
+  }
+
   list(): StoredParcel[] {
     return this.#db.all<ParcelRow>(
       "SELECT key, recipient_id, sender_id, size, expires_at, origin, copies FROM parcels ORDER BY received_at, rowid",

@@ -167,6 +167,7 @@ export function attachGateway(node: ParcelNode, options: GatewayBindingOptions):
     let sent = 0;
     let nextDue = Infinity;
     const now = Date.now();
+    let signer: ParcelDeliverySigner | undefined;
     for (const parcel of await node.outgoingParcels({ includeHandedOver: true })) {
       if (stopped) break;
       if (parcel.handedTo.includes(GATEWAY) || refused.has(parcel.key)) continue;
@@ -177,12 +178,12 @@ export function attachGateway(node: ParcelNode, options: GatewayBindingOptions):
       }
       const bytes = await parcel.read();
       if (!bytes) continue;
-      const { certificate, privateKey } = await options.credentials();
+      if (!signer) {
+        const { certificate, privateKey } = await options.credentials();
+        signer = new ParcelDeliverySigner(certificate, privateKey);
+      }
       try {
-        await client.deliverParcel(
-          toArrayBuffer(bytes),
-          new ParcelDeliverySigner(certificate, privateKey),
-        );
+        await client.deliverParcel(toArrayBuffer(bytes), signer);
       } catch (error) {
         if (error instanceof RefusedParcelError) {
           // Refused for good (422): the other bindings may still carry it.

@@ -33,7 +33,6 @@ import type { RefusalCode } from "../binding.ts";
 import {
   MAX_PARCEL_LENGTH,
   ParcelRefusedError,
-  parseParcel,
   sha256Hex,
   toArrayBuffer,
   toHex,
@@ -79,8 +78,8 @@ export interface PoWebServerOptions {
   readonly identity: GatewayIdentity;
   readonly store: GatewayStore;
   /**
-   * Takes a delivered parcel (validating it, then storing or forwarding it);
-   * throws {@linkcode ParcelRefusedError} to refuse it.
+   * Takes a delivered parcel: validates it (the server does not), then stores or
+   * forwards it; throws {@linkcode ParcelRefusedError} to refuse it.
    */
   readonly accept: ParcelSink;
   /** Address to listen on (default 127.0.0.1: loopback only). */
@@ -182,10 +181,16 @@ export class PoWebServer {
 
   /**
    * Queues a parcel for a registered node's collection (committed when this
-   * returns) and wakes its collection sockets.
+   * returns) and wakes its collection sockets. `key`, its hex SHA-256, is
+   * computed when not given.
    */
-  async enqueue(bytes: Uint8Array, recipientId: string, expiresAt: Date): Promise<void> {
-    this.#options.store.enqueue(recipientId, await sha256Hex(bytes), bytes, expiresAt);
+  async enqueue(
+    bytes: Uint8Array,
+    recipientId: string,
+    expiresAt: Date,
+    key?: string,
+  ): Promise<void> {
+    this.#options.store.enqueue(recipientId, key ?? await sha256Hex(bytes), bytes, expiresAt);
     for (const wake of this.#listeners.get(recipientId) ?? []) wake();
   }
 
@@ -352,12 +357,8 @@ export class PoWebServer {
     if (!this.#options.store.isRegistered(nodeId)) {
       return this.#refuse("parcel delivery", 403, `Node ${nodeId} is no longer registered here`);
     }
-    try {
-      await parseParcel(body);
-    } catch (error) {
-      const refusal = error as ParcelRefusedError;
-      return this.#refuse("parcel delivery", statusFor(refusal.code), refusal.message);
-    }
+    // `accept` validates the parcel (a node must anyway, to carry it): its
+    // refusal says whether it was malformed (400) or invalid (422).
     try {
       await this.#options.accept(body, nodeId);
     } catch (error) {
