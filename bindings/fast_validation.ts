@@ -24,7 +24,7 @@ import { createHash } from "node:crypto";
 import { Certificate } from "@relaycorp/relaynet-core";
 import { pkijsCertificateOf } from "./_pkijs.ts";
 import {
-  MAX_CLOCK_DRIFT_TOLERANCE_MS,
+  checkDates,
   MAX_PARCEL_LENGTH,
   ParcelRefusedError,
   toArrayBuffer,
@@ -232,24 +232,7 @@ export class FastParcelValidator {
       return await validateParcel(bytes, options);
     }
     const now = options.now ?? new Date();
-    const tolerance = Math.min(
-      Math.max(options.clockDriftToleranceMs ?? MAX_CLOCK_DRIFT_TOLERANCE_MS, 0),
-      MAX_CLOCK_DRIFT_TOLERANCE_MS,
-    );
-    if (walked.expiresAt <= now) {
-      throw new ParcelRefusedError(
-        "expired",
-        `Parcel expired at ${walked.expiresAt.toISOString()} (now ${now.toISOString()})`,
-      );
-    }
-    if (walked.creationDate.getTime() > now.getTime() + tolerance) {
-      throw new ParcelRefusedError(
-        "future-dated",
-        `Parcel is dated ${walked.creationDate.toISOString()}, more than ${
-          Math.round(tolerance / 60_000)
-        } minutes ahead of this clock (${now.toISOString()})`,
-      );
-    }
+    checkDates(walked, now, options.clockDriftToleranceMs);
     await this.#checkChain(walked.signer, walked.others, walked.recipientId, now);
     this.counts.fast++;
     return {

@@ -107,7 +107,11 @@ async function checkParsedParcel(
   options: ValidateParcelOptions,
 ): Promise<ValidatedParcel> {
   const now = options.now ?? new Date();
-  checkTiming(parcel, now, options.clockDriftToleranceMs ?? MAX_CLOCK_DRIFT_TOLERANCE_MS);
+  checkDates(
+    { expiresAt: parcel.expiryDate, creationDate: parcel.creationDate },
+    now,
+    options.clockDriftToleranceMs,
+  );
   const recipientId = parcel.recipient.id;
   const anchors = options.trustedCertificates ?? [await findRecipientCertificate(parcel)];
   await verifyDeliveryAuthorization(
@@ -152,18 +156,26 @@ export async function parseParcel(bytes: Uint8Array): Promise<Parcel> {
   }
 }
 
-function checkTiming(parcel: Parcel, now: Date, toleranceMs: number): void {
+/**
+ * Refuses a parcel that expired, or is dated further ahead than `toleranceMs`
+ * (capped at {@linkcode MAX_CLOCK_DRIFT_TOLERANCE_MS}) of `now`.
+ */
+export function checkDates(
+  dates: { readonly expiresAt: Date; readonly creationDate: Date },
+  now: Date,
+  toleranceMs: number = MAX_CLOCK_DRIFT_TOLERANCE_MS,
+): void {
   const tolerance = Math.min(Math.max(toleranceMs, 0), MAX_CLOCK_DRIFT_TOLERANCE_MS);
-  if (parcel.expiryDate <= now) {
+  if (dates.expiresAt <= now) {
     throw new ParcelRefusedError(
       "expired",
-      `Parcel expired at ${parcel.expiryDate.toISOString()} (now ${now.toISOString()})`,
+      `Parcel expired at ${dates.expiresAt.toISOString()} (now ${now.toISOString()})`,
     );
   }
-  if (parcel.creationDate.getTime() > now.getTime() + tolerance) {
+  if (dates.creationDate.getTime() > now.getTime() + tolerance) {
     throw new ParcelRefusedError(
       "future-dated",
-      `Parcel is dated ${parcel.creationDate.toISOString()}, more than ${
+      `Parcel is dated ${dates.creationDate.toISOString()}, more than ${
         Math.round(tolerance / 60_000)
       } minutes ahead of this clock (${now.toISOString()})`,
     );
