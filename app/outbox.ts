@@ -163,6 +163,13 @@ export class Outbox {
       }));
   }
 
+  /** How many parcels wait on this device, not yet handed to any next hop. */
+  queuedCount(): number {
+    return this.ctx.db.get<{ n: number }>(
+      "SELECT count(*) AS n FROM outgoing_parcels WHERE state = 'queued'",
+    )!.n;
+  }
+
   /** The bytes of an undelivered, unexpired parcel, or null. */
   bytes(key: string): Uint8Array | null {
     return this.ctx.db.get<{ bytes: Uint8Array | null }>(

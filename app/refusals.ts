@@ -115,6 +115,14 @@ export class RefusalLog {
     }));
   }
 
+  /** How many entries the log holds (only those with `code`, if given). */
+  count(code?: RefusalCode): number {
+    return code === undefined
+      ? this.ctx.db.get<{ n: number }>("SELECT count(*) AS n FROM refusals")!.n
+      : this.ctx.db.get<{ n: number }>("SELECT count(*) AS n FROM refusals WHERE code = ?", code)!
+        .n;
+  }
+
   /** Drops all but the `keep` most recent entries. */
   trim(keep: number): number {
     return this.ctx.db.run(

@@ -708,13 +708,12 @@ async function readInvitationArgument(argument: string): Promise<string> {
 
 function statusOf(node: Relaymail) {
   if (!node.identity.exists()) return { identity: null };
-  const outbox = node.outbox.list();
   return {
     identity: node.identity.info(),
     contacts: node.contacts.list().length,
     unread: node.mailbox.unreadCount(),
-    parcelsWaitingToLeave: outbox.filter((p) => p.state === "queued").length,
-    refusals: node.refusals.list({ limit: 1000 }).length,
+    parcelsWaitingToLeave: node.outbox.queuedCount(),
+    refusals: node.refusals.count(),
   };
 }
 

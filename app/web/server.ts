@@ -18,13 +18,7 @@ import { ContactLookupError } from "../contacts.ts";
 import type { RelaymailEventName } from "../context.ts";
 import { Daemon, type DaemonOptions } from "../daemon.ts";
 import { messageToEml, safeFileName, threadToEml } from "../eml.ts";
-import {
-  type Delivery,
-  MAX_MAIL_LENGTH,
-  type MessageDetail,
-  MessageLookupError,
-  type MessageSummary,
-} from "../mailbox.ts";
+import { MAX_MAIL_LENGTH, type MessageDetail, MessageLookupError } from "../mailbox.ts";
 import { splitInvitation } from "../protocol/invitation.ts";
 import type { Relaymail } from "../relaymail.ts";
 import { Settings } from "../settings.ts";
@@ -301,7 +295,7 @@ export class WebApp {
       const q = c.req.query("q");
       if (folder !== "inbox" && folder !== "sent") throw new TypeError(`No folder "${folder}"`);
       const list = q ? node.mailbox.search(q) : node.mailbox.list(folder);
-      return c.json(list.map((m) => this.#summary(m)));
+      return c.json(list);
     });
     app.get("/api/messages/:id", (c) => {
       const message = node.mailbox.read(c.req.param("id"), { markRead: true });
@@ -480,8 +474,9 @@ export class WebApp {
       passphraseProtected: node.hasPassphrase,
       unread: node.mailbox.unreadCount(),
       contacts: node.contacts.list().length,
-      waiting: node.outbox.list().filter((p) => p.state === "queued").length,
-      refusals: node.refusals.list({ limit: 1000 }).filter((r) => r.code !== "duplicate").length,
+      waiting: node.outbox.queuedCount(),
+      // Extra copies of parcels already received are counted apart (see the page).
+      refusals: node.refusals.count() - node.refusals.count("duplicate"),
       limits: { mail: MAX_MAIL_LENGTH },
       daemon: this.#daemonState(),
       peers: this.#peers(),
@@ -495,17 +490,14 @@ export class WebApp {
     };
   }
 
-  #summary(m: MessageSummary) {
-    return { ...m, deliveries: m.deliveries.map((d) => this.#delivery(d)) };
-  }
-
+  /** A message with, for each delivery, the path its parcel took (lists do without it). */
   #detail(m: MessageDetail) {
-    return { ...this.#summary(m), body: m.body };
-  }
-
-  /** A delivery with the path its parcel took, step by step. */
-  #delivery(d: Delivery) {
-    const path = d.parcelKey ? this.node.outbox.handovers(d.parcelKey) : [];
-    return { ...d, path };
+    return {
+      ...m,
+      deliveries: m.deliveries.map((d) => ({
+        ...d,
+        path: d.parcelKey ? this.node.outbox.handovers(d.parcelKey) : [],
+      })),
+    };
   }
 }

@@ -128,6 +128,17 @@ function deliveryPath(delivery) {
   return h("ol", { class: "path", "aria-label": `Path to ${delivery.name}` }, steps);
 }
 
+/** A table of `rows` under `headers` (null ones left out), or `empty` when there are no rows. */
+function tableOr(id, headers, rows, empty) {
+  if (rows.length === 0) return h("p", { class: "empty" }, empty);
+  return h(
+    "table",
+    { id },
+    h("thead", {}, h("tr", {}, headers.filter((t) => t !== null).map((t) => h("th", {}, t)))),
+    h("tbody", {}, rows),
+  );
+}
+
 function badge(text, kind = text) {
   return h("span", { class: `badge ${kind}` }, text);
 }
@@ -334,33 +345,16 @@ async function viewFolder(folder) {
     folder,
     h("h1", {}, title),
     h("div", { class: "actions" }, search),
-    rows.length === 0
-      ? h(
-        "p",
-        { class: "empty" },
-        query
-          ? "Nothing matches."
-          : folder === "inbox"
-          ? "No mail yet. Invite someone from Contacts."
-          : "Nothing sent yet.",
-      )
-      : h(
-        "table",
-        { id: `${folder}-table` },
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            h("th", {}, folder === "sent" ? "To" : "From"),
-            h("th", {}, "Subject"),
-            folder === "sent" ? h("th", {}, "Delivery") : null,
-            h("th", {}, "Date"),
-          ),
-        ),
-        h("tbody", {}, rows),
-      ),
+    tableOr(
+      `${folder}-table`,
+      [folder === "sent" ? "To" : "From", "Subject", folder === "sent" ? "Delivery" : null, "Date"],
+      rows,
+      query
+        ? "Nothing matches."
+        : folder === "inbox"
+        ? "No mail yet. Invite someone from Contacts."
+        : "Nothing sent yet.",
+    ),
   );
 }
 
@@ -706,29 +700,12 @@ async function viewContacts() {
   show(
     "contacts",
     h("h1", {}, "Contacts"),
-    rows.length
-      ? h(
-        "table",
-        { id: "contacts-table" },
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            h("th", {}, "Name"),
-            h("th", {}, "Fingerprint"),
-            h("th", {}, "State"),
-            h("th", {}, ""),
-          ),
-        ),
-        h("tbody", {}, rows),
-      )
-      : h(
-        "p",
-        { class: "empty" },
-        "No contacts yet. Only people you invite (or whose invitation you accept) can write to you.",
-      ),
+    tableOr(
+      "contacts-table",
+      ["Name", "Fingerprint", "State", ""],
+      rows,
+      "No contacts yet. Only people you invite (or whose invitation you accept) can write to you.",
+    ),
     h("h2", {}, "Invite someone"),
     invite,
     invitationOut,
@@ -778,24 +755,14 @@ async function viewNearby() {
       { class: "hint" },
       "Devices running Relaymail that your mesh is connected to now. They carry parcels for each other, end-to-end encrypted: a relay can neither read nor forge them.",
     ),
-    rows.length
-      ? h(
-        "table",
-        { id: "peers-table" },
-        h(
-          "thead",
-          {},
-          h("tr", {}, h("th", {}, "Peer"), h("th", {}, "Hosts"), h("th", {}, "Addresses")),
-        ),
-        h("tbody", {}, rows),
-      )
-      : h(
-        "p",
-        { class: "empty" },
-        daemon?.running
-          ? "Nobody nearby right now. Mail waits, and leaves when someone appears."
-          : "The mesh is not running.",
-      ),
+    tableOr(
+      "peers-table",
+      ["Peer", "Hosts", "Addresses"],
+      rows,
+      daemon?.running
+        ? "Nobody nearby right now. Mail waits, and leaves when someone appears."
+        : "The mesh is not running.",
+    ),
     h("h2", {}, "This device"),
     h("p", { class: "mono" }, daemon?.peerId ?? "—"),
     h("p", { class: "mono hint" }, (daemon?.addresses ?? []).join("  ")),
@@ -843,27 +810,12 @@ async function viewRefused() {
       { class: "hint" },
       "Parcels that were not let in, and why: strangers without your authorisation, forgeries, expired or damaged parcels.",
     ),
-    rows.length
-      ? h(
-        "table",
-        { id: "refused-table" },
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            h("th", {}, "When"),
-            h("th", {}, "Why"),
-            h("th", {}, "Details"),
-            h("th", {}, "Sender"),
-            h("th", {}, "Came by"),
-            h("th", {}, "Times"),
-          ),
-        ),
-        h("tbody", {}, rows),
-      )
-      : h("p", { class: "empty" }, "Nothing refused."),
+    tableOr(
+      "refused-table",
+      ["When", "Why", "Details", "Sender", "Came by", "Times"],
+      rows,
+      "Nothing refused.",
+    ),
     copies
       ? h(
         "p",
