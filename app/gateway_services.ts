@@ -74,6 +74,7 @@ export function startGatewayFallback(
   };
 
   const attach = () => {
+    if (stopped) return; // stopped while registering
     binding = attachGateway(node, {
       address,
       credentials: () => node.gateway.credentials(),
