@@ -81,7 +81,10 @@ export async function pendingBytes(node: ParcelNode): Promise<Uint8Array[]> {
 }
 
 /** Pairs two nodes through an invitation `a` made, returning once both are active. */
-export async function pair(a: TestNode, b: TestNode): Promise<void> {
+export async function pair(
+  a: Pick<TestNode, "node">,
+  b: Pick<TestNode, "node">,
+): Promise<void> {
   const invitation = await a.node.pairing.createInvitation({
     contactName: b.node.identity.info().name,
   });

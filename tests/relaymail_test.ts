@@ -1,14 +1,4 @@
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
-import {
-  generateRSAKeyPair,
-  issueDeliveryAuthorization,
-  issueEndpointCertificate,
-  Parcel,
-  ServiceMessage,
-  SessionEnvelopedData,
-  SessionKeyPair,
-} from "@relaycorp/relaynet-core";
 import { PassphraseRequiredError } from "../app/keys/key_stores.ts";
 import { WrongPassphraseError } from "../app/keys/sealing.ts";
 import { MAX_MAIL_LENGTH, MessageTooLargeError } from "../app/mailbox.ts";
@@ -16,6 +6,7 @@ import { makeParcel } from "../app/outbox.ts";
 import { InvalidInvitationError } from "../app/protocol/invitation.ts";
 import { encodeMail, MessageType } from "../app/protocol/messages.ts";
 import { Relaymail } from "../app/relaymail.ts";
+import { forgeParcel } from "./fixtures/forge_parcel.ts";
 import {
   carry,
   DAY,
@@ -206,36 +197,10 @@ Deno.test("receiving: Mallory, never invited, gets nothing into the inbox", asyn
   await withNodes(["Alice", "Bob"], async (alice, bob) => {
     await pair(alice, bob);
     const aliceId = alice.node.identity.id;
-    const mallory = await generateRSAKeyPair();
-    const now = Date.now();
     // Mallory's own "PDA", self-issued, with Alice's id as its common name.
-    const malloryCert = await issueEndpointCertificate({
-      issuerPrivateKey: mallory.privateKey,
-      subjectPublicKey: mallory.publicKey,
-      validityEndDate: new Date(now + DAY),
+    const outcome = await alice.node.receiveParcel(await forgeParcel(aliceId), {
+      binding: "test",
     });
-    const forgedPda = await issueDeliveryAuthorization({
-      issuerCertificate: malloryCert,
-      issuerPrivateKey: mallory.privateKey,
-      subjectPublicKey: mallory.publicKey,
-      validityEndDate: new Date(now + DAY),
-    });
-    const someKey = await SessionKeyPair.generate();
-    const { envelopedData } = await SessionEnvelopedData.encrypt(
-      new ServiceMessage(MessageType.MAIL, Buffer.from("buy now")).serialize(),
-      someKey.sessionKey,
-    );
-    const spam = new Parcel({ id: aliceId }, forgedPda, Buffer.from(envelopedData.serialize()), {
-      ttl: 3600,
-      creationDate: new Date(now - 60_000),
-      senderCaCertificateChain: [malloryCert],
-    });
-    const outcome = await alice.node.receiveParcel(
-      new Uint8Array(await spam.serialize(mallory.privateKey)),
-      {
-        binding: "test",
-      },
-    );
     assert.equal(outcome.status, "refused");
     assert.equal(outcome.status === "refused" && outcome.code, "unauthorized");
     assert.equal(alice.node.mailbox.list("inbox").length, 0);
@@ -523,11 +488,11 @@ Deno.test("storage: contacts, channels and mail survive closing and reopening", 
   const bob = await makeNode("Bob");
   const aliceDir = await Deno.makeTempDir();
   try {
-    let alice = { node: await Relaymail.open(aliceDir), dir: aliceDir } as unknown as TestNode;
+    let alice = { node: await Relaymail.open(aliceDir) };
     await alice.node.identity.create("Alice");
     await pair(alice, bob);
     alice.node.close();
-    alice = { node: await Relaymail.open(aliceDir) } as unknown as TestNode;
+    alice = { node: await Relaymail.open(aliceDir) };
     await alice.node.mailbox.send({ to: ["Bob"], subject: "After restart", body: "still works" });
     assert.deepEqual(statuses(await carry(alice.node, bob.node)), ["accepted"]);
     alice.node.close();

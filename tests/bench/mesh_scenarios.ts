@@ -30,7 +30,7 @@ import {
 } from "../../bindings/testing/fixtures.ts";
 import { attachParcelNode, MeshNode } from "../../mesh/mod.ts";
 import { MAX_FRAME_LENGTH, MAX_IN_FLIGHT } from "../../mesh/wire.ts";
-import { carry } from "../helpers.ts";
+import { pair } from "../helpers.ts";
 import { RAW_PROTOCOL } from "./_raw.ts";
 
 const PEER = join(import.meta.dirname!, "mesh_peer.ts");
@@ -344,10 +344,7 @@ async function latency(): Promise<void> {
   const [alice, bob] = await Promise.all(dirs.map((dir) => Relaymail.open(dir)));
   await alice.identity.create("Alice");
   await bob.identity.create("Bob");
-  const invitation = await alice.pairing.createInvitation({ contactName: "Bob" });
-  await bob.pairing.acceptInvitation(invitation.text, { name: "Alice" });
-  await carry(bob, alice);
-  await carry(alice, bob);
+  await pair({ node: alice }, { node: bob });
   const meshes = await Promise.all(
     dirs.map((dir) =>
       MeshNode.create({ storePath: join(dir, "mesh.sqlite"), listen: LOOPBACK, mdns: false })

@@ -32,7 +32,8 @@ import { GatewayStore } from "../../bindings/gateway/store.ts";
 import { toArrayBuffer, validateParcel } from "../../bindings/validation.ts";
 
 export const MINUTE = 60_000;
-export const HOUR = 3_600_000;
+export { HOUR, TestClock } from "../helpers.ts";
+import { HOUR, TestClock } from "../helpers.ts";
 
 /**
  * How long a helper waits for something that should happen at once before it
@@ -40,15 +41,6 @@ export const HOUR = 3_600_000;
  * speed requirement: loopback answers take milliseconds.
  */
 export const SAFETY_MS = 10_000;
-
-/** A clock a test can move forward. */
-export class TestClock {
-  #offsetMs = 0;
-  readonly now = (): Date => new Date(Date.now() + this.#offsetMs);
-  advance(ms: number): void {
-    this.#offsetMs += ms;
-  }
-}
 
 let sharedIdentity: Promise<GatewayIdentity> | undefined;
 let strangerIdentity: Promise<GatewayIdentity> | undefined;
@@ -479,13 +471,4 @@ export async function collectWithClient(
   }
   if (hung) throw new Error(`The collection did not end within ${SAFETY_MS} ms`);
   return collected;
-}
-
-/** Waits until `condition` holds, failing after {@linkcode SAFETY_MS}. */
-export async function eventually(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + SAFETY_MS;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }

@@ -19,10 +19,9 @@ import { GatewayStore } from "../../bindings/gateway/store.ts";
 import { createParcelFixture } from "../../bindings/testing/fixtures.ts";
 import { MemoryParcelNode } from "../../bindings/testing/memory_node.ts";
 import { ParcelRefusedError, sha256Hex } from "../../bindings/validation.ts";
-import { randomBytes, waitFor } from "../helpers.ts";
+import { HOUR, randomBytes, waitFor } from "../helpers.ts";
 
 const FIXTURE = new URL("../fixtures/poweb_gateway.ts", import.meta.url).pathname;
-const HOUR = 3_600_000;
 
 /** A gateway process (tests/fixtures/poweb_gateway.ts) serving from `dir`. */
 async function spawnGateway(dir: string, port: number) {

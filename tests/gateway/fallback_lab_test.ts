@@ -6,10 +6,15 @@
  * back the same way. When a mesh path appears later, nothing arrives twice.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { MeshStore } from "../../mesh/store.ts";
 import { labTest, waitFor } from "../lab/netns.ts";
-import { addressOf, pairOffline, person, startDaemon, withMail } from "../lab/people.ts";
+import {
+  addressOf,
+  pairOffline,
+  person,
+  startDaemon,
+  withMail,
+  withMeshStore,
+} from "../lab/people.ts";
 
 const POWEB_PORT = 13276;
 const WINDOW_MS = 5000;
@@ -106,14 +111,10 @@ labTest(
       "Carol meeting Bob",
       async () => (await carol.daemon!.log()).includes("peer found"),
     );
-    await waitFor("Bob dropping his copies, delivered another way", () => {
-      const store = MeshStore.open(join(bob.dir, "mesh.sqlite"));
-      try {
-        return store.list().length === 0;
-      } finally {
-        store.close();
-      }
-    });
+    await waitFor(
+      "Bob dropping his copies, delivered another way",
+      () => withMeshStore(bob, (store) => store.list().length === 0),
+    );
     await withMail(carol, (n) => {
       assert.equal(n.mailbox.list("inbox").length, 1, "the mail once, not twice");
     });

@@ -29,7 +29,6 @@ import {
   CollectionSocket,
   collectWithClient,
   countersignature,
-  eventually,
   HOUR,
   makeParcel,
   MINUTE,
@@ -39,10 +38,12 @@ import {
   rawExchange,
   type RegisteredNode,
   registerNode,
+  SAFETY_MS,
   type TestGateway,
   type TestResponse,
   withGateway,
 } from "./_poweb_helpers.ts";
+import { waitFor } from "../helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -203,7 +204,11 @@ Deno.test("PoWebClient.collectParcels() in keep-alive mode receives a parcel que
 
     assert.deepEqual(await collecting, [parcel.bytes]);
     assert.equal(handshakes, 1, "The parcel came on the socket left open, not a new one");
-    await eventually(() => gateway.store.queued() === 0, "the acknowledgement is processed");
+    await waitFor(
+      "the acknowledgement to be processed",
+      () => gateway.store.queued() === 0,
+      SAFETY_MS,
+    );
   });
 });
 

@@ -65,12 +65,9 @@ Deno.test("registering with a gateway re-issues contacts' authorisations through
     });
 
     await t.step("invitations made now carry the chain too", async () => {
-      const invitation = await alice.node.pairing.createInvitation();
       const carol = await makeNode("Carol");
       try {
-        await carol.node.pairing.acceptInvitation(invitation.text);
-        await carry(carol.node, alice.node);
-        await carry(alice.node, carol.node);
+        await pair(alice, carol);
         const channel = await carol.node.identity.channel(alice.node.identity.id);
         assert.ok(
           channel!.deliveryAuthPath.certificateAuthorities.some((c) =>

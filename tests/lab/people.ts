@@ -3,8 +3,10 @@
  * and the ways tests look into it while the daemon runs.
  */
 import { join } from "node:path";
+import { readDaemonStatus } from "../../app/daemon.ts";
 import { Relaymail } from "../../app/relaymail.ts";
-import { carry } from "../helpers.ts";
+import { MeshStore } from "../../mesh/store.ts";
+import { pair } from "../helpers.ts";
 import { type Host, type Lab, type LabProcess, waitFor } from "./netns.ts";
 
 export const MAIN = join(import.meta.dirname!, "..", "..", "app", "main.ts");
@@ -41,10 +43,7 @@ export async function pairOffline(a: Person, b: Person): Promise<void> {
   const nodeA = await Relaymail.open(a.dir);
   const nodeB = await Relaymail.open(b.dir);
   try {
-    const invitation = await nodeA.pairing.createInvitation({ contactName: b.name });
-    await nodeB.pairing.acceptInvitation(invitation.text, { name: a.name });
-    await carry(nodeB, nodeA);
-    await carry(nodeA, nodeB);
+    await pair({ node: nodeA }, { node: nodeB });
   } finally {
     nodeA.close();
     nodeB.close();
@@ -72,11 +71,19 @@ export function startDaemon(p: Person, options: DaemonOptions = {}): LabProcess 
 
 /** The multiaddr at which `p`'s running daemon is reached on `address`. */
 export async function addressOf(p: Person, address: string): Promise<string> {
-  const status = await waitFor(
-    `${p.name}'s daemon status`,
-    async () => JSON.parse(await Deno.readTextFile(join(p.dir, "daemon-status.json"))),
-  );
-  return `/ip4/${address}/tcp/${PORT}/p2p/${status.peerId}`;
+  // readDaemonStatus ignores a file left by a daemon that is gone (killed, say).
+  const status = await waitFor(`${p.name}'s daemon status`, () => readDaemonStatus(p.dir));
+  return `/ip4/${address}/tcp/${PORT}/p2p/${status!.peerId}`;
+}
+
+/** Opens a person's mesh store (beside a running daemon) for a look. */
+export function withMeshStore<T>(p: Person, fn: (store: MeshStore) => T): T {
+  const store = MeshStore.open(join(p.dir, "mesh.sqlite"));
+  try {
+    return fn(store);
+  } finally {
+    store.close();
+  }
 }
 
 export function deliveryStates(node: Relaymail): string[] {

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { MeshStore } from "../../mesh/store.ts";
+import { readDaemonStatus } from "../../app/daemon.ts";
 import { randomBytes } from "../helpers.ts";
 import { labTest, waitFor } from "../lab/netns.ts";
 import {
@@ -14,6 +14,7 @@ import {
   person,
   startDaemon,
   withMail,
+  withMeshStore,
 } from "../lab/people.ts";
 
 const MALLORY = join(import.meta.dirname!, "..", "fixtures", "mallory_mesh.ts");
@@ -107,17 +108,9 @@ labTest(
       "Carol's receipt back at Alice",
       () => withMail(alice, (n) => n.mailbox.read(sent.id).deliveries[0].state === "delivered"),
     );
-    await waitFor("Bob's copies purged", () => {
-      const store = MeshStore.open(join(bob.dir, "mesh.sqlite"));
-      try {
-        return store.list().length === 0;
-      } finally {
-        store.close();
-      }
-    });
+    await waitFor("Bob's copies purged", () => withMeshStore(bob, (s) => s.list().length === 0));
     const carolLog = await carol.daemon!.log();
-    const alicePeerId =
-      JSON.parse(await Deno.readTextFile(join(alice.dir, "daemon-status.json"))).peerId;
+    const alicePeerId = (await readDaemonStatus(alice.dir))!.peerId;
     assert.ok(!carolLog.includes(alicePeerId), "Carol heard Alice directly");
   },
 );
@@ -185,13 +178,10 @@ labTest(
       "the refusal in Bob's log",
       async () => (await bob.daemon!.log()).includes("unauthorized"),
     );
-    const store = MeshStore.open(join(bob.dir, "mesh.sqlite"));
-    try {
+    withMeshStore(bob, (store) => {
       assert.equal(store.knows(key), null);
       assert.equal(store.list().length, 0);
-    } finally {
-      store.close();
-    }
+    });
   },
 );
 
@@ -216,14 +206,12 @@ labTest("mesh: a relay killed mid-transfer keeps every parcel it acknowledged", 
   const bobId = bobFromA.split("/p2p/")[1];
   startDaemon(alice, { peers: [bobFromA] });
 
-  const handedToBob = () => {
-    const store = MeshStore.open(join(alice.dir, "mesh.sqlite"));
-    try {
-      return store.list().filter((p) => store.handover(p.key)?.peer === bobId).map((p) => p.key);
-    } finally {
-      store.close();
-    }
-  };
+  const handedToBob = () =>
+    withMeshStore(
+      alice,
+      (store) =>
+        store.list().filter((p) => store.handover(p.key)?.peer === bobId).map((p) => p.key),
+    );
   await waitFor("a few parcels acknowledged by Bob", () => handedToBob().length >= 3, 60_000);
   await bob.daemon!.stop("SIGKILL");
   const acknowledged = handedToBob();
@@ -231,14 +219,11 @@ labTest("mesh: a relay killed mid-transfer keeps every parcel it acknowledged", 
 
   startDaemon(bob);
   await addressOf(bob, ab.bAddress);
-  const bobStore = MeshStore.open(join(bob.dir, "mesh.sqlite"));
-  try {
+  withMeshStore(bob, (bobStore) => {
     for (const key of acknowledged) {
       assert.ok(bobStore.knows(key), `Bob lost acknowledged parcel ${key}`);
     }
-  } finally {
-    bobStore.close();
-  }
+  });
   startDaemon(carol, { peers: [bobFromA.replace(ab.bAddress, bc.aAddress)] });
   await waitFor(
     "all ten messages at Carol",
