@@ -146,14 +146,28 @@ export class Contacts {
     if (trimmed.length === 0 || trimmed.length > MAX_CONTACT_NAME_LENGTH) {
       throw new RangeError(`A contact name must have 1 to ${MAX_CONTACT_NAME_LENGTH} characters`);
     }
-    const clash = this.ctx.db.get<{ id: string }>(
-      "SELECT id FROM contacts WHERE name = ? COLLATE NOCASE",
-      trimmed,
-    );
-    if (clash && clash.id !== forId) {
+    const clash = this.#named(trimmed);
+    if (clash !== undefined && clash !== forId) {
       throw new RangeError(`A contact named "${trimmed}" already exists: choose another name`);
     }
     return trimmed;
+  }
+
+  /** Whether some contact is already called `name` (case aside). */
+  nameTaken(name: string): boolean {
+    return this.#named(name) !== undefined;
+  }
+
+  /** How many contacts there are, in any state. */
+  count(): number {
+    return this.ctx.db.get<{ n: number }>("SELECT count(*) AS n FROM contacts")!.n;
+  }
+
+  #named(name: string): string | undefined {
+    return this.ctx.db.get<{ id: string }>(
+      "SELECT id FROM contacts WHERE name = ? COLLATE NOCASE",
+      name,
+    )?.id;
   }
 
   /**
@@ -165,11 +179,7 @@ export class Contacts {
     const prints = fingerprint(id).split(" ");
     for (let groups = 2; groups <= prints.length; groups++) {
       const candidate = `${base} (${prints.slice(0, groups).join(" ")})`;
-      const clash = this.ctx.db.get(
-        "SELECT 1 FROM contacts WHERE name = ? COLLATE NOCASE",
-        candidate,
-      );
-      if (!clash) return candidate;
+      if (!this.nameTaken(candidate)) return candidate;
     }
     return `${base} (${id})`;
   }

@@ -68,12 +68,6 @@ export function fingerprint(id: string): string {
   return id.slice(1, 33).match(/.{4}/g)!.join(" ");
 }
 
-interface CertificateRow {
-  certificate: Uint8Array;
-  starts_at: number;
-  expires_at: number;
-}
-
 /** Loads, creates and renews the identity of one data directory. */
 export class IdentityManager {
   #endpoint: RelaymailEndpoint | null = null;
@@ -111,19 +105,24 @@ export class IdentityManager {
   /** The identity's public facts. */
   info(): IdentityInfo {
     const row = this.#row();
-    const latest = this.#certificateRows()[0];
+    const latest = this.#latestExpiry();
     return {
       id: row.node_id,
       name: row.name,
       fingerprint: fingerprint(row.node_id),
       createdAt: new Date(row.created_at),
-      certificateExpiresAt: new Date(latest?.expires_at ?? 0),
+      certificateExpiresAt: new Date(latest ?? 0),
     };
   }
 
   /** The endpoint id. */
   get id(): string {
     return this.#row().node_id;
+  }
+
+  /** The name given to contacts as a hint. */
+  get name(): string {
+    return this.#row().name;
   }
 
   /** Changes the name given to contacts as a hint (from the next pairing on). */
@@ -156,10 +155,26 @@ export class IdentityManager {
   /** Every certificate of this identity valid now, newest first: the PDA trust anchors. */
   certificates(): Certificate[] {
     const now = this.ctx.now().getTime();
-    return this.#certificateRows()
-      .filter((row) => row.starts_at <= now && now < row.expires_at)
-      .map((row) => Certificate.deserialize(toArrayBuffer(row.certificate)));
+    // Asked for every parcel received: each certificate is parsed once.
+    return this.ctx.db.all<{ serial: string }>(
+      `SELECT serial FROM identity_certificates WHERE starts_at <= ? AND expires_at > ?
+       ORDER BY expires_at DESC`,
+      now,
+      now,
+    ).map(({ serial }) => {
+      let certificate = this.#parsed.get(serial);
+      if (!certificate) {
+        const { der } = this.ctx.db.get<{ der: Uint8Array }>(
+          "SELECT certificate AS der FROM identity_certificates WHERE serial = ?",
+          serial,
+        )!;
+        certificate = Certificate.deserialize(toArrayBuffer(der));
+        this.#parsed.set(serial, certificate);
+      }
+      return certificate;
+    });
   }
+  readonly #parsed = new Map<string, Certificate>();
 
   /** The newest certificate, which PDAs are issued under. */
   latestCertificate(): Certificate {
@@ -172,22 +187,30 @@ export class IdentityManager {
   gatewayRegistration(): GatewayRegistration | null {
     const row = this.ctx.db.get<{
       gateway_url: string;
-      certificate: Uint8Array;
-      gateway_certificate: Uint8Array;
       internet_address: string;
       registered_at: number;
       expires_at: number;
-    }>("SELECT * FROM gateway_registration");
+    }>(
+      "SELECT gateway_url, internet_address, registered_at, expires_at FROM gateway_registration",
+    );
     if (!row) return null;
-    return {
-      gatewayUrl: row.gateway_url,
-      certificate: Certificate.deserialize(toArrayBuffer(row.certificate)),
-      gatewayCertificate: Certificate.deserialize(toArrayBuffer(row.gateway_certificate)),
-      internetAddress: row.internet_address,
-      registeredAt: new Date(row.registered_at),
-      expiresAt: new Date(row.expires_at),
-    };
+    // Certificates are parsed once per registration, not at every PDA issued.
+    if (this.#registration?.registeredAt.getTime() !== row.registered_at) {
+      const blobs = this.ctx.db.get<{ certificate: Uint8Array; gateway_certificate: Uint8Array }>(
+        "SELECT certificate, gateway_certificate FROM gateway_registration",
+      )!;
+      this.#registration = {
+        gatewayUrl: row.gateway_url,
+        certificate: Certificate.deserialize(toArrayBuffer(blobs.certificate)),
+        gatewayCertificate: Certificate.deserialize(toArrayBuffer(blobs.gateway_certificate)),
+        internetAddress: row.internet_address,
+        registeredAt: new Date(row.registered_at),
+        expiresAt: new Date(row.expires_at),
+      };
+    }
+    return this.#registration;
   }
+  #registration: GatewayRegistration | null = null;
 
   /** The Internet gateway address our connection parameters give, "" when there is none. */
   internetAddress(): string {
@@ -256,9 +279,9 @@ export class IdentityManager {
    * returns true when it did.
    */
   async renewIfDue(): Promise<boolean> {
-    const latest = this.#certificateRows()[0];
+    const latest = this.#latestExpiry();
     const margin = this.ctx.settings.identityRenewalMarginMs;
-    if (latest && latest.expires_at - this.ctx.now().getTime() > margin) return false;
+    if (latest !== null && latest - this.ctx.now().getTime() > margin) return false;
     const endpoint = await this.endpoint();
     const certificate = await this.#issueCertificate(
       endpoint.identityKeyPair.privateKey,
@@ -305,9 +328,10 @@ export class IdentityManager {
     return row;
   }
 
-  #certificateRows(): CertificateRow[] {
-    return this.ctx.db.all<CertificateRow>(
-      "SELECT certificate, starts_at, expires_at FROM identity_certificates ORDER BY expires_at DESC",
-    );
+  /** When the newest certificate expires, or null with none. */
+  #latestExpiry(): number | null {
+    return this.ctx.db.get<{ latest: number | null }>(
+      "SELECT max(expires_at) AS latest FROM identity_certificates",
+    )!.latest;
   }
 }

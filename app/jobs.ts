@@ -61,14 +61,16 @@ export class Jobs {
     const receipts = new Map<string, JobRow[]>();
     for (const job of jobs) {
       if (job.kind === "receipt") {
-        receipts.set(job.peer_id, [...(receipts.get(job.peer_id) ?? []), job]);
+        const batch = receipts.get(job.peer_id);
+        if (batch) batch.push(job);
+        else receipts.set(job.peer_id, [job]);
         continue;
       }
       const data = new Uint8Array(Buffer.from(job.data, "base64"));
       const [type, content] = job.kind === "pairing-accept"
         ? [
           MessageType.PAIRING_ACCEPT,
-          encodePairing({ connectionParams: data, nameHint: this.identity.info().name }),
+          encodePairing({ connectionParams: data, nameHint: this.identity.name }),
         ]
         : job.kind === "connection-params"
         ? [MessageType.CONNECTION_PARAMS, data]

@@ -20,6 +20,7 @@ import {
   type MailContent,
   MessageType,
 } from "./protocol/messages.ts";
+import type { ExportableMessage } from "./eml.ts";
 import type { Effect, Incoming } from "./receiver.ts";
 
 /**
@@ -136,6 +137,11 @@ interface MessageRow {
   received_at: number | null;
   read_at: number | null;
 }
+
+/** A message row without its body: what a listing needs. */
+type SummaryRow = Omit<MessageRow, "body">;
+const SUMMARY_COLUMNS =
+  "id, message_id, sender_id, folder, thread_id, in_reply_to, subject, recipients, sent_at, received_at, read_at";
 
 /** The user's mail. */
 export class Mailbox {
@@ -259,30 +265,33 @@ export class Mailbox {
   list(folder: "inbox" | "sent" | "outbox", options: { limit?: number } = {}): MessageSummary[] {
     const limit = options.limit ?? 1000;
     const rows = folder === "outbox"
-      ? this.ctx.db.all<MessageRow>(
-        `SELECT * FROM messages m WHERE folder = 'sent' AND EXISTS
+      ? this.ctx.db.all<SummaryRow>(
+        `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE folder = 'sent' AND EXISTS
            (SELECT 1 FROM deliveries d WHERE d.message = m.id AND d.state IN ('waiting', 'queued', 'sent'))
          ORDER BY sent_at DESC, id DESC LIMIT ?`,
         limit,
       )
-      : this.ctx.db.all<MessageRow>(
-        "SELECT * FROM messages WHERE folder = ? ORDER BY sent_at DESC, id DESC LIMIT ?",
+      : this.ctx.db.all<SummaryRow>(
+        `SELECT ${SUMMARY_COLUMNS} FROM messages WHERE folder = ? ORDER BY sent_at DESC, id DESC LIMIT ?`,
         folder,
         limit,
       );
-    return rows.map((row) => this.#summary(row));
+    const party = this.#parties();
+    return rows.map((row) => this.#summary(row, party));
   }
 
   /** Searches subjects and bodies (case-insensitive substring), newest first. */
   search(text: string, options: { limit?: number } = {}): MessageSummary[] {
     const pattern = `%${text.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
-    return this.ctx.db.all<MessageRow>(
-      `SELECT * FROM messages WHERE subject LIKE ? ESCAPE '\\' OR body LIKE ? ESCAPE '\\'
+    const party = this.#parties();
+    return this.ctx.db.all<SummaryRow>(
+      `SELECT ${SUMMARY_COLUMNS} FROM messages
+       WHERE subject LIKE ? ESCAPE '\\' OR body LIKE ? ESCAPE '\\'
        ORDER BY sent_at DESC LIMIT ?`,
       pattern,
       pattern,
       options.limit ?? 200,
-    ).map((row) => this.#summary(row));
+    ).map((row) => this.#summary(row, party));
   }
 
   /** A whole message; marks it read unless told otherwise. */
@@ -296,21 +305,57 @@ export class Mailbox {
     return { ...this.#summary(row), body: row.body };
   }
 
-  /** The messages of the conversation `reference` belongs to, oldest first. */
-  thread(reference: string): MessageDetail[] {
-    const row = this.#find(reference);
-    return this.ctx.db.all<MessageRow>(
-      "SELECT * FROM messages WHERE thread_id = ? ORDER BY sent_at, id",
-      row.thread_id,
-    ).map((r) => ({ ...this.#summary(r), body: r.body }));
+  /**
+   * The messages of the conversation `reference` belongs to, oldest first. With
+   * `markRead`, its unread messages are marked read (they are returned as they were).
+   */
+  thread(reference: string, options: { markRead?: boolean } = {}): MessageDetail[] {
+    return this.#threadRows(reference, options).map(({ detail }) => detail);
   }
 
   /** The attachments of a message, with their content. */
   attachments(reference: string): Attachment[] {
+    return this.#attachments(this.#find(reference).id);
+  }
+
+  /** A message and its attachments, as exports take them. */
+  exportable(reference: string): ExportableMessage {
     const row = this.#find(reference);
+    return {
+      message: { ...this.#summary(row), body: row.body },
+      attachments: this.#attachments(row.id),
+    };
+  }
+
+  /** The conversation `reference` belongs to, oldest first, as exports take it. */
+  conversation(reference: string): ExportableMessage[] {
+    return this.#threadRows(reference).map(({ row, detail }) => ({
+      message: detail,
+      attachments: this.#attachments(row.id),
+    }));
+  }
+
+  #threadRows(reference: string, options: { markRead?: boolean } = {}) {
+    const { thread_id } = this.#find(reference);
+    const party = this.#parties();
+    const rows = this.ctx.db.all<MessageRow>(
+      "SELECT * FROM messages WHERE thread_id = ? ORDER BY sent_at, id",
+      thread_id,
+    ).map((row) => ({ row, detail: { ...this.#summary(row, party), body: row.body } }));
+    if (options.markRead) {
+      this.ctx.db.run(
+        "UPDATE messages SET read_at = ? WHERE thread_id = ? AND folder = 'inbox' AND read_at IS NULL",
+        this.ctx.now().getTime(),
+        thread_id,
+      );
+    }
+    return rows;
+  }
+
+  #attachments(messageRowId: number): Attachment[] {
     return this.ctx.db.all<{ file_name: string; media_type: string; content: Uint8Array }>(
       "SELECT file_name, media_type, content FROM attachments WHERE message = ? ORDER BY position",
-      row.id,
+      messageRowId,
     ).map((a) => ({ fileName: a.file_name, mediaType: a.media_type, content: a.content }));
   }
 
@@ -376,7 +421,7 @@ export class Mailbox {
     let changed = 0;
     return {
       apply: () => {
-        changed = this.outbox.markDelivered(sender.id, messageIds);
+        changed = this.outbox.markDelivered(this.identity.id, sender.id, messageIds);
       },
       after: () => {
         if (changed) emit(this.ctx, "delivery-changed", { contactId: sender.id, messageIds });
@@ -502,21 +547,32 @@ export class Mailbox {
     throw new MessageLookupError(`"${reference}" matches several messages: give more of its id`);
   }
 
-  #party(id: string): Party {
+  /**
+   * Names people for one listing: this endpoint and each contact are looked up
+   * once, however many messages name them.
+   */
+  #parties(): (id: string) => Party {
     const me = this.identity.id;
-    if (id === me) {
-      return { id, name: this.identity.info().name, fingerprint: fingerprint(id), isMe: true };
-    }
-    const contact = this.contacts.get(id);
-    return {
-      id,
-      name: contact?.name ?? `unknown (${fingerprint(id).slice(0, 9)})`,
-      fingerprint: fingerprint(id),
-      isMe: false,
+    const known = new Map<string, Party>();
+    return (id) => {
+      let party = known.get(id);
+      if (!party) {
+        const contact = id === me ? undefined : this.contacts.get(id);
+        party = {
+          id,
+          name: id === me
+            ? this.identity.name
+            : contact?.name ?? `unknown (${fingerprint(id).slice(0, 9)})`,
+          fingerprint: fingerprint(id),
+          isMe: id === me,
+        };
+        known.set(id, party);
+      }
+      return party;
     };
   }
 
-  #summary(row: MessageRow): MessageSummary {
+  #summary(row: SummaryRow, party = this.#parties()): MessageSummary {
     const deliveries = row.folder === "sent"
       ? this.ctx.db.all<
         {
@@ -530,7 +586,7 @@ export class Mailbox {
         "SELECT recipient_id, state, via, updated_at, parcel_key FROM deliveries WHERE message = ? ORDER BY rowid",
         row.id,
       ).map((d) => ({
-        ...this.#party(d.recipient_id),
+        ...party(d.recipient_id),
         state: d.state,
         via: d.via,
         updatedAt: new Date(d.updated_at),
@@ -542,8 +598,8 @@ export class Mailbox {
       folder: row.folder,
       threadId: row.thread_id,
       inReplyTo: row.in_reply_to,
-      from: this.#party(row.sender_id),
-      to: (JSON.parse(row.recipients) as string[]).map((id) => this.#party(id)),
+      from: party(row.sender_id),
+      to: (JSON.parse(row.recipients) as string[]).map(party),
       subject: row.subject,
       sentAt: new Date(row.sent_at),
       receivedAt: row.received_at === null ? null : new Date(row.received_at),

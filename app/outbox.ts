@@ -8,7 +8,7 @@
 import { Parcel, ServiceMessage } from "@relaycorp/relaynet-core";
 import { Buffer } from "node:buffer";
 import type { Handover, OutgoingParcel, OutgoingParcelsOptions } from "../bindings/binding.ts";
-import { sha256Hex } from "../bindings/validation.ts";
+import { RAMF_MAX_TTL_SECONDS, sha256Hex } from "../bindings/validation.ts";
 import { emit, type NodeContext } from "./context.ts";
 import type { RelaymailChannel } from "./identity.ts";
 
@@ -58,9 +58,6 @@ interface ParcelRow {
   handed_at: number | null;
   handed_via: string | null;
 }
-
-/** Parcel lifetime in whole seconds, capped by RAMF's maximum TTL (RS-001: 180 days). */
-const RAMF_MAX_TTL_SECONDS = 15_552_000;
 
 /**
  * Encrypts and signs one service message for a channel's peer, dated a little in
@@ -245,18 +242,25 @@ export class Outbox {
   }
 
   /**
-   * Marks the sent messages `messageIds` delivered to `recipientId` and drops their
+   * Marks the messages `ownId` (this endpoint) sent as `messageIds` delivered to
+   * `recipientId`, and drops their
    * parcels' bytes. Returns how many deliveries changed.
    */
-  markDelivered(recipientId: string, messageIds: readonly string[]): number {
+  markDelivered(
+    ownId: string,
+    recipientId: string,
+    messageIds: readonly string[],
+  ): number {
     let changed = 0;
     const now = this.ctx.now().getTime();
     for (const messageId of messageIds) {
       const delivery = this.ctx.db.get<
         { message: number; parcel_key: string | null; state: string }
       >(
+        // By (sender, message id): the unique index, not a scan of the sent folder.
         `SELECT d.message, d.parcel_key, d.state FROM deliveries d JOIN messages m ON m.id = d.message
-         WHERE m.folder = 'sent' AND m.message_id = ? AND d.recipient_id = ?`,
+         WHERE m.sender_id = ? AND m.message_id = ? AND m.folder = 'sent' AND d.recipient_id = ?`,
+        ownId,
         messageId,
         recipientId,
       );

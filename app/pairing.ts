@@ -22,8 +22,9 @@ import {
 } from "@relaycorp/relaynet-core";
 import {
   ParcelRefusedError,
+  RAMF_MAX_TTL_SECONDS,
   toArrayBuffer,
-  verifyDeliveryAuthorization,
+  verifyPathIssuedBy,
 } from "../bindings/validation.ts";
 import type { Contact, Contacts } from "./contacts.ts";
 import { emit, type NodeContext } from "./context.ts";
@@ -109,7 +110,7 @@ export class Pairing {
     const text = await encodeInvitation({
       connectionParams: issued.params,
       invitationKey: invitationKey.privateKey,
-      nameHint: this.identity.info().name,
+      nameHint: this.identity.name,
     });
     this.ctx.db.transaction(() => {
       issued.saveSessionKey();
@@ -216,7 +217,7 @@ export class Pairing {
       MessageType.PAIRING_REQUEST,
       Buffer.from(encodePairing({
         connectionParams: ourParams.serialized,
-        nameHint: this.identity.info().name,
+        nameHint: this.identity.name,
       })),
     );
     // Encrypted for the inviter's initial session key. The ephemeral key this makes
@@ -238,7 +239,7 @@ export class Pairing {
       {
         id: parcelId,
         creationDate,
-        ttl: Math.min(ttl, 15_552_000),
+        ttl: Math.min(ttl, RAMF_MAX_TTL_SECONDS),
         senderCaCertificateChain: [...inviterParams.deliveryAuth.certificateAuthorities],
       },
     );
@@ -560,19 +561,8 @@ export class Pairing {
         "The authorisation received is for another endpoint",
       );
     }
-    const peerCertificates = [];
-    for (const certificate of path.certificateAuthorities) {
-      if (await certificate.calculateSubjectId() === peerId) peerCertificates.push(certificate);
-    }
     try {
-      if (peerCertificates.length === 0) throw new Error("no certificate of the peer in the path");
-      await verifyDeliveryAuthorization(
-        pda,
-        path.certificateAuthorities,
-        peerId,
-        peerCertificates,
-        this.ctx.now(),
-      );
+      await verifyPathIssuedBy(path, peerId, this.ctx.now());
     } catch (error) {
       throw new ParcelRefusedError(
         "bad-content",
@@ -584,10 +574,7 @@ export class Pairing {
   }
 
   #nameForInvitee(chosen: string | null, id: string, hint: string): string {
-    if (chosen !== null) {
-      const clash = this.ctx.db.get("SELECT 1 FROM contacts WHERE name = ? COLLATE NOCASE", chosen);
-      if (!clash) return chosen;
-    }
+    if (chosen !== null && !this.contacts.nameTaken(chosen)) return chosen;
     return this.contacts.defaultName(id, hint);
   }
 

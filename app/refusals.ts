@@ -95,9 +95,10 @@ export class RefusalLog {
   }
 
   /** Most recent refusals first. */
-  list(options: { limit?: number } = {}): Refusal[] {
+  list(options: { limit?: number; except?: RefusalCode } = {}): Refusal[] {
     return this.ctx.db.all<RefusalRow>(
-      "SELECT * FROM refusals ORDER BY last_at DESC, id DESC LIMIT ?",
+      "SELECT * FROM refusals WHERE code IS NOT ? ORDER BY last_at DESC, id DESC LIMIT ?",
+      options.except ?? null,
       options.limit ?? 1000,
     ).map((row) => ({
       id: row.id,
@@ -115,12 +116,20 @@ export class RefusalLog {
     }));
   }
 
-  /** How many entries the log holds (only those with `code`, if given). */
-  count(code?: RefusalCode): number {
-    return code === undefined
-      ? this.ctx.db.get<{ n: number }>("SELECT count(*) AS n FROM refusals")!.n
-      : this.ctx.db.get<{ n: number }>("SELECT count(*) AS n FROM refusals WHERE code = ?", code)!
-        .n;
+  /** How many entries the log holds (all but those with code `except`, if given). */
+  count(options: { except?: RefusalCode } = {}): number {
+    return this.ctx.db.get<{ n: number }>(
+      "SELECT count(*) AS n FROM refusals WHERE code IS NOT ?",
+      options.except ?? null,
+    )!.n;
+  }
+
+  /** How many parcels were refused with `code`, repeats included. */
+  parcels(code: RefusalCode): number {
+    return this.ctx.db.get<{ n: number }>(
+      "SELECT coalesce(sum(count), 0) AS n FROM refusals WHERE code = ?",
+      code,
+    )!.n;
   }
 
   /** Drops all but the `keep` most recent entries. */

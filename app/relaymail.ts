@@ -17,13 +17,14 @@
  */
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
-import type {
-  Handover,
-  OutgoingParcel,
-  OutgoingParcelsOptions,
-  ParcelNode,
-  ParcelOrigin,
-  ReceiveOutcome,
+import {
+  type Handover,
+  isSafelyStored,
+  type OutgoingParcel,
+  type OutgoingParcelsOptions,
+  type ParcelNode,
+  type ParcelOrigin,
+  type ReceiveOutcome,
 } from "../bindings/binding.ts";
 import { SqliteDatabase } from "../bindings/durable.ts";
 import { toHex } from "../bindings/validation.ts";
@@ -156,7 +157,7 @@ export class Relaymail implements ParcelNode {
 
   async receiveParcel(bytes: Uint8Array, origin: ParcelOrigin): Promise<ReceiveOutcome> {
     const outcome = await this.receiver.receive(bytes, origin);
-    if (outcome.status === "accepted" || outcome.status === "duplicate") this.#scheduleFlush();
+    if (isSafelyStored(outcome)) this.#scheduleFlush();
     return outcome;
   }
 

@@ -27,6 +27,7 @@ import {
   checkDates,
   MAX_PARCEL_LENGTH,
   ParcelRefusedError,
+  RAMF_MAX_TTL_SECONDS,
   toArrayBuffer,
   toHex,
   validateParcel,
@@ -54,7 +55,6 @@ const OID_MGF1 = oid("2a864886f70d010108"); // 1.2.840.113549.1.1.8
 const OID_CONTENT_TYPE = oid("2a864886f70d010903"); // 1.2.840.113549.1.9.3
 const OID_MESSAGE_DIGEST = oid("2a864886f70d010904"); // 1.2.840.113549.1.9.4
 
-const RAMF_MAX_TTL = 15_552_000;
 const MAX_ID_LENGTH = 64;
 const MAX_RECIPIENT_LENGTH = 1024;
 
@@ -415,7 +415,7 @@ export class FastParcelValidator {
     const ttlBytes = content(fields, expectTag(ttl, 0x83));
     if (ttlBytes.length === 0 || ttlBytes.length > 4 || ttlBytes[0] & 0x80) throw new Unusual();
     const ttlSeconds = ttlBytes.reduce((n, b) => n * 256 + b, 0);
-    if (ttlSeconds > RAMF_MAX_TTL) throw new Unusual();
+    if (ttlSeconds > RAMF_MAX_TTL_SECONDS) throw new Unusual();
     expectTag(payload, 0x84);
     if (payload.end - payload.start > 2 ** 23 - 1) throw new Unusual();
     return {

@@ -12,6 +12,7 @@
  */
 import {
   type Certificate,
+  type CertificationPath,
   InvalidMessageError,
   Parcel,
   RAMFSyntaxError,
@@ -28,6 +29,9 @@ import type { RefusalCode } from "./binding.ts";
  * limit `Parcel.deserialize()` enforces.
  */
 export const MAX_PARCEL_LENGTH = 8_322_038;
+
+/** RAMF's longest time to live, in seconds (180 days). */
+export const RAMF_MAX_TTL_SECONDS = 15_552_000;
 
 /** RS-001 asks nodes to tolerate clocks up to two hours apart. */
 export const MAX_CLOCK_DRIFT_TOLERANCE_MS = 2 * 60 * 60 * 1000;
@@ -183,14 +187,47 @@ export function checkDates(
 }
 
 async function findRecipientCertificate(parcel: Parcel): Promise<Certificate> {
-  for (const certificate of parcel.senderCaCertificateChain) {
-    if (await certificate.calculateSubjectId() === parcel.recipient.id) {
-      return certificate;
-    }
-  }
+  const [certificate] = await certificatesOf(parcel.senderCaCertificateChain, parcel.recipient.id);
+  if (certificate) return certificate;
   throw new ParcelRefusedError(
     "unauthorized",
     `Sender is not authorised: the parcel carries no certificate of its recipient ${parcel.recipient.id}`,
+  );
+}
+
+/** The certificates in `chain` whose subject is the node `id`. */
+export async function certificatesOf(
+  chain: readonly Certificate[],
+  id: string,
+): Promise<Certificate[]> {
+  const found = [];
+  for (const certificate of chain) {
+    if (await certificate.calculateSubjectId() === id) found.push(certificate);
+  }
+  return found;
+}
+
+/**
+ * Checks that the leaf of `path` is a PDA issued by `issuerId`, valid at `at`,
+ * taking the issuer's own certificates in the path as the trust anchors (its id
+ * is derived from its key, so they cannot be faked); throws
+ * {@linkcode ParcelRefusedError} with code `unauthorized` otherwise.
+ */
+export async function verifyPathIssuedBy(
+  path: CertificationPath,
+  issuerId: string,
+  at: Date,
+): Promise<void> {
+  const anchors = await certificatesOf(path.certificateAuthorities, issuerId);
+  if (anchors.length === 0) {
+    throw new ParcelRefusedError("unauthorized", `no certificate of ${issuerId} in the path`);
+  }
+  await verifyDeliveryAuthorization(
+    path.leafCertificate,
+    path.certificateAuthorities,
+    issuerId,
+    anchors,
+    at,
   );
 }
 

@@ -19,10 +19,7 @@ Deno.test("messageToEml() and threadToEml() write mail an ordinary client reads 
     const reply = await bob.node.mailbox.send({ replyTo: first.id, body: "Got it." });
     await carry(bob.node, alice.node);
 
-    const exportable = (id: string) => ({
-      message: alice.node.mailbox.read(id, { markRead: false }),
-      attachments: alice.node.mailbox.attachments(id),
-    });
+    const exportable = (id: string) => alice.node.mailbox.exportable(id);
     const parsed = await PostalMime.parse(await messageToEml(exportable(first.id)));
     assert.equal(parsed.subject, "Ünïcode & attachments");
     assert.equal(parsed.text?.trim(), "Première ligne\nSecond line — with dashes.");

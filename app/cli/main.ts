@@ -369,7 +369,7 @@ function buildProgram(print: Print): Command {
     .option(
       "-a, --attach <file>",
       "attach a file (repeatable)",
-      (v: string, all: string[] = []) => [...all, v],
+      collect,
     )
     .option("-r, --reply-to <message>", "answer this message, in its conversation")
     .action(function (
@@ -481,18 +481,15 @@ function buildProgram(print: Print): Command {
     .option("-o, --out <file>", "where to write it (default: <subject>.eml here)")
     .action(function (this: Command, ref: string, opts: { thread?: boolean; out?: string }) {
       return withNode(this, async (node, options) => {
-        const exportable = (m: MessageDetail) => ({
-          message: m,
-          attachments: node.mailbox.attachments(m.id),
-        });
-        const message = node.mailbox.read(ref, { markRead: false });
+        const exportable = node.mailbox.exportable(ref);
+        const message = exportable.message;
         const eml = opts.thread
           ? await threadToEml(
-            node.mailbox.thread(ref).map(exportable),
+            node.mailbox.conversation(ref),
             { ...node.identity.info(), isMe: true },
             new Date(),
           )
-          : await messageToEml(exportable(message));
+          : await messageToEml(exportable);
         const file = opts.out ?? `${safeFileName(message.subject)}.eml`;
         await Deno.writeFile(file, eml);
         out(
@@ -710,7 +707,7 @@ function statusOf(node: Relaymail) {
   if (!node.identity.exists()) return { identity: null };
   return {
     identity: node.identity.info(),
-    contacts: node.contacts.list().length,
+    contacts: node.contacts.count(),
     unread: node.mailbox.unreadCount(),
     parcelsWaitingToLeave: node.outbox.queuedCount(),
     refusals: node.refusals.count(),
@@ -766,7 +763,7 @@ function messagesTable(
       clip(m.subject || "(no subject)", 50) +
       (m.attachments.length ? ` [${m.attachments.length} att]` : ""),
       m.folder === "sent"
-        ? m.deliveries.map((d) => `${d.name}: ${stateLabel(d.state)}`).join("; ")
+        ? m.deliveries.map((d) => `${d.name}: ${stateLabel(d.state, d.via)}`).join("; ")
         : "",
     ]),
   );
@@ -781,6 +778,8 @@ function stateLabel(state: string, via?: string | null): string {
       return "reached their device";
     case "sneakernet":
       return "on a stick";
+    case "gateway relay":
+      return "through a gateway";
     default:
       return "left this device";
   }
@@ -797,7 +796,7 @@ function messageText(m: MessageDetail): string {
     ...m.attachments.map((a) => `Attached: ${a.fileName} (${a.mediaType}, ${size(a.size)})`),
     ...(m.folder === "sent"
       ? m.deliveries.map((d) =>
-        `Delivery: ${d.name}: ${stateLabel(d.state)}${d.via ? ` via ${d.via}` : ""}`
+        `Delivery: ${d.name}: ${stateLabel(d.state, d.via)}${d.via ? ` via ${d.via}` : ""}`
       )
       : []),
     "",

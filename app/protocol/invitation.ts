@@ -17,11 +17,7 @@ import {
   getRSAPublicKeyFromPrivate,
   PrivateEndpointConnParams,
 } from "@relaycorp/relaynet-core";
-import {
-  ParcelRefusedError,
-  toArrayBuffer,
-  verifyDeliveryAuthorization,
-} from "../../bindings/validation.ts";
+import { toArrayBuffer, verifyPathIssuedBy } from "../../bindings/validation.ts";
 import { bytesField, encodeSequence, Fields, MalformedStructureError, textField } from "./der.ts";
 
 /** Every invitation line starts with this; the digit is the format version. */
@@ -113,24 +109,15 @@ export async function decodeInvitation(text: string, now: Date): Promise<Decoded
   if (await pda.calculateSubjectId() !== invitationId) {
     throw new InvalidInvitationError("Invitation is forged: its authorisation is for another key");
   }
-  const inviterCertificates = [];
-  for (const certificate of params.deliveryAuth.certificateAuthorities) {
-    if (await certificate.calculateSubjectId() === inviterId) inviterCertificates.push(certificate);
-  }
   if (pda.expiryDate <= now) {
     throw new InvalidInvitationError(`Invitation expired on ${pda.expiryDate.toISOString()}`);
   }
   try {
-    if (inviterCertificates.length === 0) {
-      throw new ParcelRefusedError("unauthorized", "no inviter certificate");
-    }
-    // Check against the inviter's certificate(s) at a time the PDA is valid, so
-    // clock drift between the two people never fails a fresh invitation.
-    await verifyDeliveryAuthorization(
-      pda,
-      params.deliveryAuth.certificateAuthorities,
+    // Checked at a time the PDA is valid, so clock drift between the two people
+    // never fails a fresh invitation.
+    await verifyPathIssuedBy(
+      params.deliveryAuth,
       inviterId,
-      inviterCertificates,
       new Date(Math.max(now.getTime(), pda.startDate.getTime())),
     );
   } catch (error) {

@@ -302,10 +302,7 @@ export class WebApp {
       return c.json(this.#detail(message));
     });
     app.get("/api/threads/:id", (c) => {
-      const messages = node.mailbox.thread(c.req.param("id"));
-      for (const m of messages) {
-        if (m.folder === "inbox" && !m.read) node.mailbox.read(m.id, { markRead: true });
-      }
+      const messages = node.mailbox.thread(c.req.param("id"), { markRead: true });
       return c.json(messages.map((m) => this.#detail(m)));
     });
     app.get("/api/messages/:id/attachments/:index", (c) => {
@@ -318,19 +315,11 @@ export class WebApp {
       });
     });
     app.get("/api/threads/:id/eml", async (c) => {
-      const messages = node.mailbox.thread(c.req.param("id"));
-      const exportable = (m: MessageDetail) => ({
-        message: m,
-        attachments: node.mailbox.attachments(m.id),
-      });
+      const messages = node.mailbox.conversation(c.req.param("id"));
       const eml = messages.length === 1
-        ? await messageToEml(exportable(messages[0]))
-        : await threadToEml(
-          messages.map(exportable),
-          { ...node.identity.info(), isMe: true },
-          new Date(),
-        );
-      const name = safeFileName(messages[0]?.subject || "conversation");
+        ? await messageToEml(messages[0])
+        : await threadToEml(messages, { ...node.identity.info(), isMe: true }, new Date());
+      const name = safeFileName(messages[0]?.message.subject || "conversation");
       return c.body(new Uint8Array(eml), 200, {
         "content-type": "message/rfc822",
         "content-disposition": `attachment; filename="${name}.eml"`,
@@ -409,7 +398,12 @@ export class WebApp {
     });
 
     // What is happening
-    app.get("/api/refused", (c) => c.json(node.refusals.list({ limit: 500 })));
+    // Extra copies of parcels already received (a second path, a replay) are only counted.
+    app.get("/api/refused", (c) =>
+      c.json({
+        refusals: node.refusals.list({ limit: 500, except: "duplicate" }),
+        copies: node.refusals.parcels("duplicate"),
+      }));
     app.get("/api/peers", (c) => c.json(this.#peers()));
 
     // Sneakernet, with progress pushed as events
@@ -473,10 +467,9 @@ export class WebApp {
       dataDir: node.dataDir,
       passphraseProtected: node.hasPassphrase,
       unread: node.mailbox.unreadCount(),
-      contacts: node.contacts.list().length,
+      contacts: node.contacts.count(),
       waiting: node.outbox.queuedCount(),
-      // Extra copies of parcels already received are counted apart (see the page).
-      refusals: node.refusals.count() - node.refusals.count("duplicate"),
+      refusals: node.refusals.count({ except: "duplicate" }),
       limits: { mail: MAX_MAIL_LENGTH },
       daemon: this.#daemonState(),
       peers: this.#peers(),

@@ -785,11 +785,9 @@ async function viewNearby() {
 }
 
 async function viewRefused() {
-  const all = await api("/api/refused");
   // A second copy of a parcel already received is normal when mail travels several
   // ways at once: counted, not listed among the refusals.
-  const copies = all.filter((r) => r.code === "duplicate").reduce((n, r) => n + r.count, 0);
-  const refusals = all.filter((r) => r.code !== "duplicate");
+  const { refusals, copies } = await api("/api/refused");
   const rows = refusals.map((r) =>
     h(
       "tr",
