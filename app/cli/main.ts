@@ -14,6 +14,7 @@ import { type DaemonOptions, readDaemonStatus, runDaemon } from "../daemon.ts";
 import { WebApp } from "../web/server.ts";
 import { parseAddress, parseSize, Settings } from "../settings.ts";
 import { parsePoWebUrl } from "../../bindings/gateway/client.ts";
+import { errorMessage } from "../../bindings/validation.ts";
 import { NoIdentityError } from "../identity.ts";
 import type { Contact } from "../contacts.ts";
 import { messageToEml, safeFileName, threadToEml } from "../eml.ts";
@@ -58,8 +59,7 @@ export async function main(args: readonly string[], print: Print = console.log):
 }
 
 function oneLine(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.split("\n")[0];
+  return errorMessage(error).split("\n")[0];
 }
 
 /** The clock, shifted by `RELAYMAIL_CLOCK_OFFSET` (e.g. `181d`) for tests and drills. */

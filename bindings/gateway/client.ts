@@ -31,6 +31,7 @@ import { ParcelDeliveryError, PoWebClient, RefusedParcelError } from "@relaycorp
 import WebSocket from "ws";
 import type { OutgoingParcel, ParcelNode, ReceiveOutcome } from "../binding.ts";
 import { sha256Hex, toArrayBuffer } from "../validation.ts";
+import { CloseCode } from "./rs016.ts";
 
 /** Name of this binding in handovers and refusal logs. */
 export const GATEWAY = "gateway";
@@ -236,9 +237,6 @@ export function attachGateway(node: ParcelNode, options: GatewayBindingOptions):
   };
 }
 
-/** WebSocket close codes of RS-016. */
-const CLOSE = { NORMAL: 1000, CANNOT_ACCEPT: 1003, VIOLATED_POLICY: 1008, SERVER_ERROR: 1011 };
-
 /**
  * Keeps one keep-alive collection socket open, whatever happens to the gateway.
  * Parcels are handled one at a time, in order, and each is acknowledged once the
@@ -293,7 +291,7 @@ class ParcelCollector {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#retry);
-    this.#socket?.close(CLOSE.NORMAL, "Node stopping");
+    this.#socket?.close(CloseCode.NORMAL, "Node stopping");
     await this.#closed;
   }
 
@@ -327,7 +325,7 @@ class ParcelCollector {
         this.#lastError = null;
         this.log("collection socket idle for long: replacing it");
         this.#backoffMs = 0;
-        socket.close(CLOSE.NORMAL, "Recycling an idle socket");
+        socket.close(CloseCode.NORMAL, "Recycling an idle socket");
         return;
       }
       awaitingPong = true;
@@ -339,7 +337,7 @@ class ParcelCollector {
       lastFrameAt = Date.now();
       awaitingPong = false;
       if (!isBinary) {
-        socket.close(CLOSE.CANNOT_ACCEPT, "Expected binary frames");
+        socket.close(CloseCode.CANNOT_ACCEPT, "Expected binary frames");
         return;
       }
       const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
@@ -365,10 +363,10 @@ class ParcelCollector {
       ended = true;
       clearInterval(pingTimer);
       const text = reason.toString("utf8");
-      if (code === CLOSE.CANNOT_ACCEPT || code === CLOSE.VIOLATED_POLICY) {
+      if (code === CloseCode.CANNOT_ACCEPT || code === CloseCode.VIOLATED_POLICY) {
         this.#lastError = `gateway closed the collection: ${code} ${text}`;
         this.options.onUnauthorized?.(this.#lastError);
-      } else if (code !== CLOSE.NORMAL && code !== 1005) {
+      } else if (code !== CloseCode.NORMAL && code !== CloseCode.NO_STATUS) {
         this.#lastError ??= `collection socket closed: ${code}${text ? ` ${text}` : ""}`;
       }
       this.#socket = null;
@@ -398,7 +396,7 @@ class ParcelCollector {
       challenge = HandshakeChallenge.deserialize(toArrayBuffer(bytes));
     } catch {
       this.#lastError = "the gateway sent a malformed handshake challenge";
-      socket.close(CLOSE.CANNOT_ACCEPT, "Malformed handshake challenge");
+      socket.close(CloseCode.CANNOT_ACCEPT, "Malformed handshake challenge");
       return;
     }
     const { certificate, privateKey } = await this.options.credentials();
@@ -420,7 +418,7 @@ class ParcelCollector {
       delivery = ParcelDelivery.deserialize(toArrayBuffer(bytes));
     } catch {
       this.#lastError = "the gateway sent a malformed parcel delivery";
-      socket.close(CLOSE.CANNOT_ACCEPT, "Malformed parcel delivery");
+      socket.close(CloseCode.CANNOT_ACCEPT, "Malformed parcel delivery");
       return;
     }
     const parcel = new Uint8Array(delivery.parcelSerialized);
@@ -434,7 +432,7 @@ class ParcelCollector {
       // The node could not decide (its storage failed): no acknowledgement, so the
       // gateway keeps the parcel; try again on a fresh socket.
       this.#lastError = `could not store a collected parcel: ${(error as Error).message}`;
-      socket.close(CLOSE.SERVER_ERROR, "Could not store the parcel");
+      socket.close(CloseCode.SERVER_ERROR, "Could not store the parcel");
       return;
     }
     this.#collected++;

@@ -14,9 +14,9 @@
 import { Buffer } from "node:buffer";
 import {
   type Certificate,
-  derSerializePublicKey,
   generateRSAKeyPair,
   getIdFromIdentityKey,
+  getPublicKeyDigestHex,
   HandshakeChallenge,
   HandshakeResponse,
   issueEndpointCertificate,
@@ -31,30 +31,16 @@ import {
 import { Hono } from "hono";
 import type { RefusalCode } from "../binding.ts";
 import {
+  errorMessage,
   MAX_PARCEL_LENGTH,
   ParcelRefusedError,
   sha256Hex,
   toArrayBuffer,
-  toHex,
 } from "../validation.ts";
+import { CloseCode, ContentType } from "./rs016.ts";
 import type { GatewayStore } from "./store.ts";
 
-/** Content types of RS-016. */
-export const ContentType = {
-  PNRA: "application/vnd.awala.node-registration.authorization",
-  PNRR: "application/vnd.awala.node-registration.request",
-  PNR: "application/vnd.awala.node-registration.registration",
-  PARCEL: "application/vnd.awala.parcel",
-} as const;
-
-/** WebSocket close codes of RS-016. */
-export const CloseCode = {
-  NORMAL: 1000,
-  CANNOT_ACCEPT: 1003,
-  VIOLATED_POLICY: 1008,
-  SERVER_ERROR: 1011,
-  TRY_AGAIN: 4000,
-} as const;
+export { CloseCode, ContentType } from "./rs016.ts";
 
 /**
  * The Internet gateway address this server gives registering nodes when it has
@@ -281,20 +267,13 @@ export class PoWebServer {
       return this.#refuse(
         "registration",
         400,
-        `Malformed or badly signed registration request: ${message(error)}`,
+        `Malformed or badly signed registration request: ${errorMessage(error)}`,
       );
     }
     if (pnra.expiryDate <= this.#now()) {
       return this.#refuse("registration", 400, "The registration authorization has expired");
     }
-    const keyDigest = toHex(
-      new Uint8Array(
-        await crypto.subtle.digest(
-          "SHA-256",
-          new Uint8Array(await derSerializePublicKey(pnrr.privateNodePublicKey)),
-        ),
-      ),
-    );
+    const keyDigest = await getPublicKeyDigestHex(pnrr.privateNodePublicKey);
     if (new TextDecoder().decode(pnra.gatewayData) !== keyDigest) {
       return this.#refuse(
         "registration",
@@ -351,7 +330,7 @@ export class PoWebServer {
         toArrayBuffer(body),
       );
     } catch (error) {
-      return this.#unauthenticated(`The countersignature is invalid: ${message(error)}`);
+      return this.#unauthenticated(`The countersignature is invalid: ${errorMessage(error)}`);
     }
     const nodeId = await signer.calculateSubjectId();
     if (!this.#options.store.isRegistered(nodeId)) {
@@ -515,7 +494,7 @@ class CollectionSession {
       }
       this.#nodeIds = [...new Set(ids)];
     } catch (error) {
-      this.options.onRefusal?.("parcel collection", CloseCode.CANNOT_ACCEPT, message(error));
+      this.options.onRefusal?.("parcel collection", CloseCode.CANNOT_ACCEPT, errorMessage(error));
       this.#close(CloseCode.CANNOT_ACCEPT, "Invalid handshake response");
       return;
     }
@@ -526,8 +505,9 @@ class CollectionSession {
   #pump(): void {
     if (this.socket.readyState !== WebSocket.OPEN) return;
     const room = COLLECTION_WINDOW - this.#sent.size;
-    const waiting = this.options.store.waiting(this.#nodeIds, this.#sent);
-    for (const parcel of waiting.slice(0, Math.max(0, room))) {
+    if (room <= 0) return; // the next acknowledgement makes room
+    const waiting = this.options.store.waiting(this.#nodeIds, this.#sent, room);
+    for (const parcel of waiting) {
       this.#sent.add(parcel.deliveryId);
       this.socket.send(
         new ParcelDelivery(parcel.deliveryId, toArrayBuffer(parcel.bytes)).serialize(),
@@ -567,8 +547,4 @@ function statusFor(code: RefusalCode): number {
     default:
       return 422;
   }
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -90,20 +90,38 @@ export class GatewayStore {
     ) === 1;
   }
 
-  /** Parcels waiting for these nodes, oldest first, except the deliveries in `skip`. */
-  waiting(recipientIds: readonly string[], skip: ReadonlySet<string>): QueuedParcel[] {
+  /**
+   * Parcels waiting for these nodes (node by node, oldest first), except the
+   * deliveries in `skip`; at most `limit` of them, so that a collection reads only
+   * the parcels it is about to send.
+   */
+  waiting(
+    recipientIds: readonly string[],
+    skip: ReadonlySet<string>,
+    limit = Infinity,
+  ): QueuedParcel[] {
     const now = this.now().getTime();
-    return recipientIds.flatMap((id) =>
-      this.#db.all<{ delivery_id: string; recipient_id: string; bytes: Uint8Array }>(
-        "SELECT delivery_id, recipient_id, bytes FROM queue WHERE recipient_id = ? AND expires_at > ? ORDER BY queued_at",
+    const found: QueuedParcel[] = [];
+    for (const id of recipientIds) {
+      if (found.length >= limit) break;
+      const rows = this.#db.all<{ delivery_id: string; recipient_id: string; bytes: Uint8Array }>(
+        `SELECT delivery_id, recipient_id, bytes FROM queue WHERE recipient_id = ? AND expires_at > ?
+         ORDER BY queued_at LIMIT ?`,
         id,
         now,
-      )
-    ).filter((row) => !skip.has(row.delivery_id)).map((row) => ({
-      deliveryId: row.delivery_id,
-      recipientId: row.recipient_id,
-      bytes: row.bytes,
-    }));
+        // Skipped rows may come first: ask for enough to make up for them (-1: no limit).
+        Number.isFinite(limit) ? limit - found.length + skip.size : -1,
+      );
+      for (const row of rows) {
+        if (skip.has(row.delivery_id) || found.length >= limit) continue;
+        found.push({
+          deliveryId: row.delivery_id,
+          recipientId: row.recipient_id,
+          bytes: row.bytes,
+        });
+      }
+    }
+    return found;
   }
 
   /** Deletes a collected parcel; false if the delivery id is unknown. */

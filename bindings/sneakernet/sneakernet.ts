@@ -15,7 +15,7 @@
  */
 import { join } from "node:path";
 import type { OutgoingParcelsOptions, ParcelNode, RefusalCode } from "../binding.ts";
-import { MAX_PARCEL_LENGTH } from "../validation.ts";
+import { errorMessage, MAX_PARCEL_LENGTH } from "../validation.ts";
 
 /** Extension of parcel files. */
 export const PARCEL_FILE_EXTENSION = ".parcel";
@@ -172,7 +172,7 @@ async function readParcelFile(path: string): Promise<Uint8Array | string> {
     }
     return await Deno.readFile(path);
   } catch (error) {
-    return error instanceof Error ? error.message : String(error);
+    return errorMessage(error);
   }
 }
 
