@@ -25,8 +25,9 @@ import { Certificate } from "@relaycorp/relaynet-core";
 import { pkijsCertificateOf } from "./_pkijs.ts";
 import {
   checkDates,
-  MAX_PARCEL_LENGTH,
-  ParcelRefusedError,
+  checkParcelSize,
+  fromHex,
+  noRecipientCertificate,
   RAMF_MAX_TTL_SECONDS,
   toArrayBuffer,
   toHex,
@@ -47,20 +48,16 @@ export interface ParcelFacts {
 const FORMAT_SIGNATURE = [0x41, 0x77, 0x61, 0x6c, 0x61, 0x50, 0x00]; // "Awala", parcel, version 0
 
 // DER object identifiers, as their encoded content octets.
-const OID_SIGNED_DATA = oid("2a864886f70d010702"); // 1.2.840.113549.1.7.2
-const OID_DATA = oid("2a864886f70d010701"); // 1.2.840.113549.1.7.1
-const OID_SHA256 = oid("608648016503040201"); // 2.16.840.1.101.3.4.2.1
-const OID_RSA_PSS = oid("2a864886f70d01010a"); // 1.2.840.113549.1.1.10
-const OID_MGF1 = oid("2a864886f70d010108"); // 1.2.840.113549.1.1.8
-const OID_CONTENT_TYPE = oid("2a864886f70d010903"); // 1.2.840.113549.1.9.3
-const OID_MESSAGE_DIGEST = oid("2a864886f70d010904"); // 1.2.840.113549.1.9.4
+const OID_SIGNED_DATA = fromHex("2a864886f70d010702"); // 1.2.840.113549.1.7.2
+const OID_DATA = fromHex("2a864886f70d010701"); // 1.2.840.113549.1.7.1
+const OID_SHA256 = fromHex("608648016503040201"); // 2.16.840.1.101.3.4.2.1
+const OID_RSA_PSS = fromHex("2a864886f70d01010a"); // 1.2.840.113549.1.1.10
+const OID_MGF1 = fromHex("2a864886f70d010108"); // 1.2.840.113549.1.1.8
+const OID_CONTENT_TYPE = fromHex("2a864886f70d010903"); // 1.2.840.113549.1.9.3
+const OID_MESSAGE_DIGEST = fromHex("2a864886f70d010904"); // 1.2.840.113549.1.9.4
 
 const MAX_ID_LENGTH = 64;
 const MAX_RECIPIENT_LENGTH = 1024;
-
-function oid(hex: string): Uint8Array {
-  return new Uint8Array(hex.match(/../g)!.map((h) => parseInt(h, 16)));
-}
 
 /** Thrown inside the walker when the parcel is not in the shape the fast path reads. */
 class Unusual extends Error {}
@@ -212,12 +209,7 @@ export class FastParcelValidator {
     bytes: Uint8Array,
     options: Omit<ValidateParcelOptions, "trustedCertificates"> = {},
   ): Promise<ParcelFacts> {
-    if (bytes.byteLength > MAX_PARCEL_LENGTH) {
-      throw new ParcelRefusedError(
-        "too-large",
-        `Cannot accept parcel as it exceeds ${MAX_PARCEL_LENGTH} bytes: received ${bytes.byteLength} bytes`,
-      );
-    }
+    checkParcelSize(bytes);
     let walked;
     try {
       walked = await this.#walk(bytes);
@@ -479,12 +471,7 @@ export class FastParcelValidator {
     now: Date,
   ) {
     const anchor = others.find((c) => c.id === recipientId);
-    if (!anchor) {
-      throw new ParcelRefusedError(
-        "unauthorized",
-        `Sender is not authorised: the parcel carries no certificate of its recipient ${recipientId}`,
-      );
-    }
+    if (!anchor) throw noRecipientCertificate(recipientId);
     const chainKey = [signer, ...others].map((c) => c.serial).join(",");
     const window = this.#chains.get(chainKey);
     const time = now.getTime();

@@ -137,12 +137,7 @@ async function checkParsedParcel(
 
 /** Parses a parcel and verifies its signature, mapping failures to refusal codes. */
 export async function parseParcel(bytes: Uint8Array): Promise<Parcel> {
-  if (bytes.byteLength > MAX_PARCEL_LENGTH) {
-    throw new ParcelRefusedError(
-      "too-large",
-      `Cannot accept parcel as it exceeds ${MAX_PARCEL_LENGTH} bytes: received ${bytes.byteLength} bytes`,
-    );
-  }
+  checkParcelSize(bytes);
   try {
     return await Parcel.deserialize(toArrayBuffer(bytes));
   } catch (error) {
@@ -189,9 +184,24 @@ export function checkDates(
 async function findRecipientCertificate(parcel: Parcel): Promise<Certificate> {
   const [certificate] = await certificatesOf(parcel.senderCaCertificateChain, parcel.recipient.id);
   if (certificate) return certificate;
-  throw new ParcelRefusedError(
+  throw noRecipientCertificate(parcel.recipient.id);
+}
+
+/** Refuses a parcel longer than {@linkcode MAX_PARCEL_LENGTH}. */
+export function checkParcelSize(bytes: Uint8Array): void {
+  if (bytes.byteLength > MAX_PARCEL_LENGTH) {
+    throw new ParcelRefusedError(
+      "too-large",
+      `Cannot accept parcel as it exceeds ${MAX_PARCEL_LENGTH} bytes: received ${bytes.byteLength} bytes`,
+    );
+  }
+}
+
+/** The refusal of a parcel whose chain holds no certificate of its recipient. */
+export function noRecipientCertificate(recipientId: string): ParcelRefusedError {
+  return new ParcelRefusedError(
     "unauthorized",
-    `Sender is not authorised: the parcel carries no certificate of its recipient ${parcel.recipient.id}`,
+    `Sender is not authorised: the parcel carries no certificate of its recipient ${recipientId}`,
   );
 }
 

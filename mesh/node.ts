@@ -22,7 +22,12 @@ import { type LengthPrefixedStream, lpStream } from "@libp2p/utils";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p, type Libp2p } from "libp2p";
 import type { Uint8ArrayList } from "uint8arraylist";
-import type { ParcelOrigin, ReceiveOutcome, RefusalCode } from "../bindings/binding.ts";
+import {
+  isSafelyStored,
+  type ParcelOrigin,
+  type ReceiveOutcome,
+  type RefusalCode,
+} from "../bindings/binding.ts";
 import { FastParcelValidator, type ParcelFacts } from "../bindings/fast_validation.ts";
 import {
   MAX_CLOCK_DRIFT_TOLERANCE_MS,
@@ -202,9 +207,17 @@ interface PeerState {
   retryMs: number;
 }
 
-type ResolvedOptions = Required<Omit<MeshNodeOptions, "rateLimit" | "peers" | "listen">> & {
-  peers: readonly string[];
-};
+/** The options the node goes on reading once created, with their defaults. */
+type ResolvedOptions =
+  & Required<
+    Omit<
+      MeshNodeOptions,
+      "rateLimit" | "peers" | "listen" | "storePath" | "mdns" | "mdnsIntervalMs"
+    >
+  >
+  & {
+    peers: readonly string[];
+  };
 
 const TRANSIENT_BACKOFF_MS = 30_000;
 const GROUP_COMMIT_WAIT_MS = 2;
@@ -220,7 +233,7 @@ export class MeshNode extends EventTarget {
   readonly #options: ResolvedOptions;
   readonly #limiter: RateLimiter;
   readonly #hosts = new Map<string, ParcelHandler>();
-  /** Parcels being handed to a hosted endpoint, until their tombstone is written. */
+  /** Parcels being handed to a hosted endpoint right now (after that, the store knows). */
   readonly #handing = new Map<string, Promise<ReceiveOutcome>>();
   readonly #peers = new Map<string, PeerState>();
   readonly #timers: ReturnType<typeof setInterval>[] = [];
@@ -283,10 +296,7 @@ export class MeshNode extends EventTarget {
           : [],
       });
       const resolved = {
-        storePath: options.storePath,
         peers: options.peers ?? [],
-        mdns: useMdns,
-        mdnsIntervalMs: options.mdnsIntervalMs ?? 10_000,
         quotaBytes: options.quotaBytes ?? 512 * 1024 * 1024,
         senderShare: options.senderShare ?? 0.1,
         initialCopies: options.initialCopies ?? DEFAULT_INITIAL_COPIES,
@@ -385,7 +395,7 @@ export class MeshNode extends EventTarget {
       const bytes = this.#store.bytes(parcel.key);
       if (!bytes || this.#hosts.get(endpointId) !== handler) continue;
       const outcome = await handler(bytes, { binding: "mesh", hop: "local" }, parcel);
-      if (outcome.status !== "accepted" && outcome.status !== "duplicate") continue;
+      if (!isSafelyStored(outcome)) continue;
       this.#store.markDelivered(parcel.key, parcel.expiresAt, parcel.origin === "local");
       this.#emit("parcel:delivered", { key: parcel.key });
     }
@@ -820,9 +830,7 @@ export class MeshNode extends EventTarget {
   #learnDelivered(item: Item): boolean {
     if (this.#store.knows(item.key) === "delivered") return false;
     const held = this.#store.get(item.key);
-    this.#store.later(() =>
-      this.#store.markDelivered(item.key, item.expiresAt, held?.origin === "local")
-    );
+    this.#store.markDeliveredLater(item.key, item.expiresAt, held?.origin === "local");
     if (held) this.#emit("parcel:delivered", { key: item.key });
     return true;
   }
@@ -1083,12 +1091,7 @@ export class MeshNode extends EventTarget {
         replies.push(check);
         continue;
       }
-      const placed = await this.#place(
-        { ...message, bytes: check.bytes },
-        check.facts,
-        from,
-        pending,
-      );
+      const placed = await this.#place(message, check.facts, from, pending);
       if ("record" in placed) {
         records.push({ index: replies.length, record: placed.record });
         replies.push(null);
@@ -1136,7 +1139,7 @@ export class MeshNode extends EventTarget {
   async #check(
     message: Extract<TransferMessage, { type: "parcel" }>,
     from: string,
-  ): Promise<TransferMessage | { facts: ParcelFacts; bytes: Uint8Array }> {
+  ): Promise<TransferMessage | { facts: ParcelFacts }> {
     const { key, bytes } = message;
     const refuse = (code: RefusalCode, reason: string, transient: boolean) =>
       this.#refusal(key, from, code, reason, transient, bytes.byteLength);
@@ -1163,7 +1166,7 @@ export class MeshNode extends EventTarget {
         validation.error.code === "future-dated",
       );
     }
-    return { facts: validation.facts!, bytes };
+    return { facts: validation.facts! };
   }
 
   /**
@@ -1186,7 +1189,7 @@ export class MeshNode extends EventTarget {
       const first = this.#handing.get(key);
       if (first) {
         const earlier = await first.catch(() => null);
-        if (earlier?.status === "accepted" || earlier?.status === "duplicate") {
+        if (earlier && isSafelyStored(earlier)) {
           return { type: "ack", key, status: AckStatus.ALREADY_DELIVERED };
         }
       }
@@ -1200,14 +1203,14 @@ export class MeshNode extends EventTarget {
       try {
         outcome = await handing;
       } catch (error) {
-        this.#handing.delete(key);
         return refuse(
           "quota",
           `The recipient's node could not store it now: ${(error as Error)?.message}`,
           true,
         );
+      } finally {
+        this.#handing.delete(key);
       }
-      if (outcome.status === "refused" || outcome.status === "skipped") this.#handing.delete(key);
       if (outcome.status === "refused") {
         return this.#refusal(
           key,
@@ -1219,12 +1222,10 @@ export class MeshNode extends EventTarget {
           true,
         );
       }
-      if (outcome.status !== "skipped") {
-        // The recipient's node holds it now: the tombstone may follow in a batch.
-        this.#store.later(() => {
-          this.#store.markDelivered(key, parcel.expiresAt, false);
-          this.#handing.delete(key); // from now on the tombstone answers
-        });
+      if (isSafelyStored(outcome)) {
+        // The recipient's node holds it now: the tombstone may follow in a batch
+        // (the store answers for it meanwhile).
+        this.#store.markDeliveredLater(key, parcel.expiresAt, false);
         this.#emit("parcel:received", {
           key,
           from,

@@ -186,8 +186,24 @@ export class MeshStore {
     this.#db.run("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, value);
   }
 
+  /**
+   * Records that a parcel reached its recipient, like {@linkcode markDelivered},
+   * with the next batch of writes ({@linkcode later}); until then
+   * {@linkcode knows}, {@linkcode handover} and {@linkcode isLocal} answer as if
+   * it were written.
+   */
+  markDeliveredLater(key: string, expiresAt: Date, local: boolean): void {
+    this.#deliveredLater.set(key, local);
+    this.later(() => {
+      this.markDelivered(key, expiresAt, local);
+      this.#deliveredLater.delete(key);
+    });
+  }
+  readonly #deliveredLater = new Map<string, boolean>();
+
   /** Whether the parcel is held or known delivered. */
   knows(key: string): "held" | "delivered" | null {
+    if (this.#deliveredLater.has(key)) return "delivered";
     if (this.#db.get("SELECT 1 FROM parcels WHERE key = ?", key)) return "held";
     if (this.#db.get("SELECT 1 FROM delivered WHERE key = ?", key)) return "delivered";
     return null;
@@ -265,6 +281,7 @@ export class MeshStore {
 
   /** How a parcel left this node, if it did: still held and handed to a peer, or delivered. */
   handover(key: string): { peer: string | null; toRecipient: boolean } | undefined {
+    if (this.#deliveredLater.has(key)) return { peer: null, toRecipient: true };
     const held = this.#db.get<{ handed_to: string | null; handed_to_recipient: number }>(
       "SELECT handed_to, handed_to_recipient FROM parcels WHERE key = ?",
       key,
@@ -281,6 +298,7 @@ export class MeshStore {
 
   /** Whether this node's own host handed the parcel in (held or delivered). */
   isLocal(key: string): boolean {
+    if (this.#deliveredLater.get(key)) return true;
     return this.#db.get("SELECT 1 FROM parcels WHERE key = ? AND origin = 'local'", key) !==
         undefined ||
       this.#db.get("SELECT 1 FROM delivered WHERE key = ? AND local = 1", key) !== undefined;

@@ -268,8 +268,7 @@ export function decodeSync(frame: Uint8Array): SyncMessage {
 export function encodeTransfer(message: TransferMessage): Uint8Array {
   switch (message.type) {
     case "parcel":
-      return new Writer().u8(Type.PARCEL).key(message.key).u16(message.copies).bytes(message.bytes)
-        .done();
+      return encodeParcelFrame(message.key, message.copies, message.bytes).subarray();
     case "ack":
       return new Writer().u8(Type.ACK).key(message.key).u8(message.status).done();
     case "refuse":
