@@ -97,8 +97,7 @@ export class Daemon {
 
   /** Starts the mesh (and gateway roles) for `node`, which must have an identity. */
   static async start(node: Relaymail, options: DaemonOptions = {}): Promise<Daemon> {
-    const log = options.log ??
-      ((line: string) => console.log(`${new Date().toISOString()} ${line}`));
+    const log = options.log ?? timestamped;
     const mesh = await MeshNode.create({
       storePath: join(node.dataDir, "mesh.sqlite"),
       listen: options.listen ?? ["/ip4/0.0.0.0/tcp/4747"],
@@ -186,12 +185,28 @@ export class Daemon {
     };
   }
 
-  async #writeStatus(): Promise<void> {
-    if (this.#stopped) return;
-    const temporary = `${this.#statusPath}.${Deno.pid}.tmp`;
-    await Deno.writeTextFile(temporary, JSON.stringify(this.status(), null, 2));
-    await Deno.rename(temporary, this.#statusPath);
+  /**
+   * Writes the status file. One write runs at a time (they share a temporary
+   * file); requests made meanwhile are folded into one more write after it.
+   */
+  #writeStatus(): Promise<void> {
+    if (this.#writing) {
+      this.#writeAgain = true;
+      return this.#writing;
+    }
+    this.#writing = (async () => {
+      do {
+        this.#writeAgain = false;
+        if (this.#stopped) return;
+        const temporary = `${this.#statusPath}.${Deno.pid}.tmp`;
+        await Deno.writeTextFile(temporary, JSON.stringify(this.status(), null, 2));
+        await Deno.rename(temporary, this.#statusPath);
+      } while (this.#writeAgain);
+    })().finally(() => (this.#writing = null));
+    return this.#writing;
   }
+  #writing: Promise<void> | null = null;
+  #writeAgain = false;
 
   /** Stops everything; what was acknowledged stays committed. */
   async stop(): Promise<void> {
@@ -204,6 +219,7 @@ export class Daemon {
     await this.#poweb?.stop().catch(() => {});
     await this.mesh.stop();
     await this.node.flush().catch(() => {});
+    await this.#writing?.catch(() => {}); // or it could put the file back
     await Deno.remove(this.#statusPath).catch(() => {});
     this.log("stopped");
   }
@@ -222,13 +238,16 @@ export async function runDaemon(node: Relaymail, options: DaemonOptions = {}): P
       signals.promise,
       ...(options.until ? [options.until.then(() => "stop requested")] : []),
     ]);
-    (options.log ?? ((line: string) => console.log(`${new Date().toISOString()} ${line}`)))(
-      `stopping (${reason})`,
-    );
+    (options.log ?? timestamped)(`stopping (${reason})`);
   } finally {
     for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
     await daemon?.stop();
   }
+}
+
+/** The default log: a line on stdout, after the time. */
+function timestamped(line: string): void {
+  console.log(`${new Date().toISOString()} ${line}`);
 }
 
 function logMeshEvents(mesh: MeshNode, log: (line: string) => void): void {

@@ -23,10 +23,6 @@ export interface FallbackOptions {
   readonly url: string;
   /** How long the mesh may try before a parcel also goes to the gateway, in ms. */
   readonly windowMs: number;
-  /** Collection: first reconnection delay, in ms (default 1000). */
-  readonly initialBackoffMs?: number;
-  /** Collection: ping interval, in ms (default 15 000). */
-  readonly pingIntervalMs?: number;
 }
 
 /** A running gateway role. */
@@ -79,8 +75,6 @@ export function startGatewayFallback(
       address,
       credentials: () => node.gateway.credentials(),
       delayMs: () => mesh.peers().length === 0 ? 0 : options.windowMs,
-      initialBackoffMs: options.initialBackoffMs,
-      pingIntervalMs: options.pingIntervalMs,
       log: (line) => log(`gateway: ${line}`),
       onCollected: (bytes, key, outcome) => {
         log(`parcel ${key.slice(0, 12)} collected from the gateway: ${outcome.status}`);
@@ -147,7 +141,7 @@ export async function startPoWebServer(
   mesh: MeshNode,
   options: PoWebServiceOptions,
   log: (line: string) => void,
-): Promise<GatewayService & { url: string }> {
+): Promise<GatewayService> {
   const identity = await ownGatewayIdentity(node.ctx);
   const store = GatewayStore.open(join(node.dataDir, "poweb.sqlite"), node.ctx.now);
   // The mesh validated what it hands over: the queue takes its facts as they are.
@@ -180,7 +174,6 @@ export async function startPoWebServer(
     `serving PoWeb on ${server.url} (gateway ${await identity.certificate.calculateSubjectId()})`,
   );
   return {
-    url: server.url,
     pump: () => Promise.resolve(),
     maintain: () => {
       store.purgeExpired();

@@ -32,7 +32,7 @@ import { type Clock, systemClock } from "./clock.ts";
 import { Contacts } from "./contacts.ts";
 import { DEFAULT_SETTINGS, type NodeContext, type Settings } from "./context.ts";
 import { GatewayAccount } from "./gateway.ts";
-import { IdentityManager } from "./identity.ts";
+import { type GatewayRegistration, IdentityManager } from "./identity.ts";
 import { Jobs } from "./jobs.ts";
 import { PassphraseRequiredError, SqliteKeyStoreSet } from "./keys/key_stores.ts";
 import { KeySealer } from "./keys/sealing.ts";
@@ -41,6 +41,7 @@ import { Outbox } from "./outbox.ts";
 import { Pairing } from "./pairing.ts";
 import { Receiver } from "./receiver.ts";
 import { RefusalLog } from "./refusals.ts";
+import { Settings as UserSettings } from "./settings.ts";
 import { MIGRATIONS } from "./store/schema.ts";
 
 /** Name of the database file inside a data directory. */
@@ -159,6 +160,17 @@ export class Relaymail implements ParcelNode {
     const outcome = await this.receiver.receive(bytes, origin);
     if (isSafelyStored(outcome)) this.#scheduleFlush();
     return outcome;
+  }
+
+  /**
+   * Registers with the gateway at `url` and makes it the one the daemon uses
+   * (setting `gateway.url`); contacts' new connection parameters are built at once.
+   */
+  async useGateway(url: string): Promise<GatewayRegistration> {
+    const registration = await this.gateway.register(url);
+    new UserSettings(this.ctx.db).set("gateway.url", registration.gatewayUrl);
+    await this.flush();
+    return registration;
   }
 
   /**

@@ -592,9 +592,7 @@ function buildProgram(print: Print): Command {
       return withNode(this, async (node, options) => {
         if (!node.identity.exists()) throw new NoIdentityError(node.dataDir);
         const address = parsePoWebUrl(url);
-        const registration = await node.gateway.register(address.url);
-        new Settings(node.ctx.db).set("gateway.url", address.url);
-        await node.flush();
+        const registration = await node.useGateway(address.url);
         out(
           options,
           { url: address.url, expiresAt: registration.expiresAt.toISOString() },

@@ -51,7 +51,7 @@ export function sameSecret(a: string, b: string): boolean {
 }
 
 /** The `Host` values under which the app may be reached on `port`. */
-export function allowedHosts(port: number): Set<string> {
+function allowedHosts(port: number): Set<string> {
   return new Set([`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]);
 }
 

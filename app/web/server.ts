@@ -133,8 +133,9 @@ export class WebApp {
         ...this.options.daemonOptions(),
         log: this.#log,
       });
-      daemon.mesh.on("peer:connect", () => this.#push("peers", this.#peers()));
-      daemon.mesh.on("peer:disconnect", () => this.#push("peers", this.#peers()));
+      // The page refetches its state on any event: the event itself says only what changed.
+      daemon.mesh.on("peer:connect", () => this.#push("peers", null));
+      daemon.mesh.on("peer:disconnect", () => this.#push("peers", null));
       this.#daemon = daemon;
       this.#daemonError = null;
     } catch (error) {
@@ -159,10 +160,12 @@ export class WebApp {
   }
 
   #pushStatusIfChanged(): void {
-    const status = JSON.stringify(this.#daemonState());
+    if (this.#clients.size === 0) return; // nobody is looking
+    const state = this.#daemonState();
+    const status = JSON.stringify(state);
     if (status === this.#lastStatus) return;
     this.#lastStatus = status;
-    this.#push("status", JSON.parse(status));
+    this.#push("status", state);
   }
 
   #daemonState() {
@@ -404,7 +407,6 @@ export class WebApp {
         refusals: node.refusals.list({ limit: 500, except: "duplicate" }),
         copies: node.refusals.parcels("duplicate"),
       }));
-    app.get("/api/peers", (c) => c.json(this.#peers()));
 
     // Sneakernet, with progress pushed as events
     app.post("/api/sneakernet/:direction", small, async (c) => {
@@ -419,9 +421,7 @@ export class WebApp {
         return c.json(await exportParcels(node, directory, { onProgress }));
       }
       if (direction === "import") {
-        const report = await importParcels(node, directory, { onProgress });
-        await node.flush();
-        return c.json(report);
+        return c.json(await importParcels(node, directory, { onProgress }));
       }
       return c.json({ error: `No such direction "${direction}"` }, 404);
     });
@@ -440,9 +440,7 @@ export class WebApp {
     });
     app.post("/api/gateway", small, async (c) => {
       const { url } = await json<{ url?: string }>(c);
-      const registration = await node.gateway.register(String(url ?? ""));
-      new Settings(node.ctx.db).set("gateway.url", registration.gatewayUrl);
-      await node.flush();
+      await node.useGateway(String(url ?? ""));
       await this.restartDaemon();
       return c.json(this.#state());
     });

@@ -197,8 +197,6 @@ export interface MakeParcelOptions {
    * leaves the sender unauthorised by the recipient.
    */
   readonly pdaIssuer?: "recipient" | "stranger";
-  /** Default: 64 random octets. */
-  readonly payload?: Uint8Array;
 }
 
 /** A serialised parcel and the facts a test checks it against. */
@@ -229,7 +227,7 @@ export async function makeParcel(options: MakeParcelOptions = {}): Promise<TestP
     validityEndDate: new Date(Date.now() + 7 * 24 * HOUR),
   });
   const recipientId = await getIdFromIdentityKey(recipient.publicKey);
-  const payload = options.payload ?? crypto.getRandomValues(new Uint8Array(64));
+  const payload = crypto.getRandomValues(new Uint8Array(64));
   const parcel = new Parcel({ id: recipientId }, pda, Buffer.from(payload), {
     creationDate: options.creationDate ?? new Date(Date.now() - MINUTE),
     ttl: options.ttlSeconds ?? 86_400,

@@ -727,8 +727,8 @@ async function renameContact(contact) {
 }
 
 async function viewNearby() {
-  const [peers] = await Promise.all([api("/api/peers"), loadState()]);
-  const daemon = state.daemon;
+  await loadState();
+  const { peers, daemon } = state;
   const rows = peers.map((p) =>
     h(
       "tr",
