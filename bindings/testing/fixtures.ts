@@ -31,6 +31,10 @@ export interface ParcelFixture {
   readonly recipientId: string;
   readonly senderId: string;
   readonly recipientCertificate: Certificate;
+  /** The recipient's authorisation of the sender. */
+  readonly pda: Certificate;
+  /** The key the sender signs parcels with. */
+  readonly senderPrivateKey: CryptoKey;
   makeParcel(options?: MakeParcelOptions): Promise<Uint8Array>;
 }
 
@@ -60,6 +64,8 @@ export async function createParcelFixture(): Promise<ParcelFixture> {
     recipientId,
     senderId: await getIdFromIdentityKey(sender.publicKey),
     recipientCertificate,
+    pda,
+    senderPrivateKey: sender.privateKey,
     async makeParcel(options: MakeParcelOptions = {}) {
       const payload = new Uint8Array(options.payloadSize ?? 1024);
       for (let offset = 0; offset < payload.length; offset += 65_536) {

@@ -9,15 +9,13 @@ import { Buffer } from "node:buffer";
 import {
   Certificate,
   CertificationPath,
-  generateRSAKeyPair,
-  issueDeliveryAuthorization,
-  issueEndpointCertificate,
   Parcel,
   ServiceMessage,
   SessionEnvelopedData,
   SessionKeyPair,
 } from "@relaycorp/relaynet-core";
 import { encodeMail, MessageType } from "../../app/protocol/messages.ts";
+import { createParcelFixture } from "../../bindings/testing/fixtures.ts";
 import { makeNode, pair, pendingBytes } from "../helpers.ts";
 
 const BODY = "x".repeat(1024);
@@ -41,24 +39,10 @@ for (let i = 0; i < RECEIVE_SAMPLES; i++) {
 }
 incoming.push(...(await pendingBytes(bob.node)).slice(-RECEIVE_SAMPLES));
 
-// Plain relaynet-core: the same keys and PKI objects, in memory.
-const now = Date.now();
-const recipient = await generateRSAKeyPair();
-const sender = await generateRSAKeyPair();
-const recipientCertificate = await issueEndpointCertificate({
-  issuerPrivateKey: recipient.privateKey,
-  subjectPublicKey: recipient.publicKey,
-  validityEndDate: new Date(now + 86_400_000),
-});
-const pda = await issueDeliveryAuthorization({
-  issuerCertificate: recipientCertificate,
-  issuerPrivateKey: recipient.privateKey,
-  subjectPublicKey: sender.publicKey,
-  validityEndDate: new Date(now + 86_400_000),
-});
+// Plain relaynet-core: the same kinds of keys and PKI objects, in memory.
+const { recipientCertificate, pda, senderPrivateKey, recipientId } = await createParcelFixture();
 const pdaPath = new CertificationPath(pda, [recipientCertificate]);
 const recipientSession = await SessionKeyPair.generate();
-const recipientId = await recipientCertificate.calculateSubjectId();
 const mailContent = encodeMail({
   messageId: crypto.randomUUID(),
   threadId: "t",
@@ -86,7 +70,7 @@ async function plainParcel(): Promise<ArrayBuffer> {
       senderCaCertificateChain: [...pdaPath.certificateAuthorities],
     },
   );
-  return await parcel.serialize(sender.privateKey);
+  return await parcel.serialize(senderPrivateKey);
 }
 
 const plainIncoming: ArrayBuffer[] = [];
