@@ -93,8 +93,57 @@ function messageIdHeader(id: string): string {
   return `<${id}@${EXPORT_DOMAIN}>`;
 }
 
-/** A subject made safe as a file name on every common filesystem. */
-export function safeFileName(text: string): string {
-  // deno-lint-ignore no-control-regex -- control characters are exactly what must go
-  return (text.replace(/[\\/:*?"<>|\x00-\x1f]+/g, "_").trim() || "message").slice(0, 80);
+/** Longest name {@linkcode safeFileName} returns, in UTF-16 units: at most 240 bytes of UTF-8. */
+const MAX_FILE_NAME_LENGTH = 80;
+
+/**
+ * Path separators, control characters (C0, DEL, C1), the other characters Windows
+ * forbids in names, and the bidirectional controls that could show `exe.pdf` for a
+ * `.exe` name.
+ */
+const UNSAFE_CHARACTERS = /[\\/:*?"<>|\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]+/gu;
+
+/** Names Windows gives to devices, with or without an extension (`nul.txt`). */
+const DEVICE_NAME =
+  /^(?:con|prn|aux|nul|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3])(?:\.|$)/i;
+
+/**
+ * `text` (a subject, an attachment's name chosen by its sender) made safe as the
+ * name of one file in a directory, on every common filesystem: no separators or
+ * control characters, never `.`, `..` or empty (`fallback` then), no Windows device
+ * name, and at most 80 characters, keeping a short extension.
+ *
+ * @example A hostile attachment name
+ * ```ts
+ * import { safeFileName } from "./eml.ts";
+ *
+ * if (safeFileName("..", "attachment") !== "attachment") throw new Error("unsafe");
+ * if (safeFileName("../../.bashrc") !== ".._.._.bashrc") throw new Error("unsafe");
+ * ```
+ */
+export function safeFileName(text: string, fallback = "message"): string {
+  // Windows drops trailing dots and spaces, which also turns `.` and `..` into nothing.
+  let name = text.replace(UNSAFE_CHARACTERS, "_").trim().replace(/[. ]+$/, "");
+  if (name === "") return fallback;
+  if (DEVICE_NAME.test(name)) name = `_${name}`;
+  if (name.length <= MAX_FILE_NAME_LENGTH) return name;
+  const extension = /\.[^.]{1,16}$/.exec(name)?.[0] ?? "";
+  let end = MAX_FILE_NAME_LENGTH - extension.length;
+  if (/[\ud800-\udbff]/.test(name[end - 1])) end--; // never half a surrogate pair
+  return (name.slice(0, end).replace(/[. ]+$/, "") || fallback) + extension;
+}
+
+/**
+ * `name` numbered the way file managers number copies, before its extension.
+ *
+ * @example
+ * ```ts
+ * import { numberedFileName } from "./eml.ts";
+ *
+ * if (numberedFileName("report.pdf", 2) !== "report (2).pdf") throw new Error("misnumbered");
+ * ```
+ */
+export function numberedFileName(name: string, n: number): string {
+  const dot = name.lastIndexOf(".");
+  return dot > 0 ? `${name.slice(0, dot)} (${n})${name.slice(dot)}` : `${name} (${n})`;
 }

@@ -22,14 +22,80 @@ export interface OpenDatabaseOptions {
   readonly busyTimeoutMs?: number;
 }
 
-/** One SQLite database file with cached statements and nested transactions. */
+/**
+ * Raised when a write fails because the disk holding the database is full. It is
+ * transient: the statement or transaction that failed was rolled back whole, and the
+ * same {@linkcode SqliteDatabase} takes writes again as soon as space is freed. A
+ * hop that meets it must not acknowledge what it was storing: it refuses for now,
+ * and the sender keeps the parcel and tries later.
+ *
+ * @example Telling a full disk from other failures
+ * ```ts
+ * import { SqliteDatabase, StorageFullError } from "./durable.ts";
+ *
+ * const db = SqliteDatabase.open(":memory:", { migrations: ["CREATE TABLE t (x)"] });
+ * try {
+ *   db.transaction(() => db.run("INSERT INTO t (x) VALUES (1)"));
+ * } catch (error) {
+ *   if (!(error instanceof StorageFullError)) throw error;
+ *   // Nothing was kept: refuse transiently, and let the sender try again later.
+ * }
+ * db.close();
+ * ```
+ */
+export class StorageFullError extends Error {
+  /** Creates the error for the database at `path`. */
+  constructor(readonly path: string, options?: ErrorOptions) {
+    super(
+      `Cannot write to ${path} as the disk holding it is full: free some space and try again`,
+      options,
+    );
+    this.name = "StorageFullError";
+  }
+}
+
+// SQLite result codes (https://www.sqlite.org/rescode.html).
+const SQLITE_FULL = 13;
+/** Growing the WAL index (`-shm`) failed; on Unix, that is `ENOSPC` when writing it. */
+const SQLITE_IOERR_SHMSIZE = 4874;
+
+/** `error` as a {@linkcode StorageFullError} if it says the disk is full, else unchanged. */
+function storageError(error: unknown, path: string): unknown {
+  if (error instanceof StorageFullError) return error;
+  const { code, errcode, message } = (error ?? {}) as {
+    code?: unknown;
+    errcode?: unknown;
+    message?: unknown;
+  };
+  if (code !== "ERR_SQLITE_ERROR") return error;
+  const full = typeof errcode === "number"
+    ? (errcode & 0xff) === SQLITE_FULL || errcode === SQLITE_IOERR_SHMSIZE
+    // `DatabaseSync.exec()` reports no result code, only SQLite's text for it.
+    : message === "database or disk is full";
+  return full ? new StorageFullError(path, { cause: error }) : error;
+}
+
+/**
+ * One SQLite database file with cached statements and nested transactions.
+ *
+ * Its transaction depth always agrees with SQLite's own state, whatever fails: a
+ * failed COMMIT, BEGIN or SAVEPOINT, or an error after which SQLite rolled the whole
+ * transaction back by itself (a full disk, an I/O error). A full disk surfaces as
+ * {@linkcode StorageFullError}.
+ */
 export class SqliteDatabase {
   readonly #db: DatabaseSync;
+  readonly #path: string;
   readonly #statements = new Map<string, StatementSync>();
   #depth = 0;
+  /** The error that ended the current transaction before its outermost level did. */
+  #lost: unknown = undefined;
+  /** A ROLLBACK failed: the transaction is still open and must go before anything else runs. */
+  #stale = false;
 
-  private constructor(db: DatabaseSync) {
+  private constructor(db: DatabaseSync, path: string) {
     this.#db = db;
+    this.#path = path;
   }
 
   /** Opens (creating if needed) the database at `path` and brings its schema up to date. */
@@ -40,12 +106,12 @@ export class SqliteDatabase {
       db.exec("PRAGMA journal_mode = WAL");
       db.exec("PRAGMA synchronous = FULL");
       db.exec("PRAGMA foreign_keys = ON");
-      const database = new SqliteDatabase(db);
+      const database = new SqliteDatabase(db, path);
       database.#migrate(options.migrations);
       return database;
     } catch (error) {
       db.close();
-      throw error;
+      throw storageError(error, path);
     }
   }
 
@@ -76,47 +142,55 @@ export class SqliteDatabase {
 
   /** Runs a statement that returns no rows; returns the number of rows changed. */
   run(sql: string, ...params: SQLInputValue[]): number {
-    return Number(this.prepare(sql).run(...params).changes);
+    return this.#step(() => Number(this.prepare(sql).run(...params).changes));
   }
 
   /** The first row of a query, or undefined. */
   get<T = Row>(sql: string, ...params: SQLInputValue[]): T | undefined {
-    return this.prepare(sql).get(...params) as T | undefined;
+    return this.#step(() => this.prepare(sql).get(...params) as T | undefined);
   }
 
   /** Every row of a query. */
   all<T = Row>(sql: string, ...params: SQLInputValue[]): T[] {
-    return this.prepare(sql).all(...params) as T[];
+    return this.#step(() => this.prepare(sql).all(...params) as T[]);
   }
 
   /** Runs SQL text holding several statements. */
   exec(sql: string): void {
-    this.#db.exec(sql);
+    this.#step(() => this.#db.exec(sql));
   }
 
   /**
    * Runs `fn` in one transaction, committed when it returns and rolled back when it
    * throws. Nested calls become savepoints. `fn` must be synchronous: nothing else
    * can then interleave with the transaction.
+   *
+   * When the disk is full this throws {@linkcode StorageFullError}, with nothing of
+   * the transaction kept; the next call may succeed once space is freed.
    */
   transaction<T>(fn: () => T): T {
-    const savepoint = `sp${this.#depth}`;
-    this.#db.exec(this.#depth === 0 ? "BEGIN IMMEDIATE" : `SAVEPOINT ${savepoint}`);
-    this.#depth++;
+    const depth = this.#depth;
+    const savepoint = `sp${depth}`;
+    this.#ready();
+    if (depth === 0) this.#lost = undefined;
+    this.#control(depth === 0 ? "BEGIN IMMEDIATE" : `SAVEPOINT ${savepoint}`);
+    this.#depth = depth + 1;
     try {
       const result = fn();
       if (result instanceof Promise) {
         throw new TypeError("A transaction function must be synchronous");
       }
-      this.#depth--;
-      this.#db.exec(this.#depth === 0 ? "COMMIT" : `RELEASE ${savepoint}`);
+      // `fn` may have caught an error after which SQLite rolled everything back.
+      this.#ready();
+      this.#control(depth === 0 ? "COMMIT" : `RELEASE ${savepoint}`);
       return result;
     } catch (error) {
-      this.#depth--;
-      this.#db.exec(
-        this.#depth === 0 ? "ROLLBACK" : `ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`,
-      );
-      throw error;
+      const failure = storageError(error, this.#path);
+      this.#undo(depth, savepoint);
+      if (depth > 0 && this.#ended()) this.#lost ??= failure;
+      throw failure;
+    } finally {
+      this.#depth = depth;
     }
   }
 
@@ -124,5 +198,75 @@ export class SqliteDatabase {
   close(): void {
     this.#statements.clear();
     if (this.#db.isOpen) this.#db.close();
+  }
+
+  /** Runs one statement of the caller's, once SQLite's state agrees with ours. */
+  #step<T>(statement: () => T): T {
+    this.#ready();
+    try {
+      return statement();
+    } catch (error) {
+      const failure = storageError(error, this.#path);
+      if (this.#depth > 0 && this.#ended()) this.#lost ??= failure;
+      throw failure;
+    }
+  }
+
+  /** Runs BEGIN, COMMIT, SAVEPOINT and the like (prepared, so that errors carry their code). */
+  #control(sql: string): void {
+    try {
+      this.prepare(sql).run();
+    } catch (error) {
+      throw storageError(error, this.#path);
+    }
+  }
+
+  /**
+   * Brings SQLite's transaction state in line with ours before a statement: outside a
+   * transaction, a stale one left by a failed ROLLBACK goes; inside one that an error
+   * ended, nothing may run, or it would be committed on its own.
+   */
+  #ready(): void {
+    if (this.#depth === 0) {
+      if (this.#stale) this.#rollback();
+      if (this.#stale) {
+        throw new Error(`Cannot use ${this.#path}: an earlier transaction cannot be rolled back`);
+      }
+    } else if (this.#ended()) {
+      throw this.#lost ??
+        new Error(`Cannot continue a transaction on ${this.#path}: an error ended it`);
+    }
+  }
+
+  /** Whether the transaction under way was ended by an error (or half undone). */
+  #ended(): boolean {
+    return this.#stale || !this.#db.isTransaction;
+  }
+
+  /** Undoes level `depth` of the transaction after a failure. */
+  #undo(depth: number, savepoint: string): void {
+    // After some errors (a full disk among them) SQLite has already rolled the whole
+    // transaction back, and a ROLLBACK would only fail.
+    if (!this.#db.isTransaction) return;
+    if (depth > 0 && !this.#stale) {
+      try {
+        this.#control(`ROLLBACK TO ${savepoint}`);
+        this.#control(`RELEASE ${savepoint}`);
+        return;
+      } catch {
+        // This level cannot be undone alone: undo all of it; the outer levels then fail too.
+      }
+    }
+    this.#rollback();
+  }
+
+  /** Rolls the whole transaction back; if even that fails, the next statement tries again. */
+  #rollback(): void {
+    try {
+      if (this.#db.isTransaction) this.#control("ROLLBACK");
+      this.#stale = false;
+    } catch {
+      this.#stale = true;
+    }
   }
 }

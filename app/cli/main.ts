@@ -17,7 +17,7 @@ import { parsePoWebUrl } from "../../bindings/gateway/client.ts";
 import { errorMessage } from "../../bindings/validation.ts";
 import { NoIdentityError } from "../identity.ts";
 import type { Contact } from "../contacts.ts";
-import { messageToEml, safeFileName, threadToEml } from "../eml.ts";
+import { messageToEml, numberedFileName, safeFileName, threadToEml } from "../eml.ts";
 import { PassphraseRequiredError } from "../keys/key_stores.ts";
 import type { MessageDetail, MessageSummary } from "../mailbox.ts";
 import { Relaymail } from "../relaymail.ts";
@@ -447,16 +447,21 @@ function buildProgram(print: Print): Command {
     .action(function (this: Command, ref: string, opts: { saveAttachments?: string }) {
       return withNode(this, async (node, options) => {
         const message = node.mailbox.read(ref);
+        const saved: string[] = [];
         if (opts.saveAttachments) {
           await Deno.mkdir(opts.saveAttachments, { recursive: true });
           for (const a of node.mailbox.attachments(ref)) {
-            await Deno.writeFile(
-              join(opts.saveAttachments, safeFileName(basename(a.fileName))),
-              a.content,
-            );
+            // The sender chose the name: it must not reach outside the directory,
+            // nor replace a file already there.
+            const name = safeFileName(a.fileName, "attachment");
+            saved.push(await writeNewFile(opts.saveAttachments, name, a.content));
           }
         }
-        out(options, message, () => messageText(message));
+        out(
+          options,
+          opts.saveAttachments ? { ...message, savedAttachments: saved } : message,
+          () => [messageText(message), ...saved.map((path) => `Saved:    ${path}`)].join("\n"),
+        );
       });
     });
 
@@ -801,6 +806,28 @@ function messageText(m: MessageDetail): string {
     m.body,
   ].join("\n");
 }
+
+/**
+ * Writes `content` to a new file `name` in `directory`, or `name (1)`, `name (2)`…
+ * when taken; returns its path. Never overwrites, nor follows a link planted there.
+ */
+async function writeNewFile(directory: string, name: string, content: Uint8Array): Promise<string> {
+  for (let n = 0; n <= MAX_NUMBERED_COPIES; n++) {
+    const path = join(directory, n === 0 ? name : numberedFileName(name, n));
+    try {
+      await Deno.writeFile(path, content, { createNew: true });
+      return path;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    }
+  }
+  throw new Error(
+    `Cannot save "${name}" in ${directory}: it and ${MAX_NUMBERED_COPIES} numbered copies exist`,
+  );
+}
+
+/** How far {@linkcode writeNewFile} numbers a name before giving up. */
+const MAX_NUMBERED_COPIES = 999;
 
 function collect(value: string, all: string[] = []): string[] {
   return [...all, value];
