@@ -125,6 +125,7 @@ export class Daemon {
     const endpointId = node.identity.id;
     this.#attachment = attachParcelNode(mesh, node, {
       endpointIds: [endpointId],
+      signers: [await node.identity.meshSigner()],
       onRefused: (key, error) =>
         log(`own parcel ${key.slice(0, 12)} not carried: ${error.code}: ${error.message}`),
     });

@@ -8,6 +8,7 @@ import {
   Certificate,
   CertificationPath,
   Channel,
+  derSerializePrivateKey,
   Endpoint,
   getIdFromIdentityKey,
   getRSAPublicKeyFromPrivate,
@@ -16,6 +17,7 @@ import {
   type ServiceMessage,
 } from "@relaycorp/relaynet-core";
 import { toArrayBuffer } from "../bindings/validation.ts";
+import { type EndpointSigner, signerFromPkcs8 } from "../mesh/mod.ts";
 import type { NodeContext } from "./context.ts";
 
 /** A Relaynet channel carrying Relaymail's service messages. */
@@ -150,6 +152,21 @@ export class IdentityManager {
       this.#endpoint = new RelaymailEndpoint(id, { privateKey, publicKey }, this.ctx.keys, {});
     }
     return this.#endpoint;
+  }
+
+  /**
+   * A signer for the mesh (delivery proofs and hosting claims, mesh/proofs.ts),
+   * holding the identity key as `node:crypto` uses it.
+   */
+  async meshSigner(): Promise<EndpointSigner> {
+    const { identityKeyPair } = await this.endpoint();
+    const signer = signerFromPkcs8(
+      new Uint8Array(await derSerializePrivateKey(identityKeyPair.privateKey)),
+    );
+    if (signer.id !== this.id) {
+      throw new Error(`The private key stored for identity ${this.id} belongs to another identity`);
+    }
+    return signer;
   }
 
   /** Every certificate of this identity valid now, newest first: the PDA trust anchors. */

@@ -9,6 +9,7 @@
 import type { ParcelNode } from "../bindings/binding.ts";
 import { ParcelRefusedError } from "../bindings/validation.ts";
 import type { MeshNode } from "./node.ts";
+import type { EndpointSigner } from "./proofs.ts";
 
 /** Name of this binding in handovers and refusal logs. */
 export const MESH = "mesh";
@@ -17,6 +18,12 @@ export const MESH = "mesh";
 export interface AttachOptions {
   /** Endpoints the node hosts: parcels for them are handed to it. */
   readonly endpointIds: readonly string[];
+  /**
+   * The identities of those endpoints, to sign delivery proofs and hosting claims
+   * (see `HostOptions.signer`); an endpoint without one is hosted as a
+   * relay would carry it.
+   */
+  readonly signers?: readonly EndpointSigner[];
   /** How often to look for new outgoing parcels, in ms (default 2000; 0: only on {@linkcode Attachment.pump}). */
   readonly pollIntervalMs?: number;
   /** Told about parcels the mesh would not take (expired, invalid). */
@@ -40,7 +47,11 @@ export function attachParcelNode(
   const reported = new Set<string>();
   const refused = new Set<string>();
   for (const id of options.endpointIds) {
-    mesh.host(id, (bytes, origin) => node.receiveParcel(bytes, { binding: MESH, hop: origin.hop }));
+    mesh.host(
+      id,
+      (bytes, origin) => node.receiveParcel(bytes, { binding: MESH, hop: origin.hop }),
+      { signer: options.signers?.find((s) => s.id === id) },
+    );
   }
   const report = (key: string, peer: string | null, toRecipient: boolean) =>
     node.parcelHandedOver(key, { binding: MESH, hop: peer ?? undefined, toRecipient }).then(() => {

@@ -47,6 +47,8 @@
  */
 export {
   type HostedParcel,
+  type HostOptions,
+  MAX_ITEMS,
   type MeshEventMap,
   MeshNode,
   type MeshNodeOptions,
@@ -58,6 +60,16 @@ export {
 } from "./node.ts";
 export { type Attachment, type AttachOptions, attachParcelNode, MESH } from "./attach.ts";
 export { DEFAULT_INITIAL_COPIES } from "./routing.ts";
+export {
+  type DeliveryProof,
+  endpointIdOf,
+  type EndpointSigner,
+  type HostingClaim,
+  makeDeliveryProof,
+  SignatureVerifier,
+  signerFromPkcs8,
+} from "./proofs.ts";
+export { DEFAULT_QUOTA_SHARES, type QuotaShares } from "./quota.ts";
 export { DEFAULT_RATE_LIMIT, type RateLimit } from "./rate_limit.ts";
 export { MAX_IN_FLIGHT, PROTOCOL_VERSION, SYNC_PROTOCOL, TRANSFER_PROTOCOL } from "./wire.ts";
 export type { StoredParcel } from "./store.ts";

@@ -28,12 +28,29 @@ import {
   type ReceiveOutcome,
   type RefusalCode,
 } from "../bindings/binding.ts";
+import { StorageFullError } from "../bindings/durable.ts";
 import { FastParcelValidator, type ParcelFacts } from "../bindings/fast_validation.ts";
 import {
   MAX_CLOCK_DRIFT_TOLERANCE_MS,
   ParcelRefusedError,
+  RAMF_MAX_TTL_SECONDS,
   sha256Hex,
+  toHex,
 } from "../bindings/validation.ts";
+import {
+  announcementTag,
+  decodeProof,
+  type DeliveryProof,
+  encodeProof,
+  type EndpointSigner,
+  type HostingClaim,
+  makeDeliveryProof,
+  makeHostingClaim,
+  openClaim,
+  sealClaim,
+  SignatureVerifier,
+} from "./proofs.ts";
+import { DEFAULT_QUOTA_SHARES, type QuotaShares, StorageQuota } from "./quota.ts";
 import { DEFAULT_RATE_LIMIT, type RateLimit, RateLimiter } from "./rate_limit.ts";
 import { Decoder, decodeSymbols, Encoder, encodeSymbols } from "./riblt.ts";
 import { DEFAULT_INITIAL_COPIES, route } from "./routing.ts";
@@ -45,6 +62,7 @@ import {
   ItemKind,
   MeshStore,
   type ParcelRecord,
+  type StoredParcel,
 } from "./store.ts";
 import {
   AckStatus,
@@ -55,7 +73,9 @@ import {
   encodeTransfer,
   MAX_FRAME_LENGTH,
   MAX_IN_FLIGHT,
+  MAX_PROOFS_PER_MESSAGE,
   MAX_SYNC_FRAME_LENGTH,
+  NONCE_LENGTH,
   PROTOCOL_VERSION,
   ProtocolError,
   SYNC_PROTOCOL,
@@ -78,8 +98,18 @@ export interface MeshNodeOptions {
   readonly mdnsIntervalMs?: number;
   /** Most octets of other people's parcels this node stores (default 512 MiB). */
   readonly quotaBytes?: number;
-  /** Share of the quota one sender may fill (default 0.1). */
+  /** Most parcels of other people this node stores (default 50 000). */
+  readonly maxParcels?: number;
+  /** Share of the quota one sender may fill (default 0.1); see also `shares`. */
   readonly senderShare?: number;
+  /** Shares of the quota per sender, recipient, peer, host and unknown recipients. */
+  readonly shares?: Partial<QuotaShares>;
+  /**
+   * Peers' delivery proofs for parcels never held here, which this node cannot
+   * check yet: at most this many from one peer, one remote host and in all
+   * (default 2 000, 4 000 and 20 000).
+   */
+  readonly unverifiedTombstones?: { perPeer?: number; perHost?: number; total?: number };
   /** Copies a parcel handed in locally starts with (default 8). */
   readonly initialCopies?: number;
   /** Per-peer rate limit (default {@linkcode DEFAULT_RATE_LIMIT}). */
@@ -117,11 +147,26 @@ export type ParcelHandler = (
   parcel: HostedParcel,
 ) => Promise<ReceiveOutcome>;
 
+/** Options of {@linkcode MeshNode.host}. */
+export interface HostOptions {
+  /**
+   * The endpoint's identity, to sign delivery proofs and the hosting claim
+   * (mesh/proofs.ts). Without it, peers never learn that this node hosts the
+   * endpoint and treat it as a relay: parcels reach the endpoint when they pass
+   * here, and their senders' copies are dropped only at expiry or by their
+   * end-to-end receipts.
+   */
+  readonly signer?: EndpointSigner;
+}
+
 /** A connected peer. */
 export interface MeshPeer {
   readonly id: string;
   readonly addresses: readonly string[];
-  /** Endpoints the peer said it hosts. */
+  /**
+   * Endpoints the peer proved it hosts (a verified hosting claim), among those
+   * this node asked about: the ids of the parcels it holds.
+   */
   readonly endpoints: readonly string[];
   readonly connectedAt: Date;
 }
@@ -166,6 +211,8 @@ export interface MeshEventMap {
     /** Refused by the hosted endpoint's own handler (which keeps its own record). */
     byEndpoint?: boolean;
   };
+  /** A peer said something false: a delivery proof or hosting claim that does not verify. */
+  "peer:misbehaved": { peer: string; reason: string };
   /** A reconciliation finished. */
   "sync": {
     peer: string;
@@ -191,7 +238,13 @@ interface PushJob {
 interface PeerState {
   readonly id: string;
   readonly peerId: PeerId;
-  endpoints: Set<string>;
+  /** Remote host (IP address) of its first connection, the key of per-host limits. */
+  readonly host: string;
+  /** The nonce of its last HELLO and the announcements sealed under it, by hex tag. */
+  nonce: Uint8Array | null;
+  announcements: Map<string, Uint8Array>;
+  /** Recipients checked against its announcements: whether a valid claim was there. */
+  readonly hosts: Map<string, boolean>;
   readonly connectedAt: Date;
   addresses: string[];
   syncing: Promise<void> | null;
@@ -199,7 +252,7 @@ interface PeerState {
   syncTimer?: ReturnType<typeof setTimeout>;
   readonly queue: Map<string, PushJob>;
   pushing: Promise<void> | null;
-  /** Keys this peer refused for good. */
+  /** Keys this peer refused for good, or said it holds (so it is not offered them again). */
   readonly refused: Set<string>;
   /** Keys this peer refused for now, and until when. */
   readonly backoff: Map<string, number>;
@@ -212,11 +265,20 @@ type ResolvedOptions =
   & Required<
     Omit<
       MeshNodeOptions,
-      "rateLimit" | "peers" | "listen" | "storePath" | "mdns" | "mdnsIntervalMs"
+      | "rateLimit"
+      | "peers"
+      | "listen"
+      | "storePath"
+      | "mdns"
+      | "mdnsIntervalMs"
+      | "shares"
+      | "unverifiedTombstones"
     >
   >
   & {
     peers: readonly string[];
+    shares: QuotaShares;
+    unverifiedTombstones: { perPeer: number; perHost: number; total: number };
   };
 
 const TRANSIENT_BACKOFF_MS = 30_000;
@@ -224,6 +286,18 @@ const GROUP_COMMIT_WAIT_MS = 2;
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30_000;
 const MAX_SYMBOLS = 250_000;
+/** Reconciliation items a node offers at most: they always fit one sync frame. */
+export const MAX_ITEMS = 100_000;
+/** Items a DIFF reports in each direction at most (the rest come in the next round). */
+const MAX_DIFF_ITEMS = Math.floor((MAX_SYNC_FRAME_LENGTH - 16) / 2 / ITEM_LENGTH);
+/** Sync streams a node answers at once: from one peer, one remote host, and in all. */
+const SYNC_RESPONDERS = { perPeer: 1, perHost: 2, total: 8 };
+/** Inbound transfer streams at once: from one peer, one remote host, and in all. */
+const TRANSFER_RECEIVERS = { perPeer: 2, perHost: 4, total: 32 };
+/** A hosting claim lasts this long, and is signed again when a day of it is left. */
+const CLAIM_LIFETIME_MS = 7 * 86_400_000;
+/** The latest a legitimate parcel can expire: 180 days (RS-000) past a clock 2 h ahead. */
+const MAX_EXPIRY_AHEAD_MS = RAMF_MAX_TTL_SECONDS * 1000 + MAX_CLOCK_DRIFT_TOLERANCE_MS;
 const FIRST_SYMBOL_BATCH = 16;
 
 /** A node of the Relaymail mesh. */
@@ -232,7 +306,17 @@ export class MeshNode extends EventTarget {
   readonly #store: MeshStore;
   readonly #options: ResolvedOptions;
   readonly #limiter: RateLimiter;
-  readonly #hosts = new Map<string, ParcelHandler>();
+  readonly #quota: StorageQuota;
+  readonly #verifier = new SignatureVerifier();
+  readonly #hosts = new Map<
+    string,
+    { handler: ParcelHandler; signer?: EndpointSigner; claim?: HostingClaim }
+  >();
+  /** Streams being answered or received now, by peer and by host (see the limits above). */
+  readonly #streams = {
+    sync: new Map<string, number>(),
+    transfer: new Map<string, number>(),
+  };
   /** Parcels being handed to a hosted endpoint right now (after that, the store knows). */
   readonly #handing = new Map<string, Promise<ReceiveOutcome>>();
   readonly #peers = new Map<string, PeerState>();
@@ -263,6 +347,7 @@ export class MeshNode extends EventTarget {
     this.#store = store;
     this.#options = options;
     this.#limiter = limiter;
+    this.#quota = new StorageQuota(store, options.quotaBytes, options.maxParcels, options.shares);
   }
 
   /** Creates a node (not yet started); its peer key persists in the store. */
@@ -298,7 +383,19 @@ export class MeshNode extends EventTarget {
       const resolved = {
         peers: options.peers ?? [],
         quotaBytes: options.quotaBytes ?? 512 * 1024 * 1024,
-        senderShare: options.senderShare ?? 0.1,
+        maxParcels: options.maxParcels ?? 50_000,
+        senderShare: options.senderShare ?? DEFAULT_QUOTA_SHARES.sender,
+        shares: {
+          ...DEFAULT_QUOTA_SHARES,
+          sender: options.senderShare ?? DEFAULT_QUOTA_SHARES.sender,
+          ...options.shares,
+        },
+        unverifiedTombstones: {
+          perPeer: 2_000,
+          perHost: 4_000,
+          total: 20_000,
+          ...options.unverifiedTombstones,
+        },
         initialCopies: options.initialCopies ?? DEFAULT_INITIAL_COPIES,
         stallTimeoutMs: options.stallTimeoutMs ?? 20_000,
         syncIntervalMs: options.syncIntervalMs ?? 60_000,
@@ -382,23 +479,78 @@ export class MeshNode extends EventTarget {
    * starting with those this node already holds for it (say, an endpoint that
    * registered with this node's PoWeb server after its mail arrived).
    */
-  host(endpointId: string, handler: ParcelHandler): void {
-    this.#hosts.set(endpointId, handler);
-    this.#handHeld(endpointId, handler).catch((error) =>
+  host(endpointId: string, handler: ParcelHandler, options: HostOptions = {}): void {
+    const { signer } = options;
+    if (signer && signer.id !== endpointId) {
+      throw new RangeError(`The signer is endpoint ${signer.id}, not ${endpointId}`);
+    }
+    const hosted = { handler, signer };
+    this.#hosts.set(endpointId, hosted);
+    this.#store.noteKnownRecipient(endpointId, new Date(Date.now() + CLAIM_LIFETIME_MS));
+    this.#handHeld(endpointId, hosted).catch((error) =>
       this.#log(`could not hand held parcels to ${endpointId}: ${error?.message ?? error}`)
     );
     this.#syncAll();
   }
 
-  async #handHeld(endpointId: string, handler: ParcelHandler): Promise<void> {
+  async #handHeld(
+    endpointId: string,
+    hosted: { handler: ParcelHandler; signer?: EndpointSigner },
+  ): Promise<void> {
     for (const parcel of this.#store.heldFor(endpointId)) {
       const bytes = this.#store.bytes(parcel.key);
-      if (!bytes || this.#hosts.get(endpointId) !== handler) continue;
-      const outcome = await handler(bytes, { binding: "mesh", hop: "local" }, parcel);
+      if (!bytes || this.#hosts.get(endpointId) !== hosted) continue;
+      const outcome = await hosted.handler(bytes, { binding: "mesh", hop: "local" }, parcel);
       if (!isSafelyStored(outcome)) continue;
-      this.#store.markDelivered(parcel.key, parcel.expiresAt, parcel.origin === "local");
+      const proof = hosted.signer && encodeProof(makeDeliveryProof(hosted.signer, parcel.key));
+      this.#store.markDelivered(parcel.key, parcel.expiresAt, parcel.origin === "local", proof);
       this.#emit("parcel:delivered", { key: parcel.key });
     }
+  }
+
+  /** The announcements of the endpoints this node can prove it hosts, sealed under `nonce`. */
+  #announcements(nonce: Uint8Array): { tag: Uint8Array; sealed: Uint8Array }[] {
+    const now = Date.now();
+    const out = [];
+    for (const [id, hosted] of this.#hosts) {
+      if (!hosted.signer) continue;
+      if (!hosted.claim || hosted.claim.expiresAt.getTime() - now < 86_400_000) {
+        hosted.claim = makeHostingClaim(
+          hosted.signer,
+          this.peerId,
+          new Date(now + CLAIM_LIFETIME_MS),
+        );
+      }
+      out.push({ tag: announcementTag(id, nonce), sealed: sealClaim(hosted.claim, id, nonce) });
+    }
+    return out;
+  }
+
+  /**
+   * Whether `peer` proved it hosts `recipientId`: its last HELLO carries a claim
+   * under that id's tag, signed by the endpoint for this very peer id, unexpired.
+   */
+  #peerHosts(peer: PeerState, recipientId: string): boolean {
+    const known = peer.hosts.get(recipientId);
+    if (known !== undefined) return known;
+    let proven = false;
+    if (peer.nonce && peer.announcements.size > 0) {
+      const sealed = peer.announcements.get(toHex(announcementTag(recipientId, peer.nonce)));
+      const claim = sealed && openClaim(sealed, recipientId, peer.nonce);
+      if (sealed) {
+        proven = !!claim &&
+          this.#verifier.verifyClaim(claim, peer.id, this.#options.now()) === recipientId;
+        if (proven) this.#store.noteKnownRecipient(recipientId, claim!.expiresAt);
+        else this.#misbehaved(peer.id, `hosting claim for ${recipientId.slice(0, 13)} is false`);
+      }
+    }
+    peer.hosts.set(recipientId, proven);
+    return proven;
+  }
+
+  #misbehaved(peer: string, reason: string): void {
+    this.#log(`peer ${peer} misbehaved: ${reason}`);
+    this.#emit("peer:misbehaved", { peer, reason });
   }
 
   /** Stops hosting an endpoint. */
@@ -433,13 +585,14 @@ export class MeshNode extends EventTarget {
     const parcel = await this.#validate(bytes);
     const host = this.#hosts.get(parcel.recipientId);
     if (host) {
-      const outcome = await host(bytes, { binding: "mesh", hop: "local" }, {
+      const outcome = await host.handler(bytes, { binding: "mesh", hop: "local" }, {
         key,
         recipientId: parcel.recipientId,
         expiresAt: parcel.expiresAt,
       });
       if (outcome.status === "refused") throw new ParcelRefusedError(outcome.code, outcome.reason);
-      this.#store.markDelivered(key, parcel.expiresAt, true);
+      const proof = host.signer && encodeProof(makeDeliveryProof(host.signer, key));
+      this.#store.markDelivered(key, parcel.expiresAt, true, proof);
       return { key, status: "delivered" };
     }
     this.#store.put({
@@ -465,14 +618,18 @@ export class MeshNode extends EventTarget {
    * valid parcel.
    */
   async noteDelivered(key: string, bytes: Uint8Array): Promise<void> {
-    if (this.#store.knows(key) === "delivered") return;
+    if (this.#store.knows(key) === "delivered" && this.#store.proofOf(key)) return;
     const held = this.#store.get(key);
     // The tombstone lasts as long as the parcel would have: its expiry comes from
     // the copy held here, or from the parcel itself.
-    const expiresAt = held?.expiresAt ?? (await this.#validate(bytes)).expiresAt;
-    this.#store.markDelivered(key, expiresAt, held?.origin === "local");
+    const facts = held ?? await this.#validate(bytes);
+    // For an endpoint hosted here, this node can sign the proof that makes peers
+    // drop their copies; otherwise the tombstone stays its own knowledge.
+    const signer = this.#hosts.get(facts.recipientId)?.signer;
+    const proof = signer && encodeProof(makeDeliveryProof(signer, key));
+    const news = this.#store.markDelivered(key, facts.expiresAt, held?.origin === "local", proof);
     if (held) this.#emit("parcel:delivered", { key });
-    this.#syncAll();
+    if (news) this.#syncAll();
   }
 
   /**
@@ -525,11 +682,15 @@ export class MeshNode extends EventTarget {
   #onConnect(peerId: PeerId): void {
     const id = peerId.toString();
     if (this.#peers.has(id)) return;
-    const addresses = this.#libp2p.getConnections(peerId).map((c) => c.remoteAddr.toString());
+    const connections = this.#libp2p.getConnections(peerId);
+    const addresses = connections.map((c) => c.remoteAddr.toString());
     const peer: PeerState = {
       id,
       peerId,
-      endpoints: new Set(),
+      host: connections[0] ? hostOf(connections[0].remoteAddr.toString()) : "unknown",
+      nonce: null,
+      announcements: new Map(),
+      hosts: new Map(),
       connectedAt: this.#options.now(),
       addresses,
       syncing: null,
@@ -553,7 +714,6 @@ export class MeshNode extends EventTarget {
     if (this.#libp2p.getConnections(peer.peerId).length > 0) return; // another connection remains
     clearTimeout(peer.syncTimer);
     this.#peers.delete(id);
-    this.#limiter.forget(id);
     this.#emit("peer:disconnect", { id });
   }
 
@@ -664,27 +824,28 @@ export class MeshNode extends EventTarget {
     const channel = await this.#open(peer, SYNC_PROTOCOL, MAX_SYNC_FRAME_LENGTH);
     const stream = channel.stream;
     try {
-      const items = this.#store.items();
+      const items = this.#store.items(MAX_ITEMS);
       const encoded = items.map(encodeItem);
       const salt = crypto.getRandomValues(new Uint32Array(1))[0];
+      const nonce = crypto.getRandomValues(new Uint8Array(NONCE_LENGTH));
       await channel.write(encodeSync({
         type: "hello",
         version: PROTOCOL_VERSION,
         salt,
         itemCount: items.length,
-        endpoints: this.endpoints,
+        nonce,
+        announcements: this.#announcements(nonce),
       }));
       const hello = expectSync(await channel.expect(), "hello");
       if (hello.version !== PROTOCOL_VERSION) {
         throw new ProtocolError(`Peer speaks version ${hello.version}`);
       }
-      peer.endpoints = new Set(hello.endpoints);
+      this.#learnAnnouncements(peer, hello);
 
       let diff: Extract<SyncMessage, { type: "diff" }>;
-      if (
-        this.#options.reconciliation === "full-list" ||
-        preferFullList(items.length, hello.itemCount)
-      ) {
+      const fullList = this.#options.reconciliation === "full-list" ||
+        preferFullList(items.length, hello.itemCount);
+      if (fullList && items.length * ITEM_LENGTH + 1 <= MAX_SYNC_FRAME_LENGTH) {
         await channel.write(encodeSync({ type: "items", items: concat(encoded) }));
         diff = expectSync(await channel.expect(), "diff");
       } else {
@@ -699,20 +860,23 @@ export class MeshNode extends EventTarget {
             diff = reply;
             break;
           }
+          if (reply.type === "error") throw new ProtocolError(`Peer says: ${reply.message}`);
           if (reply.type !== "more") {
             throw new ProtocolError(`Expected MORE or DIFF, got ${reply.type}`);
           }
           batch = Math.min(batch * 2, 8192);
         }
       }
+      const ourOnly = splitItems(diff.initiatorOnly);
+      const theirOnly = splitItems(diff.responderOnly);
+      // Proofs of the tombstones each side lacks: ours first, then theirs.
+      await channel.write(encodeSync({ type: "proofs", proofs: this.#proofsFor(ourOnly) }));
+      const proofs = expectSync(await channel.expect(), "proofs");
       await stream.close().catch(() => {});
-      this.#apply(
-        peer,
-        splitItems(diff.responderOnly),
-        splitItems(diff.initiatorOnly),
-        this.#account(peer, channel),
-      );
+      this.#apply(peer, theirOnly, ourOnly, proofs.proofs, this.#account(peer, channel));
+      if (diff.truncated) this.#scheduleSync(peer, 50);
     } catch (error) {
+      await this.#sendError(channel, error);
       stream.abort(error instanceof Error ? error : new Error(String(error)));
       throw error;
     } finally {
@@ -721,30 +885,35 @@ export class MeshNode extends EventTarget {
   }
 
   async #respondToSync(stream: Stream, connection: Connection): Promise<void> {
-    const peer = this.#peers.get(connection.remotePeer.toString());
+    const id = connection.remotePeer.toString();
+    const peer = this.#peers.get(id);
     if (peer?.syncTimer !== undefined && !peer.syncAgain) {
       // The peer is reconciling with us: the one we had scheduled would be redundant.
       clearTimeout(peer.syncTimer);
       peer.syncTimer = undefined;
     }
     const channel = this.#channel(stream, connection, MAX_SYNC_FRAME_LENGTH, 2);
+    const host = hostOf(connection.remoteAddr.toString());
+    const slot = this.#takeStream("sync", id, host, SYNC_RESPONDERS);
     try {
+      if (!slot) throw new ProtocolError("Busy: too many reconciliations at once; try again later");
       const hello = expectSync(await channel.expect(), "hello");
       if (hello.version !== PROTOCOL_VERSION) {
-        await channel.write(
-          encodeSync({ type: "error", message: `This node speaks version ${PROTOCOL_VERSION}` }),
+        throw new ProtocolError(
+          `Peer speaks version ${hello.version}; this node speaks version ${PROTOCOL_VERSION}`,
         );
-        throw new ProtocolError(`Peer speaks version ${hello.version}`);
       }
-      if (peer) peer.endpoints = new Set(hello.endpoints);
-      const items = this.#store.items();
+      if (peer) this.#learnAnnouncements(peer, hello);
+      const items = this.#store.items(MAX_ITEMS);
       const encoded = items.map(encodeItem);
+      const nonce = crypto.getRandomValues(new Uint8Array(NONCE_LENGTH));
       await channel.write(encodeSync({
         type: "hello",
         version: PROTOCOL_VERSION,
         salt: hello.salt,
         itemCount: items.length,
-        endpoints: this.endpoints,
+        nonce,
+        announcements: this.#announcements(nonce),
       }));
       let theirs: Uint8Array[];
       let ours: Uint8Array[];
@@ -752,6 +921,12 @@ export class MeshNode extends EventTarget {
       if (first.type === "items") {
         [theirs, ours] = setDifference(splitItems(first.items), encoded);
       } else {
+        // Both sides hold at most MAX_ITEMS, so a difference needs at most about
+        // 1.5 × 2 × MAX_ITEMS coded symbols: a peer sending more is flooding.
+        const limit = Math.min(
+          MAX_SYMBOLS,
+          Math.ceil(3 * (items.length + Math.min(hello.itemCount, MAX_ITEMS))) + 256,
+        );
         const decoder = new Decoder(encoded, ITEM_LENGTH, hello.salt);
         let message: SyncMessage = first;
         for (;;) {
@@ -761,10 +936,10 @@ export class MeshNode extends EventTarget {
           if (message.start !== decoder.received) {
             throw new ProtocolError("Coded symbols out of order");
           }
-          if (decoder.add(decodeSymbols(message.symbols, ITEM_LENGTH))) break;
-          if (decoder.received > MAX_SYMBOLS) {
-            throw new ProtocolError("Reconciliation did not converge");
+          if (decoder.received + message.symbols.length / (ITEM_LENGTH + 12) > limit) {
+            throw new ProtocolError(`Reconciliation did not converge within ${limit} symbols`);
           }
+          if (decoder.add(decodeSymbols(message.symbols, ITEM_LENGTH))) break;
           await channel.write(encodeSync({ type: "more" }));
           message = decodeSync(await channel.expect());
         }
@@ -772,16 +947,90 @@ export class MeshNode extends EventTarget {
         theirs = difference.remoteOnly;
         ours = difference.localOnly;
       }
+      const truncated = theirs.length > MAX_DIFF_ITEMS || ours.length > MAX_DIFF_ITEMS;
+      theirs = theirs.slice(0, MAX_DIFF_ITEMS);
+      ours = ours.slice(0, MAX_DIFF_ITEMS);
       await channel.write(
-        encodeSync({ type: "diff", initiatorOnly: concat(theirs), responderOnly: concat(ours) }),
+        encodeSync({
+          type: "diff",
+          initiatorOnly: concat(theirs),
+          responderOnly: concat(ours),
+          truncated,
+        }),
       );
+      const proofs = expectSync(await channel.expect(), "proofs");
+      await channel.write(encodeSync({ type: "proofs", proofs: this.#proofsFor(ours) }));
       await stream.close().catch(() => {});
-      if (peer) this.#apply(peer, theirs, ours, this.#account(peer, channel));
+      if (peer) this.#apply(peer, theirs, ours, proofs.proofs, this.#account(peer, channel));
+      if (peer && truncated) this.#scheduleSync(peer, 50);
     } catch (error) {
+      this.#log(`sync from ${id} failed: ${(error as Error)?.message ?? error}`);
+      await this.#sendError(channel, error);
       stream.abort(error instanceof Error ? error : new Error(String(error)));
     } finally {
+      slot?.release();
       channel.dispose();
     }
+  }
+
+  /** Tells the peer why a stream ends, when the fault is in what it sent or in our limits. */
+  async #sendError(channel: Channel, error: unknown): Promise<void> {
+    if (!(error instanceof ProtocolError || error instanceof RangeError)) return;
+    if (error.message.startsWith("Peer says:")) return;
+    await channel.write(encodeSync({ type: "error", message: error.message })).catch(() => {});
+  }
+
+  /**
+   * Counts a stream of `kind` from `peer` at `host` against `limits`; null when one
+   * of them is reached (the stream is then refused with ERROR).
+   */
+  #takeStream(
+    kind: "sync" | "transfer",
+    peer: string,
+    host: string,
+    limits: { perPeer: number; perHost: number; total: number },
+  ): { release(): void } | null {
+    const counts = this.#streams[kind];
+    const keys = [`peer:${peer}`, `host:${host}`, "total"];
+    const caps = [limits.perPeer, limits.perHost, limits.total];
+    if (keys.some((key, i) => (counts.get(key) ?? 0) >= caps[i])) return null;
+    for (const key of keys) counts.set(key, (counts.get(key) ?? 0) + 1);
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        for (const key of keys) {
+          const n = (counts.get(key) ?? 1) - 1;
+          if (n <= 0) counts.delete(key);
+          else counts.set(key, n);
+        }
+      },
+    };
+  }
+
+  /** Keeps a peer's announcements, to check its claims when a parcel needs them. */
+  #learnAnnouncements(peer: PeerState, hello: Extract<SyncMessage, { type: "hello" }>): void {
+    peer.nonce = hello.nonce;
+    peer.announcements = new Map(hello.announcements.map((a) => [toHex(a.tag), a.sealed]));
+    peer.hosts.clear();
+  }
+
+  /** The proofs of the tombstones among `items`, as many as fit one sync frame. */
+  #proofsFor(items: readonly Uint8Array[]): { expiresAt: Date; proof: Uint8Array }[] {
+    const keys = [];
+    for (const raw of items) {
+      const item = safeDecodeItem(raw);
+      if (item?.kind === ItemKind.DELIVERED) keys.push(item.key);
+    }
+    const out = [];
+    let size = 3;
+    for (const { expiresAt, proof } of this.#store.proofs(keys)) {
+      size += 6 + proof.length;
+      if (out.length >= MAX_PROOFS_PER_MESSAGE || size > MAX_SYNC_FRAME_LENGTH) break;
+      out.push({ expiresAt, proof });
+    }
+    return out;
   }
 
   #account(
@@ -794,18 +1043,24 @@ export class MeshNode extends EventTarget {
     return { peer: peer.id, bytesSent: channel.bytesWritten, bytesReceived: channel.bytesRead };
   }
 
-  /** Acts on a reconciliation: learn tombstones, queue the parcels the peer should get. */
+  /**
+   * Acts on a reconciliation: checks the peer's delivery proofs (only for
+   * tombstones it listed and this node lacks), then queues the parcels the peer
+   * should get.
+   */
   #apply(
     peer: PeerState,
     theirOnly: Uint8Array[],
     ourOnly: Uint8Array[],
+    proofs: readonly { expiresAt: Date; proof: Uint8Array }[],
     traffic: { peer: string; bytesSent: number; bytesReceived: number },
   ): void {
-    let changed = false;
+    const listed = new Set<string>();
     for (const raw of theirOnly) {
       const item = safeDecodeItem(raw);
-      if (item?.kind === ItemKind.DELIVERED && this.#learnDelivered(item)) changed = true;
+      if (item?.kind === ItemKind.DELIVERED) listed.add(item.key);
     }
+    const changed = this.#learnProofs(peer, proofs, listed);
     const now = Date.now();
     for (const raw of ourOnly) {
       const item = safeDecodeItem(raw);
@@ -814,7 +1069,7 @@ export class MeshNode extends EventTarget {
       if (!parcel || peer.refused.has(item.key) || (peer.backoff.get(item.key) ?? 0) > now) {
         continue;
       }
-      const decision = route(parcel.copies, peer.endpoints.has(parcel.recipientId));
+      const decision = route(parcel.copies, this.#peerHosts(peer, parcel.recipientId));
       if (decision.send) peer.queue.set(item.key, { give: decision.give, direct: decision.direct });
     }
     this.#emit("sync", { ...traffic, theirOnly: theirOnly.length, ourOnly: ourOnly.length });
@@ -823,16 +1078,58 @@ export class MeshNode extends EventTarget {
   }
 
   /**
-   * Notes that a parcel reached its recipient; returns true if that is news. The
-   * tombstone is written with the next batch of harmless-to-lose writes: lost, the
-   * parcel would only be offered again and turned down as delivered.
+   * Takes a peer's delivery proofs: one for a parcel held here is checked against
+   * its recipient (valid: the copy goes, a proven tombstone stays; false: the peer
+   * lied); one for a parcel never held here is kept, within per-peer, per-host and
+   * total bounds, to be checked if the parcel comes. Returns whether anything changed.
    */
-  #learnDelivered(item: Item): boolean {
-    if (this.#store.knows(item.key) === "delivered") return false;
-    const held = this.#store.get(item.key);
-    this.#store.markDeliveredLater(item.key, item.expiresAt, held?.origin === "local");
-    if (held) this.#emit("parcel:delivered", { key: item.key });
-    return true;
+  #learnProofs(
+    peer: PeerState,
+    proofs: readonly { expiresAt: Date; proof: Uint8Array }[],
+    listed: ReadonlySet<string>,
+  ): boolean {
+    let changed = false;
+    const unverified = [];
+    const now = this.#options.now().getTime();
+    for (const { expiresAt, proof: bytes } of proofs) {
+      let proof: DeliveryProof;
+      try {
+        proof = decodeProof(bytes);
+      } catch {
+        this.#misbehaved(peer.id, "sent a malformed delivery proof");
+        continue;
+      }
+      if (!listed.has(proof.key) || this.#store.knows(proof.key) === "delivered") continue;
+      const held = this.#store.get(proof.key);
+      if (held) {
+        if (this.#verifier.verifyProof(proof, held.recipientId)) {
+          this.#deliveredWithProof(proof.key, held, bytes);
+          changed = true;
+        } else {
+          this.#misbehaved(peer.id, `false delivery proof for ${proof.key.slice(0, 12)}`);
+        }
+        continue;
+      }
+      const expiry = expiresAt.getTime();
+      if (expiry <= now || expiry > now + MAX_EXPIRY_AHEAD_MS) continue;
+      unverified.push({ key: proof.key, expiresAt, proof: bytes });
+    }
+    if (unverified.length > 0) {
+      const kept = this.#store.addUnverified(
+        unverified,
+        { peer: peer.id, host: peer.host },
+        this.#options.unverifiedTombstones,
+      );
+      if (kept > 0) changed = true;
+    }
+    return changed;
+  }
+
+  /** A held parcel reached its recipient, as a checked proof says: its copy goes. */
+  #deliveredWithProof(key: string, held: StoredParcel, proof: Uint8Array): void {
+    this.#store.markDeliveredLater(key, held.expiresAt, held.origin === "local", proof);
+    this.#store.noteKnownRecipient(held.recipientId, held.expiresAt);
+    this.#emit("parcel:delivered", { key });
   }
 
   // Transfers, sending side
@@ -843,7 +1140,7 @@ export class MeshNode extends EventTarget {
    */
   #pushToHosts(key: string, recipientId: string): void {
     for (const peer of this.#peers.values()) {
-      if (!peer.endpoints.has(recipientId) || peer.refused.has(key)) continue;
+      if (!this.#peerHosts(peer, recipientId) || peer.refused.has(key)) continue;
       peer.queue.set(key, { give: 0, direct: true });
       this.#push(peer);
     }
@@ -956,18 +1253,29 @@ export class MeshNode extends EventTarget {
     const parcel = this.#store.get(message.key);
     switch (message.status) {
       case AckStatus.DELIVERED:
-      case AckStatus.ALREADY_DELIVERED:
-        if (parcel?.origin === "local") {
+      case AckStatus.ALREADY_DELIVERED: {
+        // Only the recipient can say "delivered": believed with its proof, never without.
+        peer.refused.add(message.key);
+        if (!parcel) break; // delivered meanwhile: nothing left to drop
+        const proof = message.proof && safeDecodeProof(message.proof);
+        if (
+          !proof || proof.key !== message.key ||
+          !this.#verifier.verifyProof(proof, parcel.recipientId)
+        ) {
+          this.#misbehaved(
+            peer.id,
+            `acknowledged ${message.key.slice(0, 12)} as delivered without a valid proof`,
+          );
+          break;
+        }
+        if (parcel.origin === "local") {
           this.#store.later(() => this.#store.recordHandover(message.key, peer.id, true));
         }
-        this.#learnDelivered({
-          kind: ItemKind.DELIVERED,
-          key: message.key,
-          expiresAt: parcel?.expiresAt ?? new Date(Date.now() + 86_400_000),
-        });
+        this.#deliveredWithProof(message.key, parcel, message.proof!);
         this.#emit("parcel:handed", { key: message.key, peer: peer.id, toRecipient: true });
         this.#syncAll(peer.id);
         break;
+      }
       case AckStatus.STORED:
         if (parcel && !job.direct) {
           // Lost in a crash, it would only let a few more copies out.
@@ -976,6 +1284,7 @@ export class MeshNode extends EventTarget {
         }
         // falls through
       case AckStatus.ALREADY_HELD:
+        peer.refused.add(message.key); // it has it: no need to offer it again
         // Lost in a crash, the sender's app would only show "queued" until delivery.
         if (parcel?.origin === "local") {
           this.#store.later(() => this.#store.recordHandover(message.key, peer.id, false));
@@ -989,8 +1298,11 @@ export class MeshNode extends EventTarget {
 
   async #receiveParcels(stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString();
-    // Room for the window of parcels a sender may have in flight, and no more.
-    const channel = this.#channel(stream, connection, MAX_FRAME_LENGTH, MAX_IN_FLIGHT + 1);
+    const host = hostOf(connection.remoteAddr.toString());
+    // Room for one frame beyond the one being read, and no more: the window is
+    // enforced by not reading (and pausing the stream) while five await replies.
+    const channel = this.#channel(stream, connection, MAX_FRAME_LENGTH, 2);
+    const slot = this.#takeStream("transfer", from, host, TRANSFER_RECEIVERS);
     // While a parcel arrives, tell the sender now and then: its data may sit in
     // buffers for longer than the stall timeout before our acknowledgement comes.
     let reported = 0;
@@ -1004,12 +1316,21 @@ export class MeshNode extends EventTarget {
     // Frames are read as they come and taken in batches (at most the sender's
     // window), so that the parcels of a batch are committed together.
     const queue: Extract<TransferMessage, { type: "parcel" }>[] = [];
+    /** Parcels read and not yet answered: never more than the window. */
+    let unanswered = 0;
+    let room = Promise.withResolvers<void>();
     let ended = false;
     let failure: unknown = null;
     let arrived = Promise.withResolvers<void>();
     const reader = (async () => {
       try {
         for (;;) {
+          while (unanswered >= MAX_IN_FLIGHT) {
+            stream.pause();
+            await room.promise;
+            room = Promise.withResolvers();
+          }
+          stream.resume();
           const frame = await channel.read();
           if (frame === null) break;
           const message = decodeTransfer(frame);
@@ -1018,6 +1339,7 @@ export class MeshNode extends EventTarget {
           }
           this.stats.parcelsReceived++;
           this.stats.parcelBytesReceived += message.bytes.byteLength;
+          unanswered++;
           queue.push(message);
           arrived.resolve();
         }
@@ -1029,6 +1351,7 @@ export class MeshNode extends EventTarget {
       }
     })();
     try {
+      if (!slot) throw new ProtocolError("Busy: too many transfers at once; try again later");
       for (;;) {
         if (queue.length === 0) {
           if (ended) break;
@@ -1045,8 +1368,11 @@ export class MeshNode extends EventTarget {
           ]);
           arrived = Promise.withResolvers();
         }
-        const replies = await this.#takeBatch(queue.splice(0, MAX_IN_FLIGHT), from);
+        const batch = queue.splice(0, MAX_IN_FLIGHT);
+        const replies = await this.#takeBatch(batch, from, host);
         await channel.writeMany(replies.map(encodeTransfer));
+        unanswered -= batch.length;
+        room.resolve();
       }
       await reader;
       if (failure !== null) throw failure;
@@ -1058,7 +1384,9 @@ export class MeshNode extends EventTarget {
         .catch(() => {});
       stream.abort(error instanceof Error ? error : new Error(String(error)));
     } finally {
+      slot?.release();
       clearInterval(progress);
+      room.resolve();
       channel.dispose();
       this.stats.transferBytesSent += channel.bytesWritten;
       this.stats.transferBytesReceived += channel.bytesRead;
@@ -1073,6 +1401,7 @@ export class MeshNode extends EventTarget {
   async #takeBatch(
     batch: Extract<TransferMessage, { type: "parcel" }>[],
     from: string,
+    host: string,
   ): Promise<TransferMessage[]> {
     const seen = new Set<string>();
     const checked = await Promise.all(batch.map((message) => {
@@ -1080,43 +1409,51 @@ export class MeshNode extends EventTarget {
         return { type: "ack", key: message.key, status: AckStatus.ALREADY_HELD } as TransferMessage;
       }
       seen.add(message.key);
-      return this.#check(message, from);
+      return this.#check(message, from, host);
     }));
     const replies: (TransferMessage | null)[] = [];
-    const records: { index: number; record: ParcelRecord }[] = [];
-    const pending = { bytes: 0, bySender: new Map<string, number>() };
-    for (const [i, message] of batch.entries()) {
-      const check = checked[i];
-      if (!("facts" in check)) {
-        replies.push(check);
-        continue;
+    const records: { index: number; record: ParcelRecord; release(): void }[] = [];
+    try {
+      for (const [i, message] of batch.entries()) {
+        const check = checked[i];
+        if (!("facts" in check)) {
+          replies.push(check);
+          continue;
+        }
+        const placed = await this.#place(message, check.facts, from, host);
+        if ("record" in placed) {
+          records.push({ index: replies.length, ...placed });
+          replies.push(null);
+        } else {
+          replies.push(placed);
+        }
       }
-      const placed = await this.#place(message, check.facts, from, pending);
-      if ("record" in placed) {
-        records.push({ index: replies.length, record: placed.record });
-        replies.push(null);
-        pending.bytes += placed.record.size;
-        pending.bySender.set(
-          placed.record.senderId,
-          (pending.bySender.get(placed.record.senderId) ?? 0) + placed.record.size,
-        );
-      } else {
-        replies.push(placed);
+      if (records.length > 0) {
+        try {
+          this.#store.putMany(records.map((r) => r.record));
+        } catch (error) {
+          if (!(error instanceof StorageFullError)) throw error;
+          // A full disk is a passing refusal: nothing of the batch was kept.
+          for (const { index, record } of records) {
+            replies[index] = this.#refusal(record.key, from, "quota", error.message, true);
+          }
+          return replies as TransferMessage[];
+        }
+        for (const { index, record } of records) {
+          replies[index] = { type: "ack", key: record.key, status: AckStatus.STORED };
+          this.#pushToHosts(record.key, record.recipientId);
+          this.#emit("parcel:received", {
+            key: record.key,
+            from,
+            recipientId: record.recipientId,
+            delivered: false,
+          });
+        }
+        this.#syncAll(from);
       }
-    }
-    if (records.length > 0) {
-      this.#store.putMany(records.map((r) => r.record));
-      for (const { index, record } of records) {
-        replies[index] = { type: "ack", key: record.key, status: AckStatus.STORED };
-        this.#pushToHosts(record.key, record.recipientId);
-        this.#emit("parcel:received", {
-          key: record.key,
-          from,
-          recipientId: record.recipientId,
-          delivered: false,
-        });
-      }
-      this.#syncAll(from);
+    } finally {
+      // Stored, they are counted by the store now; refused, their room is free again.
+      for (const record of records) record.release();
     }
     return replies as TransferMessage[];
   }
@@ -1135,20 +1472,29 @@ export class MeshNode extends EventTarget {
     return { type: "refuse", key, code, transient, reason };
   }
 
+  /** The answer for a parcel known delivered: with its proof, or "held" when this node has none. */
+  #deliveredAck(key: string): TransferMessage {
+    const proof = this.#store.proofOf(key);
+    return proof
+      ? { type: "ack", key, status: AckStatus.ALREADY_DELIVERED, proof }
+      : { type: "ack", key, status: AckStatus.ALREADY_HELD };
+  }
+
   /** Checks an incoming parcel: already known, over the rate limit, forged or invalid. */
   async #check(
     message: Extract<TransferMessage, { type: "parcel" }>,
     from: string,
+    host: string,
   ): Promise<TransferMessage | { facts: ParcelFacts }> {
     const { key, bytes } = message;
     const refuse = (code: RefusalCode, reason: string, transient: boolean) =>
       this.#refusal(key, from, code, reason, transient, bytes.byteLength);
     // A known key is answered at once. A peer lying about a key only misleads itself.
     const known = this.#store.knows(key);
-    if (known === "delivered") return { type: "ack", key, status: AckStatus.ALREADY_DELIVERED };
+    if (known === "delivered") return this.#deliveredAck(key);
     if (known === "held") return { type: "ack", key, status: AckStatus.ALREADY_HELD };
-    if (!this.#limiter.take(from, bytes.byteLength)) {
-      return refuse("rate-limited", "Too many parcels from this peer: slow down", true);
+    if (!this.#limiter.take([from, `host:${host}`], bytes.byteLength)) {
+      return refuse("rate-limited", "Too many parcels from this peer or host: slow down", true);
     }
     const [actualKey, validation] = await Promise.all([
       sha256Hex(bytes),
@@ -1166,35 +1512,46 @@ export class MeshNode extends EventTarget {
         validation.error.code === "future-dated",
       );
     }
-    return { facts: validation.facts! };
+    const facts = validation.facts!;
+    // A peer's proof that could not be checked before can be now.
+    const unverified = this.#store.unverifiedProof(key);
+    if (unverified) {
+      const proof = safeDecodeProof(unverified);
+      if (proof && this.#verifier.verifyProof(proof, facts.recipientId)) {
+        this.#store.markDelivered(key, facts.expiresAt, false, unverified);
+        this.#store.noteKnownRecipient(facts.recipientId, facts.expiresAt);
+        return { type: "ack", key, status: AckStatus.ALREADY_DELIVERED, proof: unverified };
+      }
+      this.#store.dropUnverified(key);
+    }
+    return { facts };
   }
 
   /**
-   * Places a checked parcel: hands it to the endpoint this node hosts, or returns
-   * the record to store it under if the quotas allow (the caller commits a batch).
+   * Places a checked parcel: hands it to the endpoint this node hosts, or reserves
+   * room for it and returns the record to store (the caller commits a batch, then
+   * releases the reservation).
    */
   async #place(
     message: Extract<TransferMessage, { type: "parcel" }>,
     parcel: ParcelFacts,
     from: string,
-    pending: { bytes: number; bySender: Map<string, number> },
-  ): Promise<TransferMessage | { record: ParcelRecord }> {
+    host: string,
+  ): Promise<TransferMessage | { record: ParcelRecord; release(): void }> {
     const { key, bytes } = message;
     const refuse = (code: RefusalCode, reason: string, transient: boolean) =>
       this.#refusal(key, from, code, reason, transient);
-    const host = this.#hosts.get(parcel.recipientId);
-    if (host) {
+    const hosted = this.#hosts.get(parcel.recipientId);
+    if (hosted) {
       // The same parcel by two paths at once (a direct push and a reconciliation):
       // the second waits for the first instead of handing the endpoint a copy.
       const first = this.#handing.get(key);
       if (first) {
         const earlier = await first.catch(() => null);
-        if (earlier && isSafelyStored(earlier)) {
-          return { type: "ack", key, status: AckStatus.ALREADY_DELIVERED };
-        }
+        if (earlier && isSafelyStored(earlier)) return this.#deliveredAck(key);
       }
       let outcome: ReceiveOutcome;
-      const handing = host(bytes, { binding: "mesh", hop: from }, {
+      const handing = hosted.handler(bytes, { binding: "mesh", hop: from }, {
         key,
         recipientId: parcel.recipientId,
         expiresAt: parcel.expiresAt,
@@ -1224,8 +1581,10 @@ export class MeshNode extends EventTarget {
       }
       if (isSafelyStored(outcome)) {
         // The recipient's node holds it now: the tombstone may follow in a batch
-        // (the store answers for it meanwhile).
-        this.#store.markDeliveredLater(key, parcel.expiresAt, false);
+        // (the store answers for it meanwhile). Without the endpoint's key there
+        // is no proof, and this node answers as a relay would.
+        const proof = hosted.signer && encodeProof(makeDeliveryProof(hosted.signer, key));
+        this.#store.markDeliveredLater(key, parcel.expiresAt, false, proof);
         this.#emit("parcel:received", {
           key,
           from,
@@ -1233,25 +1592,23 @@ export class MeshNode extends EventTarget {
           delivered: true,
         });
         this.#syncAll(from);
-        return { type: "ack", key, status: AckStatus.DELIVERED };
+        return proof
+          ? { type: "ack", key, status: AckStatus.DELIVERED, proof }
+          : { type: "ack", key, status: AckStatus.STORED };
       }
     }
-    const quota = this.#options.quotaBytes;
-    const usage = this.#store.usage();
-    if (usage.bytes + pending.bytes + bytes.byteLength > quota) {
-      return refuse("quota", `This relay's storage quota (${quota} bytes) is full`, true);
-    }
-    const senderCap = Math.floor(quota * this.#options.senderShare);
-    const senderUsage = this.#store.usage(parcel.senderId).bytes +
-      (pending.bySender.get(parcel.senderId) ?? 0);
-    if (senderUsage + bytes.byteLength > senderCap) {
-      return refuse(
-        "quota",
-        `Sender ${parcel.senderId.slice(0, 13)} already fills its share (${senderCap} bytes)`,
-        true,
-      );
-    }
+    const knownRecipient = this.#store.isKnownRecipient(parcel.recipientId);
+    const reservation = this.#quota.reserve({
+      size: bytes.byteLength,
+      senderId: parcel.senderId,
+      recipientId: parcel.recipientId,
+      fromPeer: from,
+      fromHost: host,
+      knownRecipient,
+    });
+    if ("refused" in reservation) return refuse("quota", reservation.refused, true);
     return {
+      release: reservation.release,
       record: {
         key,
         recipientId: parcel.recipientId,
@@ -1261,6 +1618,8 @@ export class MeshNode extends EventTarget {
         origin: "relay",
         copies: Math.max(1, message.copies),
         fromPeer: from,
+        fromHost: host,
+        knownRecipient,
         bytes,
       },
     };
@@ -1405,7 +1764,7 @@ function describe(peer: PeerState): MeshPeer {
   return {
     id: peer.id,
     addresses: peer.addresses,
-    endpoints: [...peer.endpoints],
+    endpoints: [...peer.hosts].filter(([, proven]) => proven).map(([id]) => id),
     connectedAt: peer.connectedAt,
   };
 }
@@ -1453,6 +1812,20 @@ function setDifference(theirs: Uint8Array[], ours: Uint8Array[]): [Uint8Array[],
   const theirKeys = new Set(theirs.map(key));
   const ourKeys = new Set(ours.map(key));
   return [theirs.filter((i) => !ourKeys.has(key(i))), ours.filter((i) => !theirKeys.has(key(i)))];
+}
+
+function safeDecodeProof(bytes: Uint8Array): DeliveryProof | null {
+  try {
+    return decodeProof(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/** The host part (IP address) of a multiaddr string, the key of per-host limits. */
+function hostOf(address: string): string {
+  const parts = address.split("/");
+  return parts[1]?.startsWith("ip") || parts[1]?.startsWith("dns") ? parts[2] ?? address : address;
 }
 
 function safeDecodeItem(raw: Uint8Array): Item | null {

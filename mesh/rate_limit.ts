@@ -1,7 +1,38 @@
 /**
- * A token bucket per peer: parcels and octets per second, with a burst allowance.
- * A peer over its budget has its parcels refused (transiently) until the bucket
- * refills, so that no single neighbour can monopolise a relay.
+ * Token buckets, parcels and octets per second with a burst allowance, kept per
+ * key: a peer id, and the remote host the peer connects from
+ * (`"host:" + Admission.hostOf(remoteAddr)`, see admission.ts). A parcel is
+ * taken from every key's bucket or from none, so a peer over its own budget,
+ * or on a host over the host's budget, has its parcels refused (transiently)
+ * until the buckets refill. No single neighbour can monopolise a relay, and a
+ * new peer id on the same host does not bring a fresh budget.
+ *
+ * Buckets outlive connections: a peer that reconnects finds its bucket as it
+ * left it. A bucket left idle until it is full again is the same as no bucket
+ * (a new one starts full), so such buckets are dropped; memory is bounded by
+ * the keys active within the last burst period, and capped at
+ * {@linkcode RateLimiterOptions.maxKeys}. Past the cap the least recently used
+ * bucket goes even if not yet full, which gives its key back at most one
+ * burst: reaching that takes more than `maxKeys` keys (peers or hosts) active
+ * within one burst period.
+ *
+ * @example A peer's budget survives a reconnect
+ * ```ts
+ * import { RateLimiter } from "./rate_limit.ts";
+ *
+ * let now = 0;
+ * const limiter = new RateLimiter(
+ *   { parcelsPerSecond: 1, bytesPerSecond: 1000, burstSeconds: 2 },
+ *   { now: () => now },
+ * );
+ * const keys = ["12D3KooWPeer", "host:10.0.0.7"];
+ * limiter.take(keys, 10);
+ * limiter.take(keys, 10);
+ * // The peer disconnects and comes back at once: still out of budget.
+ * if (limiter.take(keys, 10)) throw new Error("A reconnect reset the budget");
+ * now += 1000;
+ * if (!limiter.take(keys, 10)) throw new Error("The bucket did not refill");
+ * ```
  *
  * @module
  */
@@ -23,21 +54,118 @@ export const DEFAULT_RATE_LIMIT: RateLimit = {
   burstSeconds: 4,
 };
 
-/** Tracks the budgets of many peers. */
+/** Keys that name a host rather than a peer start with this. */
+export const HOST_KEY_PREFIX = "host:";
+
+/** Options of {@linkcode RateLimiter}. */
+export interface RateLimiterOptions {
+  /**
+   * Budget of a host key (one starting with {@linkcode HOST_KEY_PREFIX}); default
+   * twice the peer budget, rates and burst alike. Twice, so that one honest
+   * node per host never meets the host's limit before its own, and a host
+   * running two nodes (a daemon and a test node, a restart with a new key)
+   * still gets both full budgets; yet rotating peer ids on one host buys at
+   * most twice one peer's budget.
+   */
+  readonly hostLimit?: RateLimit;
+  /** Most buckets kept at once (default 10 000, about a megabyte). */
+  readonly maxKeys?: number;
+  /** The clock, in ms (default `Date.now`). */
+  readonly now?: () => number;
+}
+
+interface Bucket {
+  parcels: number;
+  bytes: number;
+  /** When the levels above were last brought up to date. */
+  at: number;
+  readonly limit: RateLimit;
+}
+
+/** Tracks the budgets of many peers and hosts. */
 export class RateLimiter {
-  readonly #buckets = new Map<string, { parcels: number; bytes: number; at: number }>();
+  /** Buckets by key, least recently used first. */
+  readonly #buckets = new Map<string, Bucket>();
+  readonly #limit: RateLimit;
+  readonly #hostLimit: RateLimit;
+  readonly #maxKeys: number;
+  readonly #now: () => number;
+  /** A bucket idle this long is full whatever its level was. */
+  readonly #refillMs: number;
 
-  constructor(
-    private readonly limit: RateLimit = DEFAULT_RATE_LIMIT,
-    private readonly now = () => Date.now(),
-  ) {}
+  /** Takes the budget of one peer, and options. */
+  constructor(limit: RateLimit = DEFAULT_RATE_LIMIT, options: RateLimiterOptions = {}) {
+    this.#limit = limit;
+    this.#hostLimit = options.hostLimit ?? {
+      parcelsPerSecond: limit.parcelsPerSecond * 2,
+      bytesPerSecond: limit.bytesPerSecond * 2,
+      burstSeconds: limit.burstSeconds,
+    };
+    this.#maxKeys = options.maxKeys ?? 10_000;
+    if (!Number.isSafeInteger(this.#maxKeys) || this.#maxKeys < 1) {
+      throw new RangeError(
+        `Cannot track rate limits as maxKeys must be a positive integer: ${this.#maxKeys}`,
+      );
+    }
+    for (const budget of [this.#limit, this.#hostLimit]) {
+      for (const [name, value] of Object.entries(budget)) {
+        if (!(value > 0) || !Number.isFinite(value)) {
+          throw new RangeError(`Cannot track rate limits as ${name} must be positive: ${value}`);
+        }
+      }
+    }
+    this.#now = options.now ?? Date.now;
+    this.#refillMs = Math.max(this.#limit.burstSeconds, this.#hostLimit.burstSeconds) * 1000;
+  }
 
-  /** Takes one parcel of `size` octets from `peer`'s budget; false if over it. */
-  take(peer: string, size: number): boolean {
-    const now = this.now();
-    const { parcelsPerSecond, bytesPerSecond, burstSeconds } = this.limit;
-    const bucket = this.#buckets.get(peer) ??
-      { parcels: parcelsPerSecond * burstSeconds, bytes: bytesPerSecond * burstSeconds, at: now };
+  /**
+   * Takes one parcel of `size` octets from the budget of every key (a peer id,
+   * `"host:" + address`), or from none: false if any of them is over budget.
+   * A single key may be given as a string.
+   */
+  take(keys: string | readonly string[], size: number): boolean {
+    const now = this.#now();
+    this.#sweep(now);
+    const buckets = [...new Set(typeof keys === "string" ? [keys] : keys)].map((key) =>
+      this.#refill(key, size, now)
+    );
+    if (!buckets.every((b) => b.parcels >= 1 && b.bytes >= size)) return false;
+    for (const bucket of buckets) {
+      bucket.parcels -= 1;
+      bucket.bytes -= size;
+    }
+    return true;
+  }
+
+  /**
+   * Does nothing: buckets outlive connections, so that reconnecting does not
+   * reset a budget. Idle buckets go once they are full again.
+   *
+   * @deprecated Budgets are no longer forgotten on disconnect; drop the call.
+   */
+  forget(_key: string): void {}
+
+  /** How many buckets are kept now (for tests and status). */
+  get size(): number {
+    return this.#buckets.size;
+  }
+
+  /** The key's bucket brought up to `now`, moved to the most recently used end. */
+  #refill(key: string, size: number, now: number): Bucket {
+    let bucket = this.#buckets.get(key);
+    if (bucket) {
+      this.#buckets.delete(key);
+    } else {
+      const limit = key.startsWith(HOST_KEY_PREFIX) ? this.#hostLimit : this.#limit;
+      bucket = {
+        parcels: limit.parcelsPerSecond * limit.burstSeconds,
+        bytes: limit.bytesPerSecond * limit.burstSeconds,
+        at: now,
+        limit,
+      };
+      this.#makeRoom();
+    }
+    const { parcelsPerSecond, bytesPerSecond, burstSeconds } = bucket.limit;
     const elapsed = Math.max(0, now - bucket.at) / 1000;
     bucket.parcels = Math.min(
       parcelsPerSecond * burstSeconds,
@@ -48,16 +176,24 @@ export class RateLimiter {
       Math.max(bytesPerSecond * burstSeconds, size),
       bucket.bytes + elapsed * bytesPerSecond,
     );
-    bucket.at = now;
-    this.#buckets.set(peer, bucket);
-    if (bucket.parcels < 1 || bucket.bytes < size) return false;
-    bucket.parcels -= 1;
-    bucket.bytes -= size;
-    return true;
+    bucket.at = Math.max(bucket.at, now);
+    this.#buckets.set(key, bucket);
+    return bucket;
   }
 
-  /** Forgets a peer's bucket (it disconnected). */
-  forget(peer: string): void {
-    this.#buckets.delete(peer);
+  /** Drops buckets idle long enough to be full, least recently used first. */
+  #sweep(now: number): void {
+    for (const [key, bucket] of this.#buckets) {
+      if (now - bucket.at < this.#refillMs) break;
+      this.#buckets.delete(key);
+    }
+  }
+
+  /** Makes room for one more bucket: the least recently used goes (see the module doc). */
+  #makeRoom(): void {
+    while (this.#buckets.size >= this.#maxKeys) {
+      const oldest = this.#buckets.keys().next().value!;
+      this.#buckets.delete(oldest);
+    }
   }
 }

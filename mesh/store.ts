@@ -13,7 +13,8 @@
 import { SqliteDatabase } from "../bindings/durable.ts";
 import { fromHex, toHex } from "../bindings/validation.ts";
 
-const MIGRATIONS = [`
+const MIGRATIONS = [
+  `
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 
 CREATE TABLE parcels (
@@ -41,7 +42,35 @@ CREATE TABLE delivered (
   local INTEGER NOT NULL DEFAULT 0  -- the parcel was handed in by this node's own host
 );
 CREATE INDEX delivered_by_expiry ON delivered (expires_at);
-`];
+`,
+  `
+-- Protocol 2: only a recipient's signature makes a tombstone worth spreading.
+-- proven: its proof was checked against the parcel's recipient; unverified: a
+-- peer's proof for a parcel never held here (bounded, checked if the parcel comes);
+-- local: this node's own knowledge, with no proof (a gateway, a PoWeb endpoint).
+ALTER TABLE delivered ADD COLUMN state TEXT NOT NULL DEFAULT 'local'
+  CHECK (state IN ('proven', 'unverified', 'local'));
+ALTER TABLE delivered ADD COLUMN proof BLOB;
+ALTER TABLE delivered ADD COLUMN from_peer TEXT;
+ALTER TABLE delivered ADD COLUMN from_host TEXT;
+CREATE INDEX delivered_unverified ON delivered (state, from_peer);
+ALTER TABLE parcels ADD COLUMN from_host TEXT;
+ALTER TABLE parcels ADD COLUMN known_recipient INTEGER NOT NULL DEFAULT 1;
+-- Recipients known to be real: hosted here, or seen in a verified proof or claim.
+CREATE TABLE known_recipients (id TEXT PRIMARY KEY, until INTEGER NOT NULL);
+`,
+];
+
+/** How much of a store a class of parcels may fill, counted by these keys. */
+export type ShareKey =
+  | `sender:${string}`
+  | `recipient:${string}`
+  | `peer:${string}`
+  | `host:${string}`
+  | "unknown";
+
+/** State of a tombstone (see the migration above). */
+export type TombstoneState = "proven" | "unverified" | "local";
 
 /** A parcel the store holds, without its bytes. */
 export interface StoredParcel {
@@ -58,7 +87,26 @@ export interface StoredParcel {
 export type ParcelRecord = StoredParcel & {
   readonly bytes: Uint8Array;
   readonly fromPeer?: string;
+  /** Remote host (IP address) of the peer that delivered it. */
+  readonly fromHost?: string;
+  /** Whether its recipient was known to be real when it was stored (default true). */
+  readonly knownRecipient?: boolean;
 };
+
+/** The share keys a relayed parcel counts against. */
+export function shareKeys(parcel: {
+  senderId: string;
+  recipientId: string;
+  fromPeer?: string | null;
+  fromHost?: string | null;
+  knownRecipient?: boolean;
+}): ShareKey[] {
+  const keys: ShareKey[] = [`sender:${parcel.senderId}`, `recipient:${parcel.recipientId}`];
+  if (parcel.fromPeer) keys.push(`peer:${parcel.fromPeer}`);
+  if (parcel.fromHost) keys.push(`host:${parcel.fromHost}`);
+  if (parcel.knownRecipient === false) keys.push("unknown");
+  return keys;
+}
 
 /** Kind byte of a reconciliation item. */
 export const ItemKind = { PARCEL: 0, DELIVERED: 1 } as const;
@@ -98,6 +146,15 @@ export function decodeItem(bytes: Uint8Array): Item {
   };
 }
 
+interface ShareRow {
+  sender_id: string;
+  recipient_id: string;
+  from_peer: string | null;
+  from_host: string | null;
+  known_recipient: number;
+  size: number;
+}
+
 interface ParcelRow {
   key: string;
   recipient_id: string;
@@ -111,10 +168,10 @@ interface ParcelRow {
 /** The mesh node's durable state. */
 export class MeshStore {
   readonly #db: SqliteDatabase;
-  /** Octets of relayed parcels, in all and by sender, kept in step with the table. */
+  /** Octets of relayed parcels, in all and by share key, kept in step with the table. */
   #relayBytes = 0;
   #relayParcels = 0;
-  readonly #bySender = new Map<string, { bytes: number; parcels: number }>();
+  readonly #shares = new Map<ShareKey, { bytes: number; parcels: number }>();
   /** Writes whose loss in a crash is harmless, committed together a moment later. */
   readonly #later: (() => void)[] = [];
   #laterTimer: ReturnType<typeof setTimeout> | undefined;
@@ -125,29 +182,36 @@ export class MeshStore {
   }
 
   #countUsage(): void {
-    this.#bySender.clear();
+    this.#shares.clear();
     this.#relayBytes = 0;
     this.#relayParcels = 0;
     for (
-      const row of this.#db.all<{ sender_id: string; bytes: number; parcels: number }>(
-        `SELECT sender_id, sum(size) AS bytes, count(*) AS parcels FROM parcels
-         WHERE origin = 'relay' GROUP BY sender_id`,
+      const row of this.#db.all<ShareRow>(
+        `SELECT sender_id, recipient_id, from_peer, from_host, known_recipient, size
+         FROM parcels WHERE origin = 'relay'`,
       )
     ) {
-      this.#bySender.set(row.sender_id, { bytes: row.bytes, parcels: row.parcels });
-      this.#relayBytes += row.bytes;
-      this.#relayParcels += row.parcels;
+      this.#count(row, 1);
     }
   }
 
-  #count(senderId: string, bytes: number, parcels: number): void {
-    const entry = this.#bySender.get(senderId) ?? { bytes: 0, parcels: 0 };
-    entry.bytes += bytes;
-    entry.parcels += parcels;
-    if (entry.parcels <= 0) this.#bySender.delete(senderId);
-    else this.#bySender.set(senderId, entry);
-    this.#relayBytes += bytes;
-    this.#relayParcels += parcels;
+  #count(row: ShareRow, sign: 1 | -1): void {
+    const keys = shareKeys({
+      senderId: row.sender_id,
+      recipientId: row.recipient_id,
+      fromPeer: row.from_peer,
+      fromHost: row.from_host,
+      knownRecipient: row.known_recipient !== 0,
+    });
+    for (const key of keys) {
+      const entry = this.#shares.get(key) ?? { bytes: 0, parcels: 0 };
+      entry.bytes += sign * row.size;
+      entry.parcels += sign;
+      if (entry.parcels <= 0) this.#shares.delete(key);
+      else this.#shares.set(key, entry);
+    }
+    this.#relayBytes += sign * row.size;
+    this.#relayParcels += sign;
   }
 
   /**
@@ -166,9 +230,28 @@ export class MeshStore {
     this.#laterTimer = undefined;
     if (this.#later.length === 0) return;
     const writes = this.#later.splice(0);
-    this.#db.transaction(() => {
-      for (const write of writes) write();
-    });
+    try {
+      this.#write(() => {
+        for (const write of writes) write();
+      });
+    } catch {
+      // A full disk, say: these writes were harmless to lose, and now are lost.
+      // What the store answered for them in the meantime goes with them.
+      this.#deliveredLater.clear();
+    }
+  }
+
+  /**
+   * Runs `fn` in a transaction; if it fails (a full disk), the usage counters,
+   * which `fn` may have moved, are counted again from what was committed.
+   */
+  #write<T>(fn: () => T): T {
+    try {
+      return this.#db.transaction(fn);
+    } catch (error) {
+      this.#countUsage();
+      throw error;
+    }
   }
 
   /** Opens (creating) the store at `path` (`:memory:` for a throwaway one). */
@@ -192,26 +275,149 @@ export class MeshStore {
    * {@linkcode knows}, {@linkcode handover} and {@linkcode isLocal} answer as if
    * it were written.
    */
-  markDeliveredLater(key: string, expiresAt: Date, local: boolean): void {
-    this.#deliveredLater.set(key, local);
+  markDeliveredLater(key: string, expiresAt: Date, local: boolean, proof?: Uint8Array): void {
+    this.#deliveredLater.set(key, { local, proof });
     this.later(() => {
-      this.markDelivered(key, expiresAt, local);
+      this.markDelivered(key, expiresAt, local, proof);
       this.#deliveredLater.delete(key);
     });
   }
-  readonly #deliveredLater = new Map<string, boolean>();
+  readonly #deliveredLater = new Map<string, { local: boolean; proof?: Uint8Array }>();
 
-  /** Whether the parcel is held or known delivered. */
+  /**
+   * Whether the parcel is held or known delivered (by a proof checked here, or by
+   * this node's own knowledge). A peer's unverified proof does not count: see
+   * {@linkcode unverifiedProof}.
+   */
   knows(key: string): "held" | "delivered" | null {
     if (this.#deliveredLater.has(key)) return "delivered";
     if (this.#db.get("SELECT 1 FROM parcels WHERE key = ?", key)) return "held";
-    if (this.#db.get("SELECT 1 FROM delivered WHERE key = ?", key)) return "delivered";
+    if (this.#db.get("SELECT 1 FROM delivered WHERE key = ? AND state <> 'unverified'", key)) {
+      return "delivered";
+    }
     return null;
   }
 
+  /** The delivery proof of a delivered parcel, when this node has one it checked. */
+  proofOf(key: string): Uint8Array | undefined {
+    const later = this.#deliveredLater.get(key);
+    if (later) return later.proof;
+    return this.#db.get<{ proof: Uint8Array }>(
+      "SELECT proof FROM delivered WHERE key = ? AND state = 'proven'",
+      key,
+    )?.proof ?? undefined;
+  }
+
+  /** A peer's proof for a parcel never held here, kept to check if the parcel comes. */
+  unverifiedProof(key: string): Uint8Array | undefined {
+    return this.#db.get<{ proof: Uint8Array }>(
+      "SELECT proof FROM delivered WHERE key = ? AND state = 'unverified'",
+      key,
+    )?.proof;
+  }
+
+  /** Forgets an unverified tombstone (its proof turned out false). */
+  dropUnverified(key: string): void {
+    this.#db.run("DELETE FROM delivered WHERE key = ? AND state = 'unverified'", key);
+  }
+
+  /**
+   * Keeps peers' proofs for parcels never held here, within bounds: at most
+   * `perPeer` from one peer, `perHost` from one remote host and `total` in all
+   * (the oldest others make room). Returns how many were kept.
+   */
+  addUnverified(
+    tombstones: readonly { key: string; expiresAt: Date; proof: Uint8Array }[],
+    from: { peer: string; host: string },
+    limits: { perPeer: number; perHost: number; total: number },
+  ): number {
+    if (tombstones.length === 0) return 0;
+    return this.#db.transaction(() => {
+      const count = (sql: string, ...args: string[]) =>
+        this.#db.get<{ n: number }>(sql, ...args)!.n;
+      let peerRoom = limits.perPeer -
+        count(
+          "SELECT count(*) AS n FROM delivered WHERE state = 'unverified' AND from_peer = ?",
+          from.peer,
+        );
+      let hostRoom = limits.perHost -
+        count(
+          "SELECT count(*) AS n FROM delivered WHERE state = 'unverified' AND from_host = ?",
+          from.host,
+        );
+      let total = count("SELECT count(*) AS n FROM delivered WHERE state = 'unverified'");
+      let kept = 0;
+      const now = this.now().getTime();
+      for (const t of tombstones) {
+        if (peerRoom <= 0 || hostRoom <= 0) break;
+        if (total >= limits.total) {
+          this.#db.run(
+            `DELETE FROM delivered WHERE rowid =
+               (SELECT rowid FROM delivered WHERE state = 'unverified' ORDER BY delivered_at LIMIT 1)`,
+          );
+          total--;
+        }
+        const added = this.#db.run(
+          `INSERT OR IGNORE INTO delivered (key, expires_at, delivered_at, local, state, proof, from_peer, from_host)
+           VALUES (?, ?, ?, 0, 'unverified', ?, ?, ?)`,
+          t.key,
+          t.expiresAt.getTime(),
+          now,
+          t.proof,
+          from.peer,
+          from.host,
+        );
+        if (added === 0) continue;
+        kept++;
+        peerRoom--;
+        hostRoom--;
+        total++;
+      }
+      return kept;
+    });
+  }
+
+  /** Tombstones with their proofs, for the keys asked (those without a proof are left out). */
+  proofs(keys: readonly string[]): { key: string; expiresAt: Date; proof: Uint8Array }[] {
+    const out = [];
+    for (const key of keys) {
+      const row = this.#db.get<{ expires_at: number; proof: Uint8Array }>(
+        "SELECT expires_at, proof FROM delivered WHERE key = ? AND proof IS NOT NULL",
+        key,
+      );
+      if (row) out.push({ key, expiresAt: new Date(row.expires_at), proof: row.proof });
+    }
+    return out;
+  }
+
+  /** Whether `recipientId` is known to be real (hosted here, or in a verified proof or claim). */
+  isKnownRecipient(recipientId: string): boolean {
+    return this.#knownRecipients.has(recipientId) ||
+      this.#db.get(
+          "SELECT 1 FROM known_recipients WHERE id = ? AND until > ?",
+          recipientId,
+          this.now().getTime(),
+        ) !== undefined;
+  }
+
+  /** Notes that `recipientId` is real, until `until`; written with the next batch. */
+  noteKnownRecipient(recipientId: string, until: Date): void {
+    if (this.#knownRecipients.has(recipientId)) return;
+    this.#knownRecipients.add(recipientId);
+    this.later(() =>
+      this.#db.run(
+        `INSERT INTO known_recipients (id, until) VALUES (?, ?)
+         ON CONFLICT (id) DO UPDATE SET until = max(until, excluded.until)`,
+        recipientId,
+        until.getTime(),
+      )
+    );
+  }
+  readonly #knownRecipients = new Set<string>();
+
   /** Stores parcels in one transaction; committed when this returns. */
   putMany(parcels: readonly ParcelRecord[]): void {
-    this.#db.transaction(() => {
+    this.#write(() => {
       for (const parcel of parcels) this.put(parcel);
     });
   }
@@ -220,8 +426,9 @@ export class MeshStore {
   put(parcel: ParcelRecord): boolean {
     const inserted = this.#db.run(
       `INSERT OR IGNORE INTO parcels
-         (key, recipient_id, sender_id, size, expires_at, received_at, origin, copies, from_peer, bytes)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         (key, recipient_id, sender_id, size, expires_at, received_at, origin, copies, from_peer,
+          from_host, known_recipient, bytes)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       parcel.key,
       parcel.recipientId,
       parcel.senderId,
@@ -231,9 +438,20 @@ export class MeshStore {
       parcel.origin,
       parcel.copies,
       parcel.fromPeer ?? null,
+      parcel.fromHost ?? null,
+      parcel.knownRecipient === false ? 0 : 1,
       parcel.bytes,
     ) === 1;
-    if (inserted && parcel.origin === "relay") this.#count(parcel.senderId, parcel.size, 1);
+    if (inserted && parcel.origin === "relay") {
+      this.#count({
+        sender_id: parcel.senderId,
+        recipient_id: parcel.recipientId,
+        from_peer: parcel.fromPeer ?? null,
+        from_host: parcel.fromHost ?? null,
+        known_recipient: parcel.knownRecipient === false ? 0 : 1,
+        size: parcel.size,
+      }, 1);
+    }
     return inserted;
   }
 
@@ -298,7 +516,7 @@ export class MeshStore {
 
   /** Whether this node's own host handed the parcel in (held or delivered). */
   isLocal(key: string): boolean {
-    if (this.#deliveredLater.get(key)) return true;
+    if (this.#deliveredLater.get(key)?.local) return true;
     return this.#db.get("SELECT 1 FROM parcels WHERE key = ? AND origin = 'local'", key) !==
         undefined ||
       this.#db.get("SELECT 1 FROM delivered WHERE key = ? AND local = 1", key) !== undefined;
@@ -313,20 +531,28 @@ export class MeshStore {
    * Records that a parcel reached its recipient: its bytes go, a tombstone stays
    * until it would have expired. Returns true if that is news.
    */
-  markDelivered(key: string, expiresAt: Date, local = false): boolean {
-    return this.#db.transaction(() => {
-      const gone = this.#db.get<{ sender_id: string; size: number; origin: string }>(
-        "DELETE FROM parcels WHERE key = ? RETURNING sender_id, size, origin",
+  markDelivered(key: string, expiresAt: Date, local = false, proof?: Uint8Array): boolean {
+    return this.#write(() => {
+      const gone = this.#db.get<ShareRow & { origin: string }>(
+        `DELETE FROM parcels WHERE key = ?
+         RETURNING sender_id, recipient_id, from_peer, from_host, known_recipient, size, origin`,
         key,
       );
       const removed = gone ? 1 : 0;
-      if (gone?.origin === "relay") this.#count(gone.sender_id, -gone.size, -1);
+      if (gone?.origin === "relay") this.#count(gone, -1);
+      // A proof replaces what was there without one (a local or unverified tombstone).
       const added = this.#db.run(
-        "INSERT OR IGNORE INTO delivered (key, expires_at, delivered_at, local) VALUES (?, ?, ?, ?)",
+        `INSERT INTO delivered (key, expires_at, delivered_at, local, state, proof)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET state = excluded.state, proof = excluded.proof,
+           local = max(local, excluded.local), from_peer = NULL, from_host = NULL
+         WHERE excluded.state = 'proven' AND delivered.state <> 'proven'`,
         key,
         expiresAt.getTime(),
         this.now().getTime(),
         local ? 1 : 0,
+        proof ? "proven" : "local",
+        proof ?? null,
       );
       return removed + added > 0;
     });
@@ -346,20 +572,32 @@ export class MeshStore {
   /** Octets of relayed parcels held, in all and from one sender. */
   usage(senderId?: string): { bytes: number; parcels: number } {
     if (senderId === undefined) return { bytes: this.#relayBytes, parcels: this.#relayParcels };
-    const entry = this.#bySender.get(senderId);
+    return this.share(`sender:${senderId}`);
+  }
+
+  /** Octets and parcels of relayed parcels counted against one share key. */
+  share(key: ShareKey): { bytes: number; parcels: number } {
+    const entry = this.#shares.get(key);
     return { bytes: entry?.bytes ?? 0, parcels: entry?.parcels ?? 0 };
   }
 
-  /** Every parcel and tombstone, as reconciliation items. */
-  items(): Item[] {
+  /**
+   * The parcels and tombstones with proofs, as reconciliation items: at most
+   * `limit` (parcels first, then checked proofs, then the newest unverified), so
+   * that the list always fits a sync frame however much was pushed at this node.
+   */
+  items(limit = Number.MAX_SAFE_INTEGER): Item[] {
     const now = this.now().getTime();
     const parcels = this.#db.all<{ key: string; expires_at: number }>(
-      "SELECT key, expires_at FROM parcels WHERE expires_at > ?",
+      "SELECT key, expires_at FROM parcels WHERE expires_at > ? ORDER BY received_at DESC LIMIT ?",
       now,
+      limit,
     );
     const delivered = this.#db.all<{ key: string; expires_at: number }>(
-      "SELECT key, expires_at FROM delivered WHERE expires_at > ?",
+      `SELECT key, expires_at FROM delivered WHERE expires_at > ? AND proof IS NOT NULL
+       ORDER BY state = 'proven' DESC, delivered_at DESC LIMIT ?`,
       now,
+      Math.max(0, limit - parcels.length),
     );
     return [
       ...parcels.map((r) => ({

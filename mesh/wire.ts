@@ -10,21 +10,30 @@ import { Uint8ArrayList } from "uint8arraylist";
 import { MAX_PARCEL_LENGTH } from "../bindings/validation.ts";
 import { fromHex, toHex } from "../bindings/validation.ts";
 import type { RefusalCode } from "../bindings/binding.ts";
+import { TAG_LENGTH } from "./proofs.ts";
 
 /** Protocol of the stream on which two nodes compare what they hold. */
-export const SYNC_PROTOCOL = "/relaymail/mesh/sync/1.0.0";
+export const SYNC_PROTOCOL = "/relaymail/mesh/sync/2.0.0";
 /** Protocol of the streams that carry parcels, one way each. */
-export const TRANSFER_PROTOCOL = "/relaymail/mesh/parcels/1.0.0";
+export const TRANSFER_PROTOCOL = "/relaymail/mesh/parcels/2.0.0";
 /** Version carried in HELLO; a node refuses another major version. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** RS-000: at most five parcels in flight awaiting acknowledgement per connection. */
 export const MAX_IN_FLIGHT = 5;
 /** Largest frame: a parcel and its header. */
 export const MAX_FRAME_LENGTH = MAX_PARCEL_LENGTH + 64;
 /** Largest sync frame (symbols, item lists). */
 export const MAX_SYNC_FRAME_LENGTH = 4 * 1024 * 1024;
-/** At most this many endpoints in a HELLO. */
+/** At most this many endpoint announcements in a HELLO. */
 export const MAX_ENDPOINTS = 256;
+/** Octets of the nonce each side puts in its HELLO (announcements are sealed under it). */
+export const NONCE_LENGTH = 16;
+/** Largest sealed hosting claim in an announcement. */
+export const MAX_SEALED_CLAIM_LENGTH = 2048;
+/** Largest encoded delivery proof. */
+export const MAX_PROOF_LENGTH = 32 + 2 + 800 + 2 + 512;
+/** At most this many proofs in one PROOFS message. */
+export const MAX_PROOFS_PER_MESSAGE = 4096;
 
 /** Message type bytes. */
 export const Type = {
@@ -33,6 +42,7 @@ export const Type = {
   ITEMS: 0x03,
   MORE: 0x04,
   DIFF: 0x05,
+  PROOFS: 0x06,
   PARCEL: 0x10,
   ACK: 0x11,
   REFUSE: 0x12,
@@ -44,27 +54,49 @@ export const Type = {
 export const AckStatus = {
   /** Stored to carry on. */
   STORED: 0,
-  /** Handed to the recipient endpoint hosted by the receiver. */
+  /** Handed to the recipient endpoint hosted by the receiver; carries its delivery proof. */
   DELIVERED: 1,
   /** Already held; nothing changed. */
   ALREADY_HELD: 2,
-  /** Known delivered already (the receiver holds its tombstone). */
+  /** Known delivered already; carries the recipient's delivery proof. */
   ALREADY_DELIVERED: 3,
 } as const;
 
+/** A hosted endpoint as a HELLO announces it: a tag and a sealed hosting claim (mesh/proofs.ts). */
+export interface Announcement {
+  readonly tag: Uint8Array;
+  readonly sealed: Uint8Array;
+}
+
+/** A delivery proof with the tombstone's expiry, as PROOFS carries it. */
+export interface ProvenTombstone {
+  readonly expiresAt: Date;
+  /** The proof, encoded by `encodeProof` (mesh/proofs.ts). */
+  readonly proof: Uint8Array;
+}
+
 /** Messages of the sync stream. */
 export type SyncMessage =
-  | { type: "hello"; version: number; salt: number; itemCount: number; endpoints: string[] }
+  | {
+    type: "hello";
+    version: number;
+    salt: number;
+    itemCount: number;
+    nonce: Uint8Array;
+    announcements: Announcement[];
+  }
   | { type: "symbols"; start: number; symbols: Uint8Array }
   | { type: "items"; items: Uint8Array }
   | { type: "more" }
-  | { type: "diff"; initiatorOnly: Uint8Array; responderOnly: Uint8Array }
+  | { type: "diff"; initiatorOnly: Uint8Array; responderOnly: Uint8Array; truncated: boolean }
+  | { type: "proofs"; proofs: ProvenTombstone[] }
   | { type: "error"; message: string };
 
 /** Messages of a transfer stream. */
 export type TransferMessage =
   | { type: "parcel"; key: string; copies: number; bytes: Uint8Array }
-  | { type: "ack"; key: string; status: number }
+  /** `proof` (an encoded delivery proof) comes with DELIVERED and ALREADY_DELIVERED. */
+  | { type: "ack"; key: string; status: number; proof?: Uint8Array }
   | { type: "refuse"; key: string; code: RefusalCode; transient: boolean; reason: string }
   /** Sent by a receiver while a large parcel arrives, so the sender sees it is alive. */
   | { type: "progress"; received: number }
@@ -199,11 +231,10 @@ class Reader {
 export function encodeSync(message: SyncMessage): Uint8Array {
   switch (message.type) {
     case "hello": {
-      const w = new Writer().u8(Type.HELLO).u8(message.version).u32(message.salt).u32(
-        message.itemCount,
-      )
-        .u16(message.endpoints.length);
-      for (const id of message.endpoints) w.text(id);
+      if (message.nonce.length !== NONCE_LENGTH) throw new RangeError("A nonce is 16 octets");
+      const w = new Writer().u8(Type.HELLO).u8(message.version).u32(message.salt)
+        .u32(message.itemCount).bytes(message.nonce).u16(message.announcements.length);
+      for (const a of message.announcements) w.bytes(a.tag).u16(a.sealed.length).bytes(a.sealed);
       return w.done();
     }
     case "symbols":
@@ -213,8 +244,16 @@ export function encodeSync(message: SyncMessage): Uint8Array {
     case "more":
       return new Uint8Array([Type.MORE]);
     case "diff":
-      return new Writer().u8(Type.DIFF).block(message.initiatorOnly).block(message.responderOnly)
-        .done();
+      return new Writer().u8(Type.DIFF).u8(message.truncated ? 1 : 0).block(message.initiatorOnly)
+        .block(message.responderOnly).done();
+    case "proofs": {
+      const w = new Writer().u8(Type.PROOFS).u16(message.proofs.length);
+      for (const p of message.proofs) {
+        w.u32(Math.min(Math.floor(p.expiresAt.getTime() / 1000), 0xffffffff)).u16(p.proof.length)
+          .bytes(p.proof);
+      }
+      return w.done();
+    }
     case "error":
       return new Writer().u8(Type.ERROR).text(message.message.slice(0, 500)).done();
   }
@@ -228,14 +267,35 @@ export function decodeSync(frame: Uint8Array): SyncMessage {
   switch (type) {
     case Type.HELLO: {
       const version = r.u8();
+      if (version !== PROTOCOL_VERSION) {
+        // Another version's HELLO may be laid out differently: say so, not "malformed".
+        return {
+          type: "hello",
+          version,
+          salt: 0,
+          itemCount: 0,
+          nonce: new Uint8Array(16),
+          announcements: [],
+        };
+      }
       const salt = r.u32();
       const itemCount = r.u32();
+      const nonce = r.bytes(NONCE_LENGTH).slice();
       const count = r.u16();
       if (count > MAX_ENDPOINTS) {
-        throw new ProtocolError(`HELLO lists ${count} endpoints, over ${MAX_ENDPOINTS}`);
+        throw new ProtocolError(`HELLO announces ${count} endpoints, over ${MAX_ENDPOINTS}`);
       }
-      const endpoints = Array.from({ length: count }, () => r.text(130));
-      message = { type: "hello", version, salt, itemCount, endpoints };
+      const announcements = Array.from({ length: count }, () => {
+        const tag = r.bytes(TAG_LENGTH).slice();
+        const length = r.u16();
+        if (length > MAX_SEALED_CLAIM_LENGTH) {
+          throw new ProtocolError(
+            `Sealed claim of ${length} octets exceeds ${MAX_SEALED_CLAIM_LENGTH}`,
+          );
+        }
+        return { tag, sealed: r.bytes(length).slice() };
+      });
+      message = { type: "hello", version, salt, itemCount, nonce, announcements };
       break;
     }
     case Type.SYMBOLS:
@@ -247,13 +307,33 @@ export function decodeSync(frame: Uint8Array): SyncMessage {
     case Type.MORE:
       message = { type: "more" };
       break;
-    case Type.DIFF:
+    case Type.DIFF: {
+      const flags = r.u8();
+      if (flags > 1) throw new ProtocolError(`Unknown DIFF flags 0x${flags.toString(16)}`);
       message = {
         type: "diff",
+        truncated: flags === 1,
         initiatorOnly: r.block(MAX_SYNC_FRAME_LENGTH),
         responderOnly: r.block(MAX_SYNC_FRAME_LENGTH),
       };
       break;
+    }
+    case Type.PROOFS: {
+      const count = r.u16();
+      if (count > MAX_PROOFS_PER_MESSAGE) {
+        throw new ProtocolError(`PROOFS carries ${count} proofs, over ${MAX_PROOFS_PER_MESSAGE}`);
+      }
+      const proofs = Array.from({ length: count }, () => {
+        const expiresAt = new Date(r.u32() * 1000);
+        const length = r.u16();
+        if (length > MAX_PROOF_LENGTH) {
+          throw new ProtocolError(`Proof of ${length} octets exceeds ${MAX_PROOF_LENGTH}`);
+        }
+        return { expiresAt, proof: r.bytes(length).slice() };
+      });
+      message = { type: "proofs", proofs };
+      break;
+    }
     case Type.ERROR:
       message = { type: "error", message: r.text(1000) };
       break;
@@ -269,8 +349,11 @@ export function encodeTransfer(message: TransferMessage): Uint8Array {
   switch (message.type) {
     case "parcel":
       return encodeParcelFrame(message.key, message.copies, message.bytes).subarray();
-    case "ack":
-      return new Writer().u8(Type.ACK).key(message.key).u8(message.status).done();
+    case "ack": {
+      const proof = message.proof ?? new Uint8Array(0);
+      return new Writer().u8(Type.ACK).key(message.key).u8(message.status).u16(proof.length)
+        .bytes(proof).done();
+    }
     case "refuse":
       return new Writer().u8(Type.REFUSE).key(message.key).text(message.code).u8(
         message.transient ? 1 : 0,
@@ -307,9 +390,21 @@ export function decodeTransfer(frame: Uint8Array): TransferMessage {
       message = { type: "parcel", key, copies, bytes };
       break;
     }
-    case Type.ACK:
-      message = { type: "ack", key: r.key(), status: r.u8() };
+    case Type.ACK: {
+      const key = r.key();
+      const status = r.u8();
+      if (status > AckStatus.ALREADY_DELIVERED) {
+        throw new ProtocolError(`Unknown acknowledgement status ${status}`);
+      }
+      const length = r.u16();
+      if (length > MAX_PROOF_LENGTH) {
+        throw new ProtocolError(`Proof of ${length} octets exceeds ${MAX_PROOF_LENGTH}`);
+      }
+      message = length > 0
+        ? { type: "ack", key, status, proof: r.bytes(length).slice() }
+        : { type: "ack", key, status };
       break;
+    }
     case Type.REFUSE:
       message = {
         type: "refuse",

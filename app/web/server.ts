@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { StorageFullError } from "../../bindings/durable.ts";
 import { Buffer } from "node:buffer";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -205,6 +206,8 @@ export class WebApp {
           error instanceof RangeError || error instanceof TypeError ||
           error.name === "InvalidInvitationError"
         ? 400
+        : error instanceof StorageFullError
+        ? 507
         : 500;
       if (status === 500) this.#log(`web: ${error.stack ?? error.message}`);
       return c.json({ error: error.message }, status);

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { StorageFullError } from "../durable.ts";
 import { Buffer } from "node:buffer";
 import {
   type Certificate,
@@ -341,6 +342,10 @@ export class PoWebServer {
     try {
       await this.#options.accept(body, nodeId);
     } catch (error) {
+      if (error instanceof StorageFullError) {
+        // A full disk passes: the node may deliver again later.
+        return this.#refuse("parcel delivery", 503, error.message, { "retry-after": "60" });
+      }
       if (!(error instanceof ParcelRefusedError)) throw error;
       const status = statusFor(error.code);
       return this.#refuse(

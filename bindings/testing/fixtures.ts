@@ -8,6 +8,7 @@
 import { Buffer } from "node:buffer";
 import {
   type Certificate,
+  derSerializePrivateKey,
   generateRSAKeyPair,
   getIdFromIdentityKey,
   issueDeliveryAuthorization,
@@ -35,6 +36,8 @@ export interface ParcelFixture {
   readonly pda: Certificate;
   /** The key the sender signs parcels with. */
   readonly senderPrivateKey: CryptoKey;
+  /** The recipient's identity key, DER PKCS#8: what signs its delivery proofs. */
+  readonly recipientPrivateKeyDer: Uint8Array;
   makeParcel(options?: MakeParcelOptions): Promise<Uint8Array>;
 }
 
@@ -66,6 +69,7 @@ export async function createParcelFixture(): Promise<ParcelFixture> {
     recipientCertificate,
     pda,
     senderPrivateKey: sender.privateKey,
+    recipientPrivateKeyDer: new Uint8Array(await derSerializePrivateKey(recipient.privateKey)),
     async makeParcel(options: MakeParcelOptions = {}) {
       const payload = new Uint8Array(options.payloadSize ?? 1024);
       for (let offset = 0; offset < payload.length; offset += 65_536) {

@@ -11,7 +11,7 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
 import { createParcelFixture, type ParcelFixture } from "../../bindings/testing/fixtures.ts";
 import { sha256Hex } from "../../bindings/validation.ts";
-import { MeshNode, type MeshNodeOptions } from "../../mesh/mod.ts";
+import { MeshNode, type MeshNodeOptions, signerFromPkcs8 } from "../../mesh/mod.ts";
 import {
   decodeTransfer,
   encodeTransfer,
@@ -133,7 +133,12 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const quota = 40_000;
-    const relay = await node({ quotaBytes: quota, senderShare: 0.5 });
+    // Only the sender's share is under test here: the other shares are opened wide.
+    const relay = await node({
+      quotaBytes: quota,
+      senderShare: 0.5,
+      shares: { recipient: 1, peer: 1, host: 1, unknown: 1 },
+    });
     try {
       const flooder = await fixture();
       const other = await createParcelFixture();
@@ -211,7 +216,7 @@ Deno.test({
       recipient.host(fx.recipientId, (parcel) => {
         received.push(parcel);
         return Promise.resolve({ status: "accepted" });
-      });
+      }, { signer: signerFromPkcs8(fx.recipientPrivateKeyDer) });
       try {
         await recipient.dial(c.addresses[0]);
         await c.syncNow();
