@@ -56,8 +56,8 @@ export {
   type MeshStats,
   type ParcelHandler,
   type SendResult,
-  StallError,
 } from "./node.ts";
+export { StallError } from "./channel.ts";
 export { type Attachment, type AttachOptions, attachParcelNode, MESH } from "./attach.ts";
 export { DEFAULT_INITIAL_COPIES } from "./routing.ts";
 export {
