@@ -51,7 +51,7 @@ import {
 import { DEFAULT_QUOTA_SHARES, type QuotaShares, StorageQuota } from "./quota.ts";
 import { Channel } from "./channel.ts";
 import { DEFAULT_RATE_LIMIT, type RateLimit, RateLimiter } from "./rate_limit.ts";
-import { Decoder, decodeSymbols, Encoder, encodeSymbols } from "./riblt.ts";
+import { Decoder, Encoder } from "./riblt.ts";
 import { DEFAULT_INITIAL_COPIES, route } from "./routing.ts";
 import {
   decodeItem,
@@ -852,7 +852,7 @@ export class MeshNode extends EventTarget {
         let batch = FIRST_SYMBOL_BATCH;
         for (;;) {
           const start = encoder.nextIndex;
-          const symbols = encodeSymbols(encoder.produce(batch), ITEM_LENGTH);
+          const symbols = encoder.produceEncoded(batch);
           await channel.write(encodeSync({ type: "symbols", start, symbols }));
           const reply = decodeSync(await channel.expect());
           if (reply.type === "diff") {
@@ -926,7 +926,9 @@ export class MeshNode extends EventTarget {
           MAX_SYMBOLS,
           Math.ceil(3 * (items.length + Math.min(hello.itemCount, MAX_ITEMS))) + 256,
         );
-        const decoder = new Decoder(encoded, ITEM_LENGTH, hello.salt);
+        // The decoder holds 49 octets a symbol, at most `limit` of them; it throws
+        // RangeError (answered with ERROR) past the limit or on inconsistent symbols.
+        const decoder = new Decoder(encoded, ITEM_LENGTH, hello.salt, { maxSymbols: limit });
         let message: SyncMessage = first;
         for (;;) {
           if (message.type !== "symbols") {
@@ -935,10 +937,7 @@ export class MeshNode extends EventTarget {
           if (message.start !== decoder.received) {
             throw new ProtocolError("Coded symbols out of order");
           }
-          if (decoder.received + message.symbols.length / (ITEM_LENGTH + 12) > limit) {
-            throw new ProtocolError(`Reconciliation did not converge within ${limit} symbols`);
-          }
-          if (decoder.add(decodeSymbols(message.symbols, ITEM_LENGTH))) break;
+          if (decoder.addEncoded(message.symbols)) break;
           await channel.write(encodeSync({ type: "more" }));
           message = decodeSync(await channel.expect());
         }
