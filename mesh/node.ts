@@ -17,6 +17,7 @@ import { yamux } from "@chainsafe/libp2p-yamux";
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@libp2p/crypto/keys";
 import type { Connection, PeerId, Stream } from "@libp2p/interface";
 import { mdns } from "@libp2p/mdns";
+import { type Ping, ping } from "@libp2p/ping";
 import { tcp } from "@libp2p/tcp";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p, type Libp2p } from "libp2p";
@@ -50,6 +51,8 @@ import {
 } from "./proofs.ts";
 import { DEFAULT_QUOTA_SHARES, type QuotaShares, StorageQuota } from "./quota.ts";
 import { Channel } from "./channel.ts";
+import { KeepAlive } from "./keepalive.ts";
+import { type KnownPeer, Reconnector } from "./reconnect.ts";
 import { DEFAULT_RATE_LIMIT, type RateLimit, RateLimiter } from "./rate_limit.ts";
 import { Decoder, Encoder } from "./riblt.ts";
 import { DEFAULT_INITIAL_COPIES, route } from "./routing.ts";
@@ -281,6 +284,8 @@ type ResolvedOptions =
   };
 
 const TRANSIENT_BACKOFF_MS = 30_000;
+/** A dial not connected by then has failed (the reconnection service tries again). */
+const DIAL_TIMEOUT_MS = 5_000;
 const GROUP_COMMIT_WAIT_MS = 2;
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30_000;
@@ -370,6 +375,7 @@ export class MeshNode extends EventTarget {
         transports: [tcp()],
         connectionEncrypters: [noise()],
         streamMuxers: [yamux()],
+        services: { ping: ping({ maxInboundStreams: 2, timeout: 5_000 }) },
         peerDiscovery: useMdns
           ? [
             mdns({
@@ -450,13 +456,20 @@ export class MeshNode extends EventTarget {
       (event) => this.#onDisconnect(event.detail.toString()),
     );
     libp2p.addEventListener("peer:discovery", (event) => {
-      if (!this.#peers.has(event.detail.id.toString())) {
-        libp2p.dial(event.detail.id).catch(() => {/* it may have gone; mDNS will say again */});
-      }
+      this.#reconnector.seen(event.detail.id.toString(), event.detail.multiaddrs.map(String));
     });
     await libp2p.start();
-    this.#dialStaticPeers();
-    this.#timers.push(setInterval(() => this.#dialStaticPeers(), 5_000));
+    for (const address of this.#options.peers) {
+      const id = multiaddr(address).getComponents().find((c) => c.name === "p2p")?.value ?? null;
+      this.#reconnector.addStatic(address, id);
+    }
+    // Neighbours from before a restart are dialled at once, not at the next mDNS round.
+    for (const known of this.#knownPeers()) {
+      if (known.id) this.#reconnector.seen(known.id, known.addresses, "learned");
+    }
+    this.#reconnector.start();
+    this.#keepAlive.start();
+    this.#timers.push(setInterval(() => this.#rememberPeers(), 30_000));
     this.#timers.push(setInterval(() => this.#purge(), 60_000));
     this.#timers.push(setInterval(() => this.#syncAll(), this.#options.syncIntervalMs));
   }
@@ -465,6 +478,9 @@ export class MeshNode extends EventTarget {
   async stop(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
     this.#timers.length = 0;
+    this.#reconnector.stop();
+    this.#keepAlive.stop();
+    if (this.#started) this.#rememberPeers();
     for (const peer of this.#peers.values()) clearTimeout(peer.syncTimer);
     if (this.#started) await this.#libp2p.stop();
     this.#started = false;
@@ -701,6 +717,7 @@ export class MeshNode extends EventTarget {
       retryMs: FIRST_RETRY_MS,
     };
     this.#peers.set(id, peer);
+    this.#reconnector.connected(id, connections[0]?.remoteAddr.toString().split("/p2p/")[0]);
     this.#emit("peer:connect", describe(peer));
     // One reconciliation per new connection: the node with the smaller peer id
     // starts it; the other starts one only if none came (a lost race, an old peer).
@@ -713,16 +730,63 @@ export class MeshNode extends EventTarget {
     if (this.#libp2p.getConnections(peer.peerId).length > 0) return; // another connection remains
     clearTimeout(peer.syncTimer);
     this.#peers.delete(id);
+    this.#keepAlive.forget(id);
+    this.#reconnector.disconnected(id);
     this.#emit("peer:disconnect", { id });
   }
 
-  #dialStaticPeers(): void {
-    for (const address of this.#options.peers) {
-      const target = multiaddr(address);
-      const id = target.getComponents().find((c) => c.name === "p2p")?.value;
-      if (id && this.#peers.has(id)) continue;
-      this.#libp2p.dial(target, { signal: AbortSignal.timeout(this.#options.stallTimeoutMs) })
-        .catch(() => {/* retried on the next round */});
+  /** Dials one of a peer's addresses; resolves with its peer id once connected. */
+  async #dialPeer(peer: { id: string | null; addresses: readonly string[] }): Promise<string> {
+    let failure: unknown = new Error("No address to dial");
+    for (const address of peer.addresses) {
+      try {
+        let target = multiaddr(address);
+        if (peer.id && !address.includes("/p2p/")) target = multiaddr(`${address}/p2p/${peer.id}`);
+        const connection = await this.#libp2p.dial(target, {
+          signal: AbortSignal.timeout(DIAL_TIMEOUT_MS),
+        });
+        return connection.remotePeer.toString();
+      } catch (error) {
+        failure = error;
+      }
+    }
+    throw failure;
+  }
+
+  readonly #reconnector = new Reconnector((peer) => this.#dialPeer(peer));
+  readonly #keepAlive = new KeepAlive(
+    () => [...this.#peers.keys()],
+    (id, signal) => {
+      const peer = this.#peers.get(id);
+      if (!peer) return Promise.resolve();
+      return (this.#libp2p.services as { ping: Ping }).ping.ping(peer.peerId, { signal });
+    },
+    (id) => {
+      const peer = this.#peers.get(id);
+      if (!peer) return;
+      this.#log(`peer ${id} stopped answering: closing its connections`);
+      for (const connection of this.#libp2p.getConnections(peer.peerId)) {
+        connection.abort(new Error("The peer stopped answering pings"));
+      }
+    },
+  );
+
+  /** Peers remembered from before a restart. */
+  #knownPeers(): KnownPeer[] {
+    try {
+      const bytes = this.#store.getMeta("known-peers");
+      return bytes ? JSON.parse(new TextDecoder().decode(bytes)) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  #rememberPeers(): void {
+    try {
+      const snapshot = JSON.stringify(this.#reconnector.snapshot());
+      this.#store.setMeta("known-peers", new TextEncoder().encode(snapshot));
+    } catch (error) {
+      this.#log(`could not remember peers: ${(error as Error)?.message ?? error}`);
     }
   }
 
