@@ -77,6 +77,7 @@ export class Daemon {
   #fallback: GatewayService | undefined;
   #poweb: GatewayService | undefined;
   #stopped = false;
+  #stopStatus = () => {};
 
   private constructor(
     readonly node: Relaymail,
@@ -109,7 +110,7 @@ export class Daemon {
       now: node.ctx.now,
       clockDriftToleranceMs: node.ctx.settings.clockDriftToleranceMs,
     });
-    logMeshEvents(mesh, log);
+    logMeshEvents(mesh, node, log);
     const daemon = new Daemon(node, mesh, options, log);
     try {
       await daemon.#start();
@@ -154,10 +155,26 @@ export class Daemon {
     await this.#writeStatus();
     await this.#attachment.pump();
     node.events.addEventListener("outbox-changed", this.#pump);
-    const write = () => this.#writeStatus().catch(() => {});
-    mesh.on("peer:connect", write);
-    mesh.on("peer:disconnect", write);
-    mesh.on("sync", write);
+    // The status file follows the node as it changes (at most every 100 ms), so
+    // `relaymail mesh` shows what is true now.
+    let pending: ReturnType<typeof setTimeout> | undefined;
+    const write = () => {
+      pending ??= setTimeout(() => {
+        pending = undefined;
+        this.#writeStatus().catch(() => {});
+      }, 100);
+    };
+    this.#stopStatus = () => clearTimeout(pending);
+    for (
+      const event of [
+        "peer:connect",
+        "peer:disconnect",
+        "sync",
+        "parcel:received",
+        "parcel:handed",
+        "parcel:delivered",
+      ] as const
+    ) mesh.on(event, write);
     this.#timers.push(setInterval(write, 30_000));
     this.#timers.push(setInterval(() => {
       Promise.all([node.maintain(), this.#fallback?.maintain(), this.#poweb?.maintain()])
@@ -214,6 +231,7 @@ export class Daemon {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const timer of this.#timers) clearInterval(timer);
+    this.#stopStatus();
     this.node.events.removeEventListener("outbox-changed", this.#pump);
     this.#attachment?.stop();
     await this.#fallback?.stop().catch(() => {});
@@ -251,33 +269,53 @@ function timestamped(line: string): void {
   console.log(`${new Date().toISOString()} ${line}`);
 }
 
-function logMeshEvents(mesh: MeshNode, log: (line: string) => void): void {
+/**
+ * Logs what the mesh did, once per event, naming this device's own parcels by the
+ * message they carry (as `sent` shows them) and others' by their key.
+ */
+function logMeshEvents(mesh: MeshNode, node: Relaymail, log: (line: string) => void): void {
   const short = (id: string) => id.length > 16 ? `…${id.slice(-8)}` : id;
+  const label = (key: string) => {
+    const message = node.outbox.messageOf(key);
+    return message ? `message ${message}` : `parcel ${key.slice(0, 12)}`;
+  };
+  // The same handover may be reported by a push and a reconciliation: say it once.
+  const said = new Set<string>();
+  const once = (what: string, line: () => string) => {
+    if (said.has(what)) return;
+    said.add(what);
+    if (said.size > 10_000) said.delete(said.values().next().value!);
+    log(line());
+  };
   mesh.on("peer:connect", (p) => log(`peer found ${p.id} ${p.addresses.join(" ")}`));
   mesh.on("peer:disconnect", (p) => log(`peer lost ${p.id}`));
+  mesh.on("peer:misbehaved", (e) => log(`peer ${e.peer} misbehaved: ${e.reason}`));
   mesh.on("parcel:received", (e) =>
     log(
       e.delivered
-        ? `parcel ${e.key.slice(0, 12)} from ${short(e.from)} delivered here`
-        : `parcel ${e.key.slice(0, 12)} from ${short(e.from)} stored for ${
-          e.recipientId.slice(0, 13)
-        }`,
+        ? `${label(e.key)} from ${short(e.from)} delivered here`
+        : `${label(e.key)} from ${short(e.from)} stored for ${e.recipientId.slice(0, 13)}`,
     ));
   mesh.on(
     "parcel:handed",
     (e) =>
-      log(
-        `parcel ${e.key.slice(0, 12)} handed to ${short(e.peer)}${
-          e.toRecipient ? " (its recipient's node)" : ""
-        }`,
+      once(
+        `${e.key} ${e.peer} ${e.toRecipient}`,
+        () =>
+          `${label(e.key)} handed to ${short(e.peer)} ${
+            e.toRecipient ? "(its recipient's node, with proof)" : "(a relay)"
+          }`,
       ),
   );
-  mesh.on("parcel:delivered", (e) => log(`parcel ${e.key.slice(0, 12)} delivered: copy dropped`));
+  mesh.on(
+    "parcel:delivered",
+    (e) => once(`${e.key} delivered`, () => `${label(e.key)} delivered: copy dropped`),
+  );
   mesh.on(
     "parcel:refused",
     (e) =>
       log(
-        `parcel ${e.key?.slice(0, 12) ?? "?"} refused${
+        `${e.key ? label(e.key) : "parcel ?"} refused${
           e.from ? ` from ${short(e.from)}` : ` by ${short(e.peer!)}`
         }: ${e.code}: ${e.reason}`,
       ),

@@ -160,6 +160,15 @@ export class Outbox {
       }));
   }
 
+  /** The message id a parcel of this device carries (mail or receipt), if it carries one. */
+  messageOf(key: string): string | undefined {
+    return this.ctx.db.get<{ message_id: string }>(
+      `SELECT m.message_id FROM deliveries d JOIN messages m ON m.id = d.message
+       WHERE d.parcel_key = ? LIMIT 1`,
+      key,
+    )?.message_id;
+  }
+
   /** How many parcels wait on this device, not yet handed to any next hop. */
   queuedCount(): number {
     return this.ctx.db.get<{ n: number }>(

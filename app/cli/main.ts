@@ -315,12 +315,13 @@ function buildProgram(print: Print): Command {
       return withNode(this, async (node, options) => {
         const text = await readInvitationArgument(invitation);
         const contact = await node.pairing.acceptInvitation(text, { name: opts.name });
+        const travel = await howAnswersTravel(node);
         out(
           options,
           contact,
           () =>
             `Paired with ${contact.name} (fingerprint ${contact.fingerprint}; they call themselves "${contact.nameHint}").\n` +
-            `Your answer is in the outbox: carry it to them (sneakernet export) and you can both write.`,
+            `Your answer is in the outbox: ${travel}`,
         );
       });
     });
@@ -682,7 +683,11 @@ function buildProgram(print: Print): Command {
               shortDate(r.lastAt),
               r.via,
               r.code,
-              r.senderId ? (node.contacts.get(r.senderId)?.name ?? r.senderId.slice(1, 13)) : "-",
+              r.senderId
+                ? (node.contacts.get(r.senderId)?.name ?? r.senderId.slice(1, 13))
+                : r.hop
+                ? `${r.via === "mesh" ? "peer " : ""}…${r.hop.slice(-12)}`
+                : "-",
               String(r.count),
               clip(r.reason, 100),
             ]),
@@ -692,6 +697,27 @@ function buildProgram(print: Print): Command {
     });
 
   return program;
+}
+
+/** How the answer to an invitation will reach the inviter, from what runs here now. */
+async function howAnswersTravel(node: Relaymail): Promise<string> {
+  const status = await readDaemonStatus(node.dataDir);
+  const gateway = new Settings(node.ctx.db).get("gateway.url");
+  const ways = [];
+  if (status) {
+    ways.push(
+      status.peers.length > 0
+        ? `the mesh carries it now (${status.peers.length} peer(s) nearby)`
+        : "the mesh carries it as soon as a peer is nearby",
+    );
+  }
+  if (gateway) ways.push(`the gateway ${gateway} carries it if the mesh does not in time`);
+  if (ways.length === 0) {
+    return "carry it to them (sneakernet export), or start `relaymail daemon` to send it over " +
+      "the mesh, and you can both write.";
+  }
+  return `${ways.join("; ")}. You can both write once it arrives (or carry it yourself: ` +
+    "sneakernet export).";
 }
 
 async function readInvitationArgument(argument: string): Promise<string> {
