@@ -1009,14 +1009,17 @@ export class MeshNode extends EventTarget {
         theirs = difference.remoteOnly;
         ours = difference.localOnly;
       }
-      const truncated = theirs.length > MAX_DIFF_ITEMS || ours.length > MAX_DIFF_ITEMS;
+      // The initiator needs only our tombstones (to drop its copies): the parcels
+      // we hold and it lacks are ours to push. Not listing them keeps a peer from
+      // learning everything this node holds with one empty ITEMS.
+      const ourTombstones = ours.filter((item) => item[0] === ItemKind.DELIVERED);
+      const truncated = theirs.length > MAX_DIFF_ITEMS || ourTombstones.length > MAX_DIFF_ITEMS;
       theirs = theirs.slice(0, MAX_DIFF_ITEMS);
-      ours = ours.slice(0, MAX_DIFF_ITEMS);
       await channel.write(
         encodeSync({
           type: "diff",
           initiatorOnly: concat(theirs),
-          responderOnly: concat(ours),
+          responderOnly: concat(ourTombstones.slice(0, MAX_DIFF_ITEMS)),
           truncated,
         }),
       );
