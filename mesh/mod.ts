@@ -71,5 +71,11 @@ export {
 } from "./proofs.ts";
 export { DEFAULT_QUOTA_SHARES, type QuotaShares } from "./quota.ts";
 export { DEFAULT_RATE_LIMIT, type RateLimit } from "./rate_limit.ts";
+export {
+  Admission,
+  type AdmissionLimits,
+  type AdmissionStats,
+  DEFAULT_ADMISSION_LIMITS,
+} from "./admission.ts";
 export { MAX_IN_FLIGHT, PROTOCOL_VERSION, SYNC_PROTOCOL, TRANSFER_PROTOCOL } from "./wire.ts";
 export type { StoredParcel } from "./store.ts";

@@ -50,6 +50,7 @@ import {
   SignatureVerifier,
 } from "./proofs.ts";
 import { DEFAULT_QUOTA_SHARES, type QuotaShares, StorageQuota } from "./quota.ts";
+import { Admission, type AdmissionLimits } from "./admission.ts";
 import { Channel } from "./channel.ts";
 import { KeepAlive } from "./keepalive.ts";
 import { type KnownPeer, Reconnector } from "./reconnect.ts";
@@ -114,8 +115,10 @@ export interface MeshNodeOptions {
   readonly unverifiedTombstones?: { perPeer?: number; perHost?: number; total?: number };
   /** Copies a parcel handed in locally starts with (default 8). */
   readonly initialCopies?: number;
-  /** Per-peer rate limit (default {@linkcode DEFAULT_RATE_LIMIT}). */
+  /** Per-peer rate limit (default {@linkcode DEFAULT_RATE_LIMIT}); a remote host gets twice it. */
   readonly rateLimit?: Partial<RateLimit>;
+  /** Limits on inbound connections and handshakes (default `DEFAULT_ADMISSION_LIMITS`, admission.ts). */
+  readonly admission?: Partial<AdmissionLimits>;
   /** A peer silent this long mid-exchange is dropped (default 20 000 ms). */
   readonly stallTimeoutMs?: number;
   /** Re-reconcile with every peer this often even if nothing changed (default 60 000 ms). */
@@ -275,6 +278,7 @@ type ResolvedOptions =
       | "mdnsIntervalMs"
       | "shares"
       | "unverifiedTombstones"
+      | "admission"
     >
   >
   & {
@@ -368,7 +372,9 @@ export class MeshNode extends EventTarget {
         privateKey = privateKeyFromProtobuf(keyBytes);
       }
       const useMdns = options.mdns ?? true;
+      const admission = new Admission(options.admission);
       const libp2p = await createLibp2p({
+        ...admission.libp2pOptions(),
         privateKey,
         start: false,
         addresses: { listen: [...(options.listen ?? ["/ip4/0.0.0.0/tcp/0"])] },
@@ -1768,10 +1774,13 @@ function safeDecodeProof(bytes: Uint8Array): DeliveryProof | null {
   }
 }
 
-/** The host part (IP address) of a multiaddr string, the key of per-host limits. */
+/** The host of a remote address: the key of per-host limits (see admission.ts). */
 function hostOf(address: string): string {
-  const parts = address.split("/");
-  return parts[1]?.startsWith("ip") || parts[1]?.startsWith("dns") ? parts[2] ?? address : address;
+  try {
+    return Admission.hostOf(address);
+  } catch {
+    return address;
+  }
 }
 
 function safeDecodeItem(raw: Uint8Array): Item | null {

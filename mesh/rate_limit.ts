@@ -121,14 +121,12 @@ export class RateLimiter {
   /**
    * Takes one parcel of `size` octets from the budget of every key (a peer id,
    * `"host:" + address`), or from none: false if any of them is over budget.
-   * A single key may be given as a string.
    */
-  take(keys: string | readonly string[], size: number): boolean {
+  take(keys: readonly string[], size: number): boolean {
     const now = this.#now();
     this.#sweep(now);
-    const buckets = [...new Set(typeof keys === "string" ? [keys] : keys)].map((key) =>
-      this.#refill(key, size, now)
-    );
+    const unique = new Set(keys);
+    const buckets = [...unique].map((key) => this.#refill(key, size, now, unique));
     if (!buckets.every((b) => b.parcels >= 1 && b.bytes >= size)) return false;
     for (const bucket of buckets) {
       bucket.parcels -= 1;
@@ -137,21 +135,13 @@ export class RateLimiter {
     return true;
   }
 
-  /**
-   * Does nothing: buckets outlive connections, so that reconnecting does not
-   * reset a budget. Idle buckets go once they are full again.
-   *
-   * @deprecated Budgets are no longer forgotten on disconnect; drop the call.
-   */
-  forget(_key: string): void {}
-
   /** How many buckets are kept now (for tests and status). */
   get size(): number {
     return this.#buckets.size;
   }
 
   /** The key's bucket brought up to `now`, moved to the most recently used end. */
-  #refill(key: string, size: number, now: number): Bucket {
+  #refill(key: string, size: number, now: number, taking: ReadonlySet<string>): Bucket {
     let bucket = this.#buckets.get(key);
     if (bucket) {
       this.#buckets.delete(key);
@@ -163,7 +153,7 @@ export class RateLimiter {
         at: now,
         limit,
       };
-      this.#makeRoom();
+      this.#makeRoom(taking);
     }
     const { parcelsPerSecond, bytesPerSecond, burstSeconds } = bucket.limit;
     const elapsed = Math.max(0, now - bucket.at) / 1000;
@@ -189,11 +179,14 @@ export class RateLimiter {
     }
   }
 
-  /** Makes room for one more bucket: the least recently used goes (see the module doc). */
-  #makeRoom(): void {
-    while (this.#buckets.size >= this.#maxKeys) {
-      const oldest = this.#buckets.keys().next().value!;
-      this.#buckets.delete(oldest);
+  /**
+   * Makes room for one more bucket: the least recently used goes (see the
+   * module doc), but never one of the keys being taken from.
+   */
+  #makeRoom(taking: ReadonlySet<string>): void {
+    for (const key of this.#buckets.keys()) {
+      if (this.#buckets.size < this.#maxKeys) return;
+      if (!taking.has(key)) this.#buckets.delete(key);
     }
   }
 }
