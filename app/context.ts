@@ -81,7 +81,53 @@ export type RelaymailEventName =
   | "outbox-changed"
   | "gateway-changed";
 
-/** Dispatches a named event whose `detail` is `detail`. */
+/**
+ * The messenger's event target: a listener that throws is reported on stderr and
+ * affects neither the code that emitted the event nor the other listeners (a plain
+ * EventTarget reports it as an uncaught error, which ends a Deno process).
+ */
+export class MessengerEvents extends EventTarget {
+  readonly #wrapped = new WeakMap<EventListenerOrEventListenerObject, EventListener>();
+
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    if (!listener) return;
+    let wrapped = this.#wrapped.get(listener);
+    if (!wrapped) {
+      wrapped = (event) => {
+        try {
+          // (Two declarations of Event are in scope, Deno's and Node's: call untyped.)
+          if (typeof listener === "function") (listener as (e: unknown) => void).call(this, event);
+          else (listener as { handleEvent(e: unknown): void }).handleEvent(event);
+        } catch (error) {
+          console.error(
+            `A listener of "${event.type}" failed: ${(error as Error)?.stack ?? error}`,
+          );
+        }
+      };
+      this.#wrapped.set(listener, wrapped);
+    }
+    super.addEventListener(type, wrapped, options);
+  }
+
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    const wrapped = listener && this.#wrapped.get(listener);
+    if (wrapped) super.removeEventListener(type, wrapped, options);
+  }
+}
+
+/**
+ * Dispatches a named event whose `detail` is `detail`, once the transaction it is
+ * part of commits (never if it rolls back); a listener that throws is reported
+ * and does not affect the emitter.
+ */
 export function emit(ctx: NodeContext, name: RelaymailEventName, detail: unknown = null): void {
-  ctx.events.dispatchEvent(new CustomEvent(name, { detail }));
+  ctx.db.afterCommit(() => ctx.events.dispatchEvent(new CustomEvent(name, { detail })));
 }

@@ -26,6 +26,9 @@ interface JobRow {
 /** Most message ids one receipt parcel acknowledges. */
 const RECEIPT_BATCH = 1000;
 
+/** Another process did a job first (its transaction is rolled back). */
+class JobTakenError extends Error {}
+
 /** The durable queue of parcels to build. */
 export class Jobs {
   #running: Promise<number> | null = null;
@@ -114,15 +117,25 @@ export class Jobs {
     const channel = await this.identity.channel(peerId);
     if (!channel) return 0; // e.g. the contact's PDA for us expired: wait for a renewal
     const parcel = await makeParcel(this.ctx, channel, kind, type, content);
-    this.ctx.db.transaction(() => {
-      this.outbox.insert(parcel);
-      this.#delete(jobIds);
-    });
+    // The jobs are claimed by deleting them in the transaction that queues their
+    // parcel: if another process (the daemon, a CLI command) did them meanwhile,
+    // nothing is queued twice.
+    try {
+      this.ctx.db.transaction(() => {
+        if (this.#delete(jobIds) < jobIds.length) throw new JobTakenError();
+        this.outbox.insert(parcel);
+      });
+    } catch (error) {
+      if (error instanceof JobTakenError) return 0;
+      throw error;
+    }
     emit(this.ctx, "outbox-changed");
     return 1;
   }
 
-  #delete(ids: readonly number[]): void {
-    for (const id of ids) this.ctx.db.run("DELETE FROM jobs WHERE id = ?", id);
+  #delete(ids: readonly number[]): number {
+    let deleted = 0;
+    for (const id of ids) deleted += this.ctx.db.run("DELETE FROM jobs WHERE id = ?", id);
+    return deleted;
   }
 }

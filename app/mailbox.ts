@@ -244,9 +244,10 @@ export class Mailbox {
     for (const row of waiting) {
       const parcel = await this.#makeMailParcel(contactId, encodeMail(this.#content(row)));
       if (!parcel) break;
-      this.ctx.db.transaction(() => {
-        this.outbox.insert(parcel);
-        this.ctx.db.run(
+      // Claimed by moving it out of 'waiting' in the transaction that queues its
+      // parcel: if another process sent it meanwhile, nothing is queued twice.
+      const claimed = this.ctx.db.transaction(() => {
+        const moved = this.ctx.db.run(
           `UPDATE deliveries SET state = 'queued', parcel_key = ?, updated_at = ?
            WHERE message = ? AND recipient_id = ? AND state = 'waiting'`,
           parcel.key,
@@ -254,8 +255,11 @@ export class Mailbox {
           row.id,
           contactId,
         );
+        if (moved === 0) return false;
+        this.outbox.insert(parcel);
+        return true;
       });
-      flushed++;
+      if (claimed) flushed++;
     }
     if (flushed) emit(this.ctx, "delivery-changed", { contactId });
     return flushed;

@@ -30,7 +30,7 @@ import { SqliteDatabase } from "../bindings/durable.ts";
 import { toHex } from "../bindings/validation.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { Contacts } from "./contacts.ts";
-import { DEFAULT_SETTINGS, type NodeContext, type Settings } from "./context.ts";
+import { DEFAULT_SETTINGS, MessengerEvents, type NodeContext, type Settings } from "./context.ts";
 import { GatewayAccount } from "./gateway.ts";
 import { type GatewayRegistration, IdentityManager } from "./identity.ts";
 import { Jobs } from "./jobs.ts";
@@ -65,7 +65,12 @@ export interface MaintenanceReport {
   readonly parcelsExpired: number;
   readonly sessionKeysDeleted: number;
   readonly parcelsQueued: number;
+  /** True when another process (the daemon) held the maintenance lease: it does the work. */
+  readonly skipped?: boolean;
 }
+
+/** How long a maintenance run may hold its lease before another process may take over. */
+const MAINTENANCE_LEASE_MS = 10 * 60_000;
 
 /** An open data directory. */
 export class Relaymail implements ParcelNode {
@@ -113,6 +118,9 @@ export class Relaymail implements ParcelNode {
   /** Opens (creating if needed) the data directory `dataDir`. */
   static async open(dataDir: string, options: OpenOptions = {}): Promise<Relaymail> {
     await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
+    // Only its owner may look inside, whatever mode an existing directory had:
+    // it holds private keys and mail.
+    if (Deno.build.os !== "windows") await Deno.chmod(dataDir, 0o700);
     const db = SqliteDatabase.open(join(dataDir, DATABASE_FILE), { migrations: MIGRATIONS });
     try {
       const now = options.now ?? systemClock;
@@ -123,7 +131,7 @@ export class Relaymail implements ParcelNode {
         keys: new SqliteKeyStoreSet(db, sealer, now),
         now,
         settings: { ...DEFAULT_SETTINGS, ...options.settings },
-        events: new EventTarget(),
+        events: new MessengerEvents(),
       };
       return new Relaymail(ctx, sealer);
     } catch (error) {
@@ -212,6 +220,34 @@ export class Relaymail implements ParcelNode {
       parcelsQueued: 0,
     };
     if (!this.identity.exists()) return empty;
+    // One process at a time: a CLI command next to a running daemon leaves the
+    // renewals and follow-up parcels to whoever holds the lease.
+    const holder = `${Deno.pid}:${crypto.randomUUID()}`;
+    if (!this.#takeLease("maintenance", holder, MAINTENANCE_LEASE_MS)) {
+      return { ...empty, skipped: true };
+    }
+    try {
+      return await this.#maintain();
+    } finally {
+      this.ctx.db.run("DELETE FROM leases WHERE name = 'maintenance' AND holder = ?", holder);
+    }
+  }
+
+  /** Takes the lease `name` for `ms` unless another holder has it unexpired. */
+  #takeLease(name: string, holder: string, ms: number): boolean {
+    const now = Date.now();
+    return this.ctx.db.run(
+      `INSERT INTO leases (name, holder, until) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+       WHERE leases.until < ?`,
+      name,
+      holder,
+      now + ms,
+      now,
+    ) === 1;
+  }
+
+  async #maintain(): Promise<MaintenanceReport> {
     const s = this.ctx.settings;
     const now = this.ctx.now().getTime();
     const certificateRenewed = await this.identity.renewIfDue();

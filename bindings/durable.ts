@@ -76,6 +76,37 @@ function storageError(error: unknown, path: string): unknown {
 }
 
 /**
+ * Makes the database file readable by its owner only (0600), creating it if
+ * needed, before SQLite opens it: SQLite gives its WAL and shared-memory files the
+ * database file's mode.
+ */
+function ownerOnly(path: string): void {
+  if (Deno.build.os === "windows") return;
+  try {
+    Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 }).close();
+    Deno.chmodSync(path, 0o600);
+    for (const suffix of ["-wal", "-shm"]) {
+      try {
+        Deno.chmodSync(path + suffix, 0o600);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      }
+    }
+  } catch (error) {
+    // A read-only medium or a file owned by someone else: SQLite says what is wrong.
+    if (!(error instanceof Deno.errors.PermissionDenied)) throw error;
+  }
+}
+
+function safely(fn: () => void): void {
+  try {
+    fn();
+  } catch (error) {
+    console.error(`A listener failed after a commit: ${(error as Error)?.stack ?? error}`);
+  }
+}
+
+/**
  * One SQLite database file with cached statements and nested transactions.
  *
  * Its transaction depth always agrees with SQLite's own state, whatever fails: a
@@ -100,6 +131,7 @@ export class SqliteDatabase {
 
   /** Opens (creating if needed) the database at `path` and brings its schema up to date. */
   static open(path: string, options: OpenDatabaseOptions): SqliteDatabase {
+    if (path !== ":memory:") ownerOnly(path);
     const db = new DatabaseSync(path);
     try {
       db.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 10_000}`);
@@ -171,10 +203,12 @@ export class SqliteDatabase {
   transaction<T>(fn: () => T): T {
     const depth = this.#depth;
     const savepoint = `sp${depth}`;
+    const pending = this.#afterCommit.length;
     this.#ready();
     if (depth === 0) this.#lost = undefined;
     this.#control(depth === 0 ? "BEGIN IMMEDIATE" : `SAVEPOINT ${savepoint}`);
     this.#depth = depth + 1;
+    let committed = false;
     try {
       const result = fn();
       if (result instanceof Promise) {
@@ -183,15 +217,39 @@ export class SqliteDatabase {
       // `fn` may have caught an error after which SQLite rolled everything back.
       this.#ready();
       this.#control(depth === 0 ? "COMMIT" : `RELEASE ${savepoint}`);
+      committed = depth === 0;
       return result;
     } catch (error) {
       const failure = storageError(error, this.#path);
       this.#undo(depth, savepoint);
       if (depth > 0 && this.#ended()) this.#lost ??= failure;
+      // What was to follow the undone work goes with it.
+      this.#afterCommit.length = depth === 0 ? 0 : pending;
       throw failure;
     } finally {
       this.#depth = depth;
+      if (committed) this.#runAfterCommit();
     }
+  }
+
+  /**
+   * Runs `fn` once the current transaction commits (at once outside one), and
+   * never if it rolls back: what others are told (events, say) is then always
+   * what is on disk. An exception from `fn` is reported, not thrown: the commit
+   * has happened.
+   */
+  afterCommit(fn: () => void): void {
+    if (this.#depth === 0) {
+      safely(fn);
+      return;
+    }
+    this.#afterCommit.push(fn);
+  }
+
+  readonly #afterCommit: (() => void)[] = [];
+
+  #runAfterCommit(): void {
+    for (const fn of this.#afterCommit.splice(0)) safely(fn);
   }
 
   /** Closes the database; later calls fail. */

@@ -233,5 +233,15 @@ DROP TABLE jobs;
 ALTER TABLE jobs_v2 RENAME TO jobs;
 `;
 
+const V3 = `
+-- Work that two processes on one data directory (the daemon and a CLI command)
+-- must not both do: a holder takes the lease until it expires or gives it back.
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  until INTEGER NOT NULL
+);
+`;
+
 /** Migrations of the messenger's database, oldest first. */
-export const MIGRATIONS: readonly string[] = [V1, V2];
+export const MIGRATIONS: readonly string[] = [V1, V2, V3];
