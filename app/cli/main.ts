@@ -308,10 +308,12 @@ function buildProgram(print: Print): Command {
       });
     });
 
-  program.command("accept <invitation>")
-    .description("accept an invitation (its text, or a file holding it)")
+  program.command("accept <invitation...>")
+    .description(
+      "accept an invitation: its text, its parts (relaymail-invite-part:K/N:…) in any order, or a file holding it",
+    )
     .option("-n, --name <name>", "the name you will know the inviter by")
-    .action(function (this: Command, invitation: string, opts: { name?: string }) {
+    .action(function (this: Command, invitation: string[], opts: { name?: string }) {
       return withNode(this, async (node, options) => {
         const text = await readInvitationArgument(invitation);
         const contact = await node.pairing.acceptInvitation(text, { name: opts.name });
@@ -720,8 +722,17 @@ async function howAnswersTravel(node: Relaymail): Promise<string> {
     "sneakernet export).";
 }
 
-async function readInvitationArgument(argument: string): Promise<string> {
-  if (argument.startsWith("relaymail-invite:")) return argument;
+/**
+ * The invitation in `accept`'s arguments: its text (whitespace around it, as pasted
+ * from a mail, is no matter), its parts as separate arguments, or a file's path.
+ */
+async function readInvitationArgument(argumentsGiven: readonly string[]): Promise<string> {
+  const joined = argumentsGiven.join(" ").trim();
+  if (/relaymail-invite(-part)?:/.test(joined)) return joined;
+  if (argumentsGiven.length > 1) {
+    throw new Error("Give one invitation: its text, its parts, or one file holding it");
+  }
+  const argument = joined;
   try {
     return await Deno.readTextFile(argument);
   } catch (error) {
