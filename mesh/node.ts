@@ -91,6 +91,13 @@ import {
 export interface MeshNodeOptions {
   /** SQLite file for the node's parcels and key (`:memory:` for a throwaway node). */
   readonly storePath: string;
+  /**
+   * The node's libp2p private key (protobuf-encoded, as `privateKeyToProtobuf`
+   * writes it), for a caller that keeps it safe itself (sealed under a
+   * passphrase, say); the store then keeps no copy. Default: a key generated once
+   * and kept in the store, unencrypted.
+   */
+  readonly privateKey?: Uint8Array;
   /** Multiaddrs to listen on (default `/ip4/0.0.0.0/tcp/0`: every interface, any port). */
   readonly listen?: readonly string[];
   /** Multiaddrs of peers to dial and keep dialling, for networks without multicast. */
@@ -279,6 +286,7 @@ type ResolvedOptions =
       | "shares"
       | "unverifiedTombstones"
       | "admission"
+      | "privateKey"
     >
   >
   & {
@@ -363,13 +371,18 @@ export class MeshNode extends EventTarget {
     const now = options.now ?? (() => new Date());
     const store = MeshStore.open(options.storePath, now);
     try {
-      const keyBytes = store.getMeta("libp2p.private-key");
       let privateKey;
-      if (!keyBytes) {
-        privateKey = await generateKeyPair("Ed25519");
-        store.setMeta("libp2p.private-key", privateKeyToProtobuf(privateKey));
+      if (options.privateKey) {
+        privateKey = privateKeyFromProtobuf(options.privateKey);
+        store.deleteMeta("libp2p.private-key");
       } else {
-        privateKey = privateKeyFromProtobuf(keyBytes);
+        const keyBytes = store.getMeta("libp2p.private-key");
+        if (!keyBytes) {
+          privateKey = await generateKeyPair("Ed25519");
+          store.setMeta("libp2p.private-key", privateKeyToProtobuf(privateKey));
+        } else {
+          privateKey = privateKeyFromProtobuf(keyBytes);
+        }
       }
       const useMdns = options.mdns ?? true;
       const admission = new Admission(options.admission);

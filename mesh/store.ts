@@ -264,6 +264,11 @@ export class MeshStore {
     return this.#db.get<{ value: Uint8Array }>("SELECT value FROM meta WHERE key = ?", key)?.value;
   }
 
+  /** Removes a value of the meta table. */
+  deleteMeta(key: string): void {
+    this.#db.run("DELETE FROM meta WHERE key = ?", key);
+  }
+
   /** Sets a value of the meta table. */
   setMeta(key: string, value: Uint8Array): void {
     this.#db.run("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, value);
