@@ -23,6 +23,8 @@ export interface DaemonOptions {
   readonly mdns?: boolean;
   /** mDNS query interval in ms (default 10 000). */
   readonly mdnsIntervalMs?: number;
+  /** Interfaces to speak mDNS on (default: every one that is up). */
+  readonly mdnsInterfaces?: readonly string[];
   /** Storage quota for other people's parcels, in octets. */
   readonly quotaBytes?: number;
   /** A peer silent this long mid-exchange is dropped, in ms (default 20 000). */
@@ -105,6 +107,7 @@ export class Daemon {
       peers: options.peers,
       mdns: options.mdns ?? true,
       mdnsIntervalMs: options.mdnsIntervalMs,
+      mdnsInterfaces: options.mdnsInterfaces?.length ? options.mdnsInterfaces : undefined,
       quotaBytes: options.quotaBytes,
       stallTimeoutMs: options.stallTimeoutMs,
       now: node.ctx.now,

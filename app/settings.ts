@@ -23,6 +23,11 @@ export const SETTINGS = {
     help: "peers the daemon dials and keeps dialling",
   },
   "mesh.mdns": { kind: "boolean", default: true, help: "find peers on the local network by mDNS" },
+  "mesh.interfaces": {
+    kind: "names",
+    default: [] as string[],
+    help: "network interfaces to speak mDNS on (default: every one that is up)",
+  },
   "mesh.quota": {
     kind: "size",
     default: 512 * 1024 * 1024,
@@ -59,8 +64,8 @@ export const SETTINGS = {
 export type SettingName = keyof typeof SETTINGS;
 
 /** A setting's value type. */
-export type SettingValue<K extends SettingName> = (typeof SETTINGS)[K]["kind"] extends "list"
-  ? string[]
+export type SettingValue<K extends SettingName> = (typeof SETTINGS)[K]["kind"] extends
+  "list" | "names" ? string[]
   : (typeof SETTINGS)[K]["kind"] extends "boolean" ? boolean
   : (typeof SETTINGS)[K]["kind"] extends "url" | "address" ? string
   : number;
@@ -99,6 +104,14 @@ export class Settings {
                 (error as Error).message
               })`,
             );
+          }
+        }
+        break;
+      case "names":
+        value = text.split(",").map((item) => item.trim()).filter((item) => item.length > 0);
+        for (const item of value as string[]) {
+          if (!/^[\w.:@-]{1,15}$/.test(item)) {
+            throw new TypeError(`Setting ${name} takes interface names: "${item}" is not one`);
           }
         }
         break;

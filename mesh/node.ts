@@ -16,7 +16,6 @@ import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@libp2p/crypto/keys";
 import type { Connection, PeerId, Stream } from "@libp2p/interface";
-import { mdns } from "@libp2p/mdns";
 import { type Ping, ping } from "@libp2p/ping";
 import { tcp } from "@libp2p/tcp";
 import { multiaddr } from "@multiformats/multiaddr";
@@ -52,6 +51,7 @@ import {
 import { DEFAULT_QUOTA_SHARES, type QuotaShares, StorageQuota } from "./quota.ts";
 import { Admission, type AdmissionLimits } from "./admission.ts";
 import { Channel } from "./channel.ts";
+import { MdnsDiscovery } from "./mdns.ts";
 import { KeepAlive } from "./keepalive.ts";
 import { type KnownPeer, Reconnector } from "./reconnect.ts";
 import { DEFAULT_RATE_LIMIT, type RateLimit, RateLimiter } from "./rate_limit.ts";
@@ -106,6 +106,8 @@ export interface MeshNodeOptions {
   readonly mdns?: boolean;
   /** mDNS query interval in ms (default 10 000). */
   readonly mdnsIntervalMs?: number;
+  /** Network interfaces to speak mDNS on, by name (default: every one that is up). */
+  readonly mdnsInterfaces?: readonly string[];
   /** Most octets of other people's parcels this node stores (default 512 MiB). */
   readonly quotaBytes?: number;
   /** Most parcels of other people this node stores (default 50 000). */
@@ -283,6 +285,7 @@ type ResolvedOptions =
       | "storePath"
       | "mdns"
       | "mdnsIntervalMs"
+      | "mdnsInterfaces"
       | "shares"
       | "unverifiedTombstones"
       | "admission"
@@ -322,6 +325,8 @@ export class MeshNode extends EventTarget {
   readonly #store: MeshStore;
   readonly #options: ResolvedOptions;
   readonly #limiter: RateLimiter;
+  readonly #discovery: { intervalMs: number; interfaces?: readonly string[] } | null;
+  #mdns: MdnsDiscovery | undefined;
   readonly #quota: StorageQuota;
   readonly #verifier = new SignatureVerifier();
   readonly #hosts = new Map<
@@ -357,8 +362,10 @@ export class MeshNode extends EventTarget {
     store: MeshStore,
     options: ResolvedOptions,
     limiter: RateLimiter,
+    discovery: { intervalMs: number; interfaces?: readonly string[] } | null,
   ) {
     super();
+    this.#discovery = discovery;
     this.#libp2p = libp2p;
     this.#store = store;
     this.#options = options;
@@ -395,15 +402,13 @@ export class MeshNode extends EventTarget {
         connectionEncrypters: [noise()],
         streamMuxers: [yamux()],
         services: { ping: ping({ maxInboundStreams: 2, timeout: 5_000 }) },
-        peerDiscovery: useMdns
-          ? [
-            mdns({
-              interval: options.mdnsIntervalMs ?? 10_000,
-              serviceTag: "_relaymail-mesh._udp.local",
-            }),
-          ]
-          : [],
       });
+      const discovery = useMdns
+        ? {
+          intervalMs: options.mdnsIntervalMs ?? 10_000,
+          interfaces: options.mdnsInterfaces,
+        }
+        : null;
       const resolved = {
         peers: options.peers ?? [],
         quotaBytes: options.quotaBytes ?? 512 * 1024 * 1024,
@@ -428,7 +433,7 @@ export class MeshNode extends EventTarget {
         reconciliation: options.reconciliation ?? "auto",
       };
       const limiter = new RateLimiter({ ...DEFAULT_RATE_LIMIT, ...options.rateLimit });
-      return new MeshNode(libp2p, store, resolved, limiter);
+      return new MeshNode(libp2p, store, resolved, limiter, discovery);
     } catch (error) {
       store.close();
       throw error;
@@ -474,10 +479,23 @@ export class MeshNode extends EventTarget {
       "peer:disconnect",
       (event) => this.#onDisconnect(event.detail.toString()),
     );
-    libp2p.addEventListener("peer:discovery", (event) => {
-      this.#reconnector.seen(event.detail.id.toString(), event.detail.multiaddrs.map(String));
-    });
     await libp2p.start();
+    if (this.#discovery) {
+      // Our own mDNS: one socket per interface (a relay bridges its segments), and
+      // every sighting reported, so a peer that comes back is dialled again.
+      const mdns = new MdnsDiscovery({
+        ...this.#discovery,
+        peerId: this.peerId,
+        addresses: () => this.#libp2p.getMultiaddrs().map(String),
+      });
+      mdns.on("peer", (sighting) => this.#reconnector.seen(sighting.peerId, sighting.multiaddrs));
+      mdns.on(
+        "warning",
+        ({ interfaceName, error }) => this.#log(`mDNS on ${interfaceName}: ${error.message}`),
+      );
+      mdns.start();
+      this.#mdns = mdns;
+    }
     for (const address of this.#options.peers) {
       const id = multiaddr(address).getComponents().find((c) => c.name === "p2p")?.value ?? null;
       this.#reconnector.addStatic(address, id);
@@ -499,6 +517,8 @@ export class MeshNode extends EventTarget {
     this.#timers.length = 0;
     this.#reconnector.stop();
     this.#keepAlive.stop();
+    await this.#mdns?.stop();
+    this.#mdns = undefined;
     if (this.#started) this.#rememberPeers();
     for (const peer of this.#peers.values()) clearTimeout(peer.syncTimer);
     if (this.#started) await this.#libp2p.stop();

@@ -880,6 +880,7 @@ interface DaemonFlags {
   peer?: string[];
   mdns?: boolean;
   mdnsInterval: string;
+  mdnsInterface?: string[];
   quota?: string;
   stallTimeout: string;
   gateway?: string;
@@ -898,6 +899,11 @@ function addDaemonOptions(command: Command): Command {
     .option("--mdns", "find peers by mDNS (setting mesh.mdns, on by default)")
     .option("--no-mdns", "do not find peers by mDNS: dial --peer addresses only")
     .option("--mdns-interval <ms>", "how often to ask the network for peers by mDNS", "10000")
+    .option(
+      "--mdns-interface <name>",
+      "speak mDNS on this interface only, repeatable (setting mesh.interfaces; default: all)",
+      collect,
+    )
     .option(
       "--quota <size>",
       "storage for other people's parcels, e.g. 512M or 2G (setting mesh.quota)",
@@ -927,6 +933,7 @@ function daemonOptionsFrom(opts: DaemonFlags, settings: Settings): DaemonOptions
     peers: [...settings.get("mesh.peers"), ...(opts.peer ?? [])],
     mdns: opts.mdns ?? settings.get("mesh.mdns"),
     mdnsIntervalMs: Number(opts.mdnsInterval),
+    mdnsInterfaces: opts.mdnsInterface ?? settings.get("mesh.interfaces"),
     quotaBytes: opts.quota ? parseSize(opts.quota) : settings.get("mesh.quota"),
     stallTimeoutMs: Number(opts.stallTimeout),
     gatewayUrl: gatewayUrl ? parsePoWebUrl(gatewayUrl).url : undefined,
