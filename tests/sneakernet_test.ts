@@ -8,7 +8,7 @@ import {
 import { testBindingContract } from "../bindings/testing/contract.ts";
 import { createParcelFixture } from "../bindings/testing/fixtures.ts";
 import { MemoryParcelNode } from "../bindings/testing/memory_node.ts";
-import { sha256Hex } from "../bindings/validation.ts";
+import { MAX_PARCEL_LENGTH, sha256Hex } from "../bindings/validation.ts";
 
 testBindingContract({
   name: "sneakernet",
@@ -67,19 +67,20 @@ Deno.test("importParcels() reports corrupt files, skips them and takes the rest"
   }
 });
 
-Deno.test("importParcels() ignores an export's temporary files and a missing directory is a clear error", async () => {
+Deno.test("importParcels() reports an export's temporary file as ignored and a missing directory is a clear error", async () => {
   const stick = await Deno.makeTempDir();
   try {
-    await Deno.writeFile(join(stick, ".0b1c.tmp"), new Uint8Array([0x41, 0x77]));
+    await Deno.writeFile(join(stick, `.${crypto.randomUUID()}.tmp`), new Uint8Array([0x41, 0x77]));
     const receiver = new MemoryParcelNode();
     const report = await importParcels(receiver, stick);
     assert.equal(receiver.offers.size, 0);
-    assert.deepEqual(report, {
+    assert.deepEqual({ ...report, ignored: report.ignored.map((i) => i.code) }, {
       accepted: 0,
       duplicates: 0,
       skipped: 0,
       refused: [],
       unreadable: [],
+      ignored: ["temporary"],
     });
     await assert.rejects(
       importParcels(receiver, join(stick, "absent")),
@@ -90,13 +91,82 @@ Deno.test("importParcels() ignores an export's temporary files and a missing dir
   }
 });
 
-Deno.test("exportParcels() removes stale temporary files and never rewrites a parcel already there", async () => {
+Deno.test("importParcels() takes .parcel in any case and reports every other entry it ignores, with why", async () => {
+  const stick = await Deno.makeTempDir();
+  const elsewhere = await Deno.makeTempDir();
+  try {
+    const fixture = await createParcelFixture();
+    const [upper, nested, linked] = [
+      await fixture.makeParcel(),
+      await fixture.makeParcel(),
+      await fixture.makeParcel(),
+    ];
+    // A name whose case a FAT stick or a copy tool changed is still a parcel file.
+    await Deno.writeFile(join(stick, "ABC.PARCEL"), upper);
+    await Deno.writeFile(join(stick, "notes.txt"), new TextEncoder().encode("hello"));
+    await Deno.writeFile(join(stick, "abc.parcel.bak"), upper);
+    // macOS leaves `._` companions of copied files on FAT sticks: not parcels.
+    await Deno.writeFile(join(stick, "._abc.parcel"), new Uint8Array([0, 5, 22, 7]));
+    const temporary = ".4f1c2b9e-6a7d-4e3b-9c1a-2d5e8f0a7b6c.tmp"; // as an export names them
+    await Deno.writeFile(join(stick, temporary), upper.subarray(0, 10));
+    await Deno.mkdir(join(stick, "older.parcel"));
+    await Deno.writeFile(join(stick, "older.parcel", "nested.parcel"), nested);
+    await Deno.writeFile(join(elsewhere, "linked.parcel"), linked);
+    await Deno.symlink(join(elsewhere, "linked.parcel"), join(stick, "link.parcel"));
+    const receiver = new MemoryParcelNode();
+
+    const report = await importParcels(receiver, stick);
+
+    assert.equal(report.accepted, 1);
+    assert.deepEqual([...receiver.stored.keys()], [await sha256Hex(upper)]);
+    assert.deepEqual(report.ignored.map((i) => [i.file, i.code]), [
+      [join(stick, temporary), "temporary"],
+      [join(stick, "._abc.parcel"), "hidden"],
+      [join(stick, "abc.parcel.bak"), "not-a-parcel-name"],
+      [join(stick, "link.parcel"), "symlink"],
+      [join(stick, "notes.txt"), "not-a-parcel-name"],
+      [join(stick, "older.parcel"), "directory"],
+    ]);
+    assert.match(report.ignored[5].reason, /does not look inside subdirectories/);
+    assert.deepEqual(report.unreadable, []);
+  } finally {
+    await Deno.remove(stick, { recursive: true });
+    await Deno.remove(elsewhere, { recursive: true });
+  }
+});
+
+Deno.test("importParcels() reports a parcel file larger than any parcel as unreadable without reading it", async () => {
   const stick = await Deno.makeTempDir();
   try {
-    const stale = join(stick, ".stale.tmp");
-    await Deno.writeFile(stale, new Uint8Array([1, 2, 3]));
+    const file = await Deno.create(join(stick, "huge.parcel"));
+    await file.truncate(MAX_PARCEL_LENGTH + 1); // sparse: nothing is written
+    file.close();
+    const receiver = new MemoryParcelNode();
+
+    const report = await importParcels(receiver, stick);
+
+    assert.equal(receiver.offers.size, 0);
+    assert.deepEqual(report.unreadable, [{
+      file: join(stick, "huge.parcel"),
+      error: `file has ${MAX_PARCEL_LENGTH + 1} bytes, more than any parcel (${MAX_PARCEL_LENGTH})`,
+    }]);
+    assert.deepEqual(report.ignored, []);
+  } finally {
+    await Deno.remove(stick, { recursive: true });
+  }
+});
+
+Deno.test("exportParcels() removes its own stale temporary files and never rewrites a parcel already there", async () => {
+  const stick = await Deno.makeTempDir();
+  try {
+    const stale = join(stick, `.${crypto.randomUUID()}.tmp`);
+    // The directory may be a whole stick: another program's hidden files stay.
+    const foreign = join(stick, ".stale.tmp");
     const old = new Date(Date.now() - 2 * 3_600_000);
-    await Deno.utime(stale, old, old);
+    for (const path of [stale, foreign]) {
+      await Deno.writeFile(path, new Uint8Array([1, 2, 3]));
+      await Deno.utime(path, old, old);
+    }
     const fixture = await createParcelFixture();
     const sender = new MemoryParcelNode();
     await sender.enqueue(await fixture.makeParcel(), fixture.recipientId);
@@ -107,6 +177,7 @@ Deno.test("exportParcels() removes stale temporary files and never rewrites a pa
     assert.equal(first.written, 1);
     assert.deepEqual([second.written, second.alreadyThere], [0, 1]);
     await assert.rejects(Deno.stat(stale), Deno.errors.NotFound);
+    assert.equal((await Deno.stat(foreign)).size, 3);
   } finally {
     await Deno.remove(stick, { recursive: true });
   }

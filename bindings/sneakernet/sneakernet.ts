@@ -4,12 +4,17 @@
  * import hands every parcel file found there to a node.
  *
  * - Files are named `<hex SHA-256>.parcel` and hold one serialised parcel each.
- * - Each file is written under a temporary name (starting with a dot), flushed to
- *   the medium, then renamed: a stick pulled out mid-export leaves at most a stray
+ * - Each file is written under a temporary name (`.<UUID>.tmp`), flushed to the
+ *   medium, then renamed: a stick pulled out mid-export leaves at most a stray
  *   temporary file, never a half-written `.parcel`.
  * - A parcel counts as handed over once its file is on the medium.
+ * - Import reads the regular files at the top of the directory whose names end in
+ *   `.parcel` in any case and do not start with a dot; it reports every other entry
+ *   as ignored, with why. It never changes the medium.
  * - Import is idempotent: the node recognises parcels it already holds.
  * - A corrupt or unreadable file is reported and skipped, never fatal.
+ *
+ * docs/protocol.md §9 specifies the medium for other implementations.
  *
  * @module
  */
@@ -17,8 +22,11 @@ import { join } from "node:path";
 import type { OutgoingParcelsOptions, ParcelNode, RefusalCode } from "../binding.ts";
 import { errorMessage, MAX_PARCEL_LENGTH } from "../validation.ts";
 
-/** Extension of parcel files. */
+/** Extension of parcel files: export writes it in lower case, import takes any case. */
 export const PARCEL_FILE_EXTENSION = ".parcel";
+
+/** Name of the temporary file an export writes a parcel under before renaming it. */
+const TEMPORARY_FILE = /^\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.tmp$/;
 
 /** Name of this binding in handovers and the refusal log. */
 export const SNEAKERNET = "sneakernet";
@@ -51,6 +59,31 @@ export interface ImportOptions {
   readonly onProgress?: (progress: SneakernetProgress) => void;
 }
 
+/** Why {@linkcode importParcels} did not read a directory entry. */
+export type IgnoredEntryCode =
+  /** An export's temporary file (`.<UUID>.tmp`): unfinished, or being written now. */
+  | "temporary"
+  /** A subdirectory: import does not look inside. */
+  | "directory"
+  /** A symbolic link: import does not follow links. */
+  | "symlink"
+  /** Neither a regular file nor a directory (a device, pipe or socket). */
+  | "not-a-file"
+  /** A name starting with a dot, such as macOS's `._` companions of copied files. */
+  | "hidden"
+  /** A name that does not end in `.parcel` (in any case). */
+  | "not-a-parcel-name";
+
+/** A directory entry {@linkcode importParcels} did not read. */
+export interface IgnoredEntry {
+  /** Path of the entry (the directory joined with its name). */
+  readonly file: string;
+  /** Why, in a stable form. */
+  readonly code: IgnoredEntryCode;
+  /** Why, for people. */
+  readonly reason: string;
+}
+
 /** What {@linkcode importParcels} did. */
 export interface ImportReport {
   /** Parcels the node stored. */
@@ -61,8 +94,10 @@ export interface ImportReport {
   readonly skipped: number;
   /** Parcels the node refused, with why. */
   readonly refused: readonly { file: string; code: RefusalCode; reason: string }[];
-  /** Files that could not be read at all. */
+  /** Parcel files that could not be read at all (empty, larger than any parcel, I/O error). */
   readonly unreadable: readonly { file: string; error: string }[];
+  /** Every other entry of the directory, not read, with why; sorted by name. */
+  readonly ignored: readonly IgnoredEntry[];
 }
 
 /** Leftover temporary files older than this are removed by the next export. */
@@ -115,13 +150,12 @@ export async function importParcels(
   options: ImportOptions = {},
 ): Promise<ImportReport> {
   const files: string[] = [];
+  const ignoredNames: { name: string; code: IgnoredEntryCode }[] = [];
   try {
     for await (const entry of Deno.readDir(directory)) {
-      if (
-        entry.isFile && entry.name.endsWith(PARCEL_FILE_EXTENSION) && !entry.name.startsWith(".")
-      ) {
-        files.push(entry.name);
-      }
+      const code = whyIgnored(entry);
+      if (code === null) files.push(entry.name);
+      else ignoredNames.push({ name: entry.name, code });
     }
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
@@ -132,6 +166,9 @@ export async function importParcels(
     throw error;
   }
   files.sort();
+  const ignored = ignoredNames
+    .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+    .map(({ name, code }) => ({ file: join(directory, name), code, reason: IGNORED[code] }));
   let accepted = 0, duplicates = 0, skipped = 0;
   const refused: { file: string; code: RefusalCode; reason: string }[] = [];
   const unreadable: { file: string; error: string }[] = [];
@@ -159,7 +196,29 @@ export async function importParcels(
     options.onProgress?.({ done: index + 1, total: files.length });
   }
   await node.flush?.();
-  return { accepted, duplicates, skipped, refused, unreadable };
+  return { accepted, duplicates, skipped, refused, unreadable, ignored };
+}
+
+const IGNORED: Record<IgnoredEntryCode, string> = {
+  "temporary": "Temporary file of an export that is unfinished or still running",
+  "directory": "Directory: import does not look inside subdirectories",
+  "symlink": "Symbolic link: import does not follow links",
+  "not-a-file": "Not a regular file",
+  "hidden": "Hidden file (its name starts with a dot)",
+  "not-a-parcel-name": `Name does not end in ${PARCEL_FILE_EXTENSION}`,
+};
+
+/** Why import leaves `entry` unread, or null if it is a parcel file to read. */
+function whyIgnored(entry: Deno.DirEntry): IgnoredEntryCode | null {
+  if (entry.isSymlink) return "symlink";
+  if (entry.isDirectory) return "directory";
+  if (!entry.isFile) return "not-a-file";
+  if (TEMPORARY_FILE.test(entry.name)) return "temporary";
+  if (entry.name.startsWith(".")) return "hidden";
+  // FAT sticks, phones and some copy tools change the case of names; the name
+  // carries no meaning (import never trusts it), so any case will do.
+  if (!entry.name.toLowerCase().endsWith(PARCEL_FILE_EXTENSION)) return "not-a-parcel-name";
+  return null;
 }
 
 /** The file's bytes, or why they cannot be a parcel. */
@@ -224,7 +283,8 @@ async function sizeOf(path: string): Promise<number | null> {
 async function removeStaleTemporaryFiles(directory: string): Promise<void> {
   const now = Date.now();
   for await (const entry of Deno.readDir(directory)) {
-    if (!entry.isFile || !entry.name.startsWith(".") || !entry.name.endsWith(".tmp")) continue;
+    // Only this binding's own temporary files: the directory may be a whole stick.
+    if (!entry.isFile || !TEMPORARY_FILE.test(entry.name)) continue;
     const path = join(directory, entry.name);
     const info = await Deno.stat(path).catch(() => null);
     if (info?.mtime && now - info.mtime.getTime() > STALE_TEMPORARY_MS) {
