@@ -233,7 +233,9 @@ export class Pairing {
     );
     const parcelId = crypto.randomUUID();
     const parcel = new Parcel(
-      { id: inviterId },
+      // Like every parcel to the inviter, it names the inviter's Internet gateway, if
+      // any, so that it can travel through Awala gateways.
+      { id: inviterId, internetAddress: inviterParams.internetGatewayAddress || undefined },
       inviterParams.deliveryAuth.leafCertificate,
       Buffer.from(envelopedData.serialize()),
       {

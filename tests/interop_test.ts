@@ -155,7 +155,7 @@ Deno.test("a third-party app built from docs/protocol.md pairs with Relaymail an
     });
 
     await t.step(
-      "the same mail parcel again is a duplicate, stored once, receipted again (§1.3, §4, §5)",
+      "the same mail parcel again is a duplicate, stored once, receipted again (§1.4, §4, §5)",
       async () => {
         const outcome = await alice.receiveParcel(mailParcel, { binding: "test" });
         await alice.flush(); // as a binding does after a batch: owed parcels are built

@@ -542,9 +542,13 @@ function buildProgram(print: Print): Command {
           [
             `Imported ${report.accepted} new parcel(s); ${report.duplicates} already had; ` +
             `${report.skipped} for others left on the medium; ${report.refused.length} refused; ` +
-            `${report.unreadable.length} unreadable`,
+            `${report.unreadable.length} unreadable; ${report.ignored.length} other entries ignored`,
             ...report.refused.map((r) => `  refused ${basename(r.file)}: ${r.code}: ${r.reason}`),
             ...report.unreadable.map((r) => `  unreadable ${basename(r.file)}: ${r.error}`),
+            ...report.ignored.slice(0, 20).map((i) => `  ignored ${basename(i.file)}: ${i.reason}`),
+            ...(report.ignored.length > 20
+              ? [`  and ${report.ignored.length - 20} more ignored (see --json)`]
+              : []),
           ].join("\n"));
       });
     });
