@@ -9,6 +9,9 @@
  * @module
  */
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@libp2p/crypto/keys";
+import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import { type Attachment, attachParcelNode, MeshNode } from "../mesh/mod.ts";
 import { type GatewayService, startGatewayFallback, startPoWebServer } from "./gateway_services.ts";
 import type { Relaymail } from "./relaymail.ts";
@@ -40,6 +43,12 @@ export interface DaemonOptions {
   /** Resolves when the daemon should stop (default: SIGINT or SIGTERM). */
   readonly until?: Promise<unknown>;
 }
+
+/** Name of the mesh node's parcel store, inside the data directory. */
+export const MESH_STORE_FILE = "mesh.sqlite";
+
+/** Where versions before the key store kept the mesh key, in the clear: mesh.sqlite's meta. */
+const LEGACY_MESH_KEY = "libp2p.private-key";
 
 /** Name of the file the daemon keeps its live status in, inside the data directory. */
 export const STATUS_FILE = "daemon-status.json";
@@ -101,8 +110,11 @@ export class Daemon {
   /** Starts the mesh (and gateway roles) for `node`, which must have an identity. */
   static async start(node: Relaymail, options: DaemonOptions = {}): Promise<Daemon> {
     const log = options.log ?? timestamped;
+    const storePath = join(node.dataDir, MESH_STORE_FILE);
     const mesh = await MeshNode.create({
-      storePath: join(node.dataDir, "mesh.sqlite"),
+      storePath,
+      // Given the key, the mesh deletes the copy older versions left in its store.
+      privateKey: await meshPrivateKey(node, storePath),
       listen: options.listen ?? ["/ip4/0.0.0.0/tcp/4747"],
       peers: options.peers,
       mdns: options.mdns ?? true,
@@ -264,6 +276,50 @@ export async function runDaemon(node: Relaymail, options: DaemonOptions = {}): P
   } finally {
     for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
     await daemon?.stop();
+  }
+}
+
+/**
+ * The mesh node's libp2p key (protobuf-encoded), kept in the messenger's key store
+ * and sealed like the other private keys. On the first start after an upgrade it
+ * is moved there from `storePath`, where older versions kept it in the clear, so
+ * the node keeps its peer id; without one there, it is made once.
+ */
+async function meshPrivateKey(node: Relaymail, storePath: string): Promise<Uint8Array> {
+  const keys = node.ctx.keys.privateKeyStore;
+  let kept = keys.retrieveMeshKey();
+  if (!kept) {
+    const key = legacyMeshKey(storePath) ??
+      privateKeyToProtobuf(await generateKeyPair("Ed25519"));
+    kept = keys.saveMeshKey(peerIdFromPrivateKey(privateKeyFromProtobuf(key)).toString(), key);
+  }
+  const peerId = peerIdFromPrivateKey(privateKeyFromProtobuf(kept.key)).toString();
+  if (peerId !== kept.peerId) {
+    throw new Error(`The mesh key stored for peer ${kept.peerId} belongs to peer ${peerId}`);
+  }
+  return kept.key;
+}
+
+/** The mesh key older versions kept in mesh.sqlite's meta, read without writing anything. */
+function legacyMeshKey(storePath: string): Uint8Array | undefined {
+  try {
+    Deno.statSync(storePath);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  const db = new DatabaseSync(storePath, { readOnly: true });
+  try {
+    const hasMeta = db.prepare(
+      "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+    ).get() !== undefined;
+    if (!hasMeta) return undefined;
+    const row = db.prepare("SELECT value FROM meta WHERE key = ?").get(LEGACY_MESH_KEY) as
+      | { value: Uint8Array }
+      | undefined;
+    return row ? new Uint8Array(row.value) : undefined;
+  } finally {
+    db.close();
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * relaynet-core's key stores, persisted in the data directory's SQLite database.
- * Private keys are sealed under the user's passphrase when one is set; session keys
- * a peer has moved past are deleted (forward secrecy is only real once they are gone).
+ * Private keys (the mesh node's libp2p key among them) are sealed under the user's
+ * passphrase when one is set; session keys a peer has moved past are deleted
+ * (forward secrecy is only real once they are gone).
  *
  * @module
  */
@@ -19,7 +20,7 @@ import {
   type UnboundSessionPrivateKeyData,
 } from "@relaycorp/relaynet-core";
 import type { SqliteDatabase } from "../../bindings/durable.ts";
-import { toArrayBuffer } from "../../bindings/validation.ts";
+import { fromHex, toArrayBuffer, toHex } from "../../bindings/validation.ts";
 import type { Clock } from "../clock.ts";
 import type { KeySealer } from "./sealing.ts";
 
@@ -33,6 +34,20 @@ export class PassphraseRequiredError extends Error {
   }
 }
 
+/**
+ * Where Relaymail.open keeps the passphrase check (app/relaymail.ts), beside the
+ * salt, in table `meta`; {@linkcode SqlitePrivateKeyStore.upgradeSealing} reseals it.
+ */
+const CHECK_META_KEY = "passphrase.check";
+
+/** The mesh node's libp2p private key, as the key store keeps it. */
+export interface MeshKey {
+  /** The libp2p peer id the key gives. */
+  readonly peerId: string;
+  /** The private key, protobuf-encoded (as libp2p's `privateKeyToProtobuf` writes it). */
+  readonly key: Uint8Array;
+}
+
 interface PrivateKeyRow {
   key_id: string;
   node_id: string;
@@ -41,7 +56,7 @@ interface PrivateKeyRow {
   sealed: number;
 }
 
-/** Private identity and session keys, in table `private_keys`. */
+/** Private identity, session and mesh keys, in table `private_keys`. */
 export class SqlitePrivateKeyStore extends PrivateKeyStore {
   #sealer: KeySealer | null;
 
@@ -161,19 +176,105 @@ export class SqlitePrivateKeyStore extends PrivateKeyStore {
     );
   }
 
+  /** The mesh node's libp2p key, or null when none is kept yet. */
+  retrieveMeshKey(): MeshKey | null {
+    const row = this.db.get<PrivateKeyRow>("SELECT * FROM private_keys WHERE kind = 'mesh'");
+    return row ? { peerId: row.key_id, key: this.#open(row) } : null;
+  }
+
+  /**
+   * Keeps `key` as the mesh node's libp2p key, sealed like the other private keys,
+   * unless one is kept already; returns the one kept.
+   */
+  saveMeshKey(peerId: string, key: Uint8Array): MeshKey {
+    return this.db.transaction(() => {
+      const kept = this.retrieveMeshKey();
+      if (kept) return kept;
+      this.db.run(
+        `INSERT INTO private_keys (key_id, kind, node_id, key, sealed, created_at)
+         VALUES (?, 'mesh', ?, ?, ?, ?)`,
+        peerId,
+        peerId,
+        this.#seal(key, peerId),
+        this.#sealer ? 1 : 0,
+        this.now().getTime(),
+      );
+      return { peerId, key };
+    });
+  }
+
+  /**
+   * Reseals, in one transaction, every private key sealed in an older format or
+   * at another cost than the sealer's (`RMS1` keys, say: see sealing.ts), and the
+   * passphrase check kept beside them; returns how many keys it resealed. Run
+   * when the store is opened, with a sealer whose passphrase was checked.
+   */
+  upgradeSealing(): number {
+    const sealer = this.#sealer;
+    if (!sealer || !this.#needsUpgrade(sealer)) return 0;
+    // Derived before the write lock is taken: scrypt takes a second or so.
+    const check = sealer.makeCheck();
+    return scrubbing(this.db, () =>
+      this.db.transaction(() => {
+        let resealed = 0;
+        for (
+          const row of this.db.all<PrivateKeyRow>("SELECT * FROM private_keys WHERE sealed = 1")
+        ) {
+          if (!outdated(sealer, row.key, row.key_id)) continue;
+          let plain;
+          try {
+            plain = sealer.open(row.key, row.key_id);
+          } catch {
+            // A damaged key fails when it is used, as it always did; it does not
+            // lock the user out of the whole directory.
+            continue;
+          }
+          this.db.run(
+            "UPDATE private_keys SET key = ? WHERE key_id = ?",
+            sealer.seal(plain, row.key_id),
+            row.key_id,
+          );
+          resealed++;
+        }
+        const old = this.#check();
+        if (old && sealer.needsReseal(old, "check")) {
+          sealer.verifyCheck(old);
+          this.db.run("UPDATE meta SET value = ? WHERE key = ?", toHex(check), CHECK_META_KEY);
+        }
+        return resealed;
+      }));
+  }
+
+  #needsUpgrade(sealer: KeySealer): boolean {
+    const check = this.#check();
+    return (check !== null && sealer.needsReseal(check, "check")) ||
+      this.db.all<{ key_id: string; key: Uint8Array }>(
+        "SELECT key_id, key FROM private_keys WHERE sealed = 1",
+      ).some((row) => outdated(sealer, row.key, row.key_id));
+  }
+
+  #check(): Uint8Array | null {
+    const row = this.db.get<{ value: string }>(
+      "SELECT value FROM meta WHERE key = ?",
+      CHECK_META_KEY,
+    );
+    return row ? fromHex(row.value) : null;
+  }
+
   /** Re-encrypts every private key under `sealer` (null: store them in the clear). */
   reseal(sealer: KeySealer | null): void {
-    this.db.transaction(() => {
-      for (const row of this.db.all<PrivateKeyRow>("SELECT * FROM private_keys")) {
-        const plain = this.#open(row);
-        this.db.run(
-          "UPDATE private_keys SET key = ?, sealed = ? WHERE key_id = ?",
-          sealer ? sealer.seal(plain, row.key_id) : plain,
-          sealer ? 1 : 0,
-          row.key_id,
-        );
-      }
-    });
+    scrubbing(this.db, () =>
+      this.db.transaction(() => {
+        for (const row of this.db.all<PrivateKeyRow>("SELECT * FROM private_keys")) {
+          const plain = this.#open(row);
+          this.db.run(
+            "UPDATE private_keys SET key = ?, sealed = ? WHERE key_id = ?",
+            sealer ? sealer.seal(plain, row.key_id) : plain,
+            sealer ? 1 : 0,
+            row.key_id,
+          );
+        }
+      }));
     this.#sealer = sealer;
   }
 
@@ -185,6 +286,30 @@ export class SqlitePrivateKeyStore extends PrivateKeyStore {
     if (!row.sealed) return row.key;
     if (!this.#sealer) throw new PassphraseRequiredError();
     return this.#sealer.open(row.key, row.key_id);
+  }
+}
+
+/**
+ * Runs `fn` with SQLite zeroing the space it frees: the form a key had before it
+ * was resealed (under an older cost or passphrase, or none) must not linger in
+ * the file, where it would be cheaper to attack than the new one.
+ */
+function scrubbing<T>(db: SqliteDatabase, fn: () => T): T {
+  const was = db.get<{ secure_delete: number }>("PRAGMA secure_delete")!.secure_delete;
+  db.exec("PRAGMA secure_delete = ON");
+  try {
+    return fn();
+  } finally {
+    db.exec(`PRAGMA secure_delete = ${was ? "ON" : "OFF"}`);
+  }
+}
+
+/** Whether `sealed` needs resealing; a key too damaged to tell is left alone. */
+function outdated(sealer: KeySealer, sealed: Uint8Array, label: string): boolean {
+  try {
+    return sealer.needsReseal(sealed, label);
+  } catch {
+    return false;
   }
 }
 
@@ -346,7 +471,11 @@ export class SqliteCertificateStore extends CertificateStore {
   }
 }
 
-/** The three stores over one database. */
+/**
+ * The three stores over one database. Given a sealer (whose passphrase the caller
+ * checked), it first brings every sealed key to the sealer's format and cost:
+ * see {@linkcode SqlitePrivateKeyStore.upgradeSealing}.
+ */
 export class SqliteKeyStoreSet implements KeyStoreSet {
   readonly privateKeyStore: SqlitePrivateKeyStore;
   readonly publicKeyStore: SqlitePublicKeyStore;
@@ -354,6 +483,7 @@ export class SqliteKeyStoreSet implements KeyStoreSet {
 
   constructor(db: SqliteDatabase, sealer: KeySealer | null, now: Clock) {
     this.privateKeyStore = new SqlitePrivateKeyStore(db, sealer, now);
+    this.privateKeyStore.upgradeSealing();
     this.publicKeyStore = new SqlitePublicKeyStore(db);
     this.certificateStore = new SqliteCertificateStore(db, now);
   }

@@ -243,5 +243,36 @@ CREATE TABLE leases (
 );
 `;
 
+/**
+ * The mesh node's libp2p key joins the other private keys, sealed like them
+ * (it was kept in the clear in mesh.sqlite): private_keys gains kind 'mesh'.
+ */
+const V4 = `
+-- Zero what the rebuild frees: the old table holds keys sealed at a lower cost.
+PRAGMA secure_delete = ON;
+-- rowid is copied: the order of session keys made in the same millisecond rests on it.
+CREATE TABLE private_keys_v4 (
+  key_id TEXT PRIMARY KEY,      -- the node id for identity keys, hex key id for session
+                                -- keys, the libp2p peer id for the mesh key
+  kind TEXT NOT NULL CHECK (kind IN ('identity', 'session', 'mesh')),
+  node_id TEXT NOT NULL,        -- the owner: for the mesh key, its peer id again
+  peer_id TEXT,                 -- the peer a session key was given to, if bound
+  key BLOB NOT NULL,            -- PKCS#8 DER (the mesh key: libp2p's protobuf encoding),
+                                -- sealed when 'sealed' = 1 (app/keys/sealing.ts)
+  sealed INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  superseded_at INTEGER         -- when the peer started using a newer key
+);
+INSERT INTO private_keys_v4
+  (rowid, key_id, kind, node_id, peer_id, key, sealed, created_at, superseded_at)
+  SELECT rowid, key_id, kind, node_id, peer_id, key, sealed, created_at, superseded_at
+  FROM private_keys;
+DROP TABLE private_keys;
+ALTER TABLE private_keys_v4 RENAME TO private_keys;
+CREATE INDEX private_keys_by_peer ON private_keys (node_id, peer_id, created_at);
+CREATE UNIQUE INDEX private_keys_one_mesh ON private_keys (kind) WHERE kind = 'mesh';
+PRAGMA secure_delete = OFF;  -- SQLite's default, which every other connection has
+`;
+
 /** Migrations of the messenger's database, oldest first. */
-export const MIGRATIONS: readonly string[] = [V1, V2, V3];
+export const MIGRATIONS: readonly string[] = [V1, V2, V3, V4];
