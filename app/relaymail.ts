@@ -123,12 +123,19 @@ export class Relaymail implements ParcelNode {
     if (Deno.build.os !== "windows") await Deno.chmod(dataDir, 0o700);
     const db = SqliteDatabase.open(join(dataDir, DATABASE_FILE), { migrations: MIGRATIONS });
     try {
+      // What is deleted (superseded session keys, keys sealed the old way) is
+      // overwritten, not left in free pages.
+      db.exec("PRAGMA secure_delete = ON");
       const now = options.now ?? systemClock;
       const sealer = openSealer(db, options.passphrase);
+      const keys = new SqliteKeyStoreSet(db, sealer, now);
+      // Keys sealed with older parameters are sealed again, now that the passphrase
+      // is known to be right.
+      keys.privateKeyStore.upgradeSealing();
       const ctx: NodeContext = {
         dataDir,
         db,
-        keys: new SqliteKeyStoreSet(db, sealer, now),
+        keys,
         now,
         settings: { ...DEFAULT_SETTINGS, ...options.settings },
         events: new MessengerEvents(),

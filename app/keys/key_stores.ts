@@ -471,11 +471,7 @@ export class SqliteCertificateStore extends CertificateStore {
   }
 }
 
-/**
- * The three stores over one database. Given a sealer (whose passphrase the caller
- * checked), it first brings every sealed key to the sealer's format and cost:
- * see {@linkcode SqlitePrivateKeyStore.upgradeSealing}.
- */
+/** The three stores over one database. */
 export class SqliteKeyStoreSet implements KeyStoreSet {
   readonly privateKeyStore: SqlitePrivateKeyStore;
   readonly publicKeyStore: SqlitePublicKeyStore;
@@ -483,7 +479,6 @@ export class SqliteKeyStoreSet implements KeyStoreSet {
 
   constructor(db: SqliteDatabase, sealer: KeySealer | null, now: Clock) {
     this.privateKeyStore = new SqlitePrivateKeyStore(db, sealer, now);
-    this.privateKeyStore.upgradeSealing();
     this.publicKeyStore = new SqlitePublicKeyStore(db);
     this.certificateStore = new SqliteCertificateStore(db, now);
   }
