@@ -242,6 +242,21 @@ export class MeshCore {
   }
 }
 
+/**
+ * Refuses a stream over its caps: ERROR, then a graceful close, so that the
+ * ERROR reaches the peer (sent just before a reset, it is dropped with the
+ * reset); a peer that does not close its side within 2 s is reset.
+ */
+export async function refuseBusy(channel: Channel, error: Uint8Array): Promise<void> {
+  const stream = channel.stream;
+  try {
+    await channel.write(error);
+    await stream.close({ signal: AbortSignal.timeout(2_000) });
+  } catch {
+    stream.abort(new Error("Busy"));
+  }
+}
+
 export function safeDecodeProof(bytes: Uint8Array): DeliveryProof | null {
   try {
     return decodeProof(bytes);

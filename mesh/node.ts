@@ -120,7 +120,10 @@ export class MeshNode extends EventTarget {
         transports: [tcp()],
         connectionEncrypters: [noise()],
         streamMuxers: [yamux()],
-        services: { ping: ping({ maxInboundStreams: 2, timeout: 5_000 }) },
+        // Our keep-alive (keepalive.ts) decides when a connection is dead; libp2p's own
+        // monitor would abort a connection whose second concurrent ping it could not open.
+        services: { ping: ping({ maxInboundStreams: 2, maxOutboundStreams: 2, timeout: 5_000 }) },
+        connectionMonitor: { enabled: false },
       });
       const discovery = useMdns
         ? {

@@ -34,7 +34,7 @@ import {
   MAX_SYMBOLS,
   SYNC_RESPONDERS,
 } from "./types.ts";
-import { hostOf, MeshCore, safeDecodeItem } from "./core.ts";
+import { hostOf, MeshCore, refuseBusy, safeDecodeItem } from "./core.ts";
 
 /** Reconciles this node's store with its peers'. */
 export class SyncService {
@@ -165,12 +165,24 @@ export class SyncService {
     const host = hostOf(connection.remoteAddr.toString());
     const slot = this.core.takeStream("sync", id, host, SYNC_RESPONDERS);
     try {
-      if (!slot) throw new ProtocolError("Busy: too many reconciliations at once; try again later");
+      if (!slot) {
+        await refuseBusy(
+          channel,
+          encodeSync({
+            type: "error",
+            message: "Busy: too many reconciliations at once; try again later",
+          }),
+        );
+        return;
+      }
       const hello = expectSync(await channel.expect(), "hello");
       if (hello.version !== PROTOCOL_VERSION) {
         throw new ProtocolError(
           `Peer speaks version ${hello.version}; this node speaks version ${PROTOCOL_VERSION}`,
         );
+      }
+      if (hello.itemCount > MAX_ITEMS) {
+        throw new ProtocolError(`HELLO claims ${hello.itemCount} items, over ${MAX_ITEMS}`);
       }
       if (peer) this.learnAnnouncements(peer, hello);
       const items = this.core.store.items(MAX_ITEMS);
@@ -188,13 +200,17 @@ export class SyncService {
       let ours: Uint8Array[];
       const first = decodeSync(await channel.expect());
       if (first.type === "items") {
-        [theirs, ours] = setDifference(splitItems(first.items), encoded);
+        const listed = splitItems(first.items);
+        if (listed.length > MAX_ITEMS) {
+          throw new ProtocolError(`ITEMS lists ${listed.length} items, over ${MAX_ITEMS}`);
+        }
+        [theirs, ours] = setDifference(listed, encoded);
       } else {
         // Both sides hold at most MAX_ITEMS, so a difference needs at most about
         // 1.5 × 2 × MAX_ITEMS coded symbols: a peer sending more is flooding.
         const limit = Math.min(
           MAX_SYMBOLS,
-          Math.ceil(3 * (items.length + Math.min(hello.itemCount, MAX_ITEMS))) + 256,
+          Math.ceil(3 * (items.length + hello.itemCount)) + 256,
         );
         // The decoder holds 49 octets a symbol, at most `limit` of them; it throws
         // RangeError (answered with ERROR) past the limit or on inconsistent symbols.

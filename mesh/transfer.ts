@@ -30,7 +30,7 @@ import {
   TRANSFER_RECEIVERS,
   TRANSIENT_BACKOFF_MS,
 } from "./types.ts";
-import { hostOf, MeshCore, safeDecodeProof } from "./core.ts";
+import { hostOf, MeshCore, refuseBusy, safeDecodeProof } from "./core.ts";
 
 /** Moves parcels to and from peers. */
 export class TransferService {
@@ -251,7 +251,16 @@ export class TransferService {
       }
     })();
     try {
-      if (!slot) throw new ProtocolError("Busy: too many transfers at once; try again later");
+      if (!slot) {
+        await refuseBusy(
+          channel,
+          encodeTransfer({
+            type: "error",
+            message: "Busy: too many transfers at once; try again later",
+          }),
+        );
+        return;
+      }
       for (;;) {
         if (queue.length === 0) {
           if (ended) break;
