@@ -34,7 +34,7 @@ import type {
   PeerState,
   ResolvedOptions,
 } from "./types.ts";
-import { CLAIM_LIFETIME_MS } from "./types.ts";
+import { CLAIM_LIFETIME_MS, SYNC_RATE } from "./types.ts";
 
 /** The state and checks a mesh node's services share. */
 export class MeshCore {
@@ -54,6 +54,8 @@ export class MeshCore {
     sync: new Map<string, number>(),
     transfer: new Map<string, number>(),
   };
+  /** Parcels (sender and parcel id) being stored right now, so two encodings are not both kept. */
+  readonly placing = new Set<string>();
   /** Parcels being handed to a hosted endpoint right now (after that, the store knows). */
   readonly handing = new Map<string, Promise<ReceiveOutcome>>();
   readonly peers = new Map<string, PeerState>();
@@ -72,6 +74,8 @@ export class MeshCore {
   };
   readonly activity = new WeakMap<Connection, { last: number }>();
   readonly validator = new FastParcelValidator();
+  /** Reconciliations answered, per peer and per host (each "parcel" is one). */
+  readonly syncLimiter = new RateLimiter(SYNC_RATE);
 
   // Set by the node once its services exist: what one service asks of another.
   /** Schedules a reconciliation with every peer but `except`. */

@@ -344,6 +344,7 @@ export class MeshNode extends EventTarget {
       expiresAt: parcel.expiresAt,
       origin: "local",
       copies: this.#core.options.initialCopies,
+      parcelId: parcel.id,
       bytes,
     });
     this.#transfers.pushToHosts(key, parcel.recipientId);

@@ -59,6 +59,15 @@ ALTER TABLE parcels ADD COLUMN known_recipient INTEGER NOT NULL DEFAULT 1;
 -- Recipients known to be real: hosted here, or seen in a verified proof or claim.
 CREATE TABLE known_recipients (id TEXT PRIMARY KEY, until INTEGER NOT NULL);
 `,
+  `
+-- A parcel is (sender, parcel id), whatever its octets: one signed parcel can be
+-- re-encoded (BER) into other octets under the same signature.
+ALTER TABLE parcels ADD COLUMN parcel_id TEXT;
+CREATE INDEX parcels_by_id ON parcels (sender_id, parcel_id);
+ALTER TABLE delivered ADD COLUMN sender_id TEXT;
+ALTER TABLE delivered ADD COLUMN parcel_id TEXT;
+CREATE INDEX delivered_by_id ON delivered (sender_id, parcel_id);
+`,
 ];
 
 /** How much of a store a class of parcels may fill, counted by these keys. */
@@ -91,6 +100,8 @@ export type ParcelRecord = StoredParcel & {
   readonly fromHost?: string;
   /** Whether its recipient was known to be real when it was stored (default true). */
   readonly knownRecipient?: boolean;
+  /** The parcel's id (RAMF), which with its sender names it whatever its encoding. */
+  readonly parcelId?: string;
 };
 
 /** The share keys a relayed parcel counts against. */
@@ -303,6 +314,29 @@ export class MeshStore {
     return null;
   }
 
+  /**
+   * Whether a parcel with this sender and id (another encoding of it, say) is
+   * held or known delivered here.
+   */
+  knowsId(senderId: string, parcelId: string): "held" | "delivered" | null {
+    if (
+      this.#db.get(
+        "SELECT 1 FROM parcels WHERE sender_id = ? AND parcel_id = ?",
+        senderId,
+        parcelId,
+      )
+    ) {
+      return "held";
+    }
+    return this.#db.get(
+        "SELECT 1 FROM delivered WHERE sender_id = ? AND parcel_id = ? AND state <> 'unverified'",
+        senderId,
+        parcelId,
+      )
+      ? "delivered"
+      : null;
+  }
+
   /** The delivery proof of a delivered parcel, when this node has one it checked. */
   proofOf(key: string): Uint8Array | undefined {
     const later = this.#deliveredLater.get(key);
@@ -432,8 +466,8 @@ export class MeshStore {
     const inserted = this.#db.run(
       `INSERT OR IGNORE INTO parcels
          (key, recipient_id, sender_id, size, expires_at, received_at, origin, copies, from_peer,
-          from_host, known_recipient, bytes)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          from_host, known_recipient, parcel_id, bytes)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       parcel.key,
       parcel.recipientId,
       parcel.senderId,
@@ -445,6 +479,7 @@ export class MeshStore {
       parcel.fromPeer ?? null,
       parcel.fromHost ?? null,
       parcel.knownRecipient === false ? 0 : 1,
+      parcel.parcelId ?? null,
       parcel.bytes,
     ) === 1;
     if (inserted && parcel.origin === "relay") {
@@ -538,19 +573,23 @@ export class MeshStore {
    */
   markDelivered(key: string, expiresAt: Date, local = false, proof?: Uint8Array): boolean {
     return this.#write(() => {
-      const gone = this.#db.get<ShareRow & { origin: string }>(
+      const gone = this.#db.get<ShareRow & { origin: string; parcel_id: string | null }>(
         `DELETE FROM parcels WHERE key = ?
-         RETURNING sender_id, recipient_id, from_peer, from_host, known_recipient, size, origin`,
+         RETURNING sender_id, recipient_id, from_peer, from_host, known_recipient, size, origin,
+           parcel_id`,
         key,
       );
       const removed = gone ? 1 : 0;
       if (gone?.origin === "relay") this.#count(gone, -1);
       // A proof replaces what was there without one (a local or unverified tombstone).
       const added = this.#db.run(
-        `INSERT INTO delivered (key, expires_at, delivered_at, local, state, proof)
-         VALUES (?, ?, ?, ?, ?, ?)
+        `INSERT INTO delivered
+           (key, expires_at, delivered_at, local, state, proof, sender_id, parcel_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (key) DO UPDATE SET state = excluded.state, proof = excluded.proof,
-           local = max(local, excluded.local), from_peer = NULL, from_host = NULL
+           local = max(local, excluded.local), from_peer = NULL, from_host = NULL,
+           sender_id = coalesce(excluded.sender_id, sender_id),
+           parcel_id = coalesce(excluded.parcel_id, parcel_id)
          WHERE excluded.state = 'proven' AND delivered.state <> 'proven'`,
         key,
         expiresAt.getTime(),
@@ -558,6 +597,8 @@ export class MeshStore {
         local ? 1 : 0,
         proof ? "proven" : "local",
         proof ?? null,
+        gone?.sender_id ?? null,
+        gone?.parcel_id ?? null,
       );
       return removed + added > 0;
     });

@@ -32,6 +32,7 @@ import {
   MAX_ITEMS,
   MAX_RETRY_MS,
   MAX_SYMBOLS,
+  MAX_SYMBOLS_PER_FRAME,
   SYNC_RESPONDERS,
 } from "./types.ts";
 import { hostOf, MeshCore, refuseBusy, safeDecodeItem } from "./core.ts";
@@ -133,7 +134,7 @@ export class SyncService {
           if (reply.type !== "more") {
             throw new ProtocolError(`Expected MORE or DIFF, got ${reply.type}`);
           }
-          batch = Math.min(batch * 2, 8192);
+          batch = Math.min(batch * 2, MAX_SYMBOLS_PER_FRAME);
         }
       }
       const ourOnly = splitItems(diff.initiatorOnly);
@@ -163,7 +164,10 @@ export class SyncService {
     }
     const channel = this.core.channel(stream, connection, MAX_SYNC_FRAME_LENGTH, 2);
     const host = hostOf(connection.remoteAddr.toString());
-    const slot = this.core.takeStream("sync", id, host, SYNC_RESPONDERS);
+    // Reconciliations cost CPU whatever they carry: a budget per peer and per host.
+    const slot = this.core.syncLimiter.take([id, `host:${host}`], 1)
+      ? this.core.takeStream("sync", id, host, SYNC_RESPONDERS)
+      : null;
     try {
       if (!slot) {
         await refuseBusy(
@@ -222,6 +226,9 @@ export class SyncService {
           }
           if (message.start !== decoder.received) {
             throw new ProtocolError("Coded symbols out of order");
+          }
+          if (message.symbols.length > MAX_SYMBOLS_PER_FRAME * (ITEM_LENGTH + 12)) {
+            throw new ProtocolError(`SYMBOLS carries over ${MAX_SYMBOLS_PER_FRAME} coded symbols`);
           }
           if (decoder.addEncoded(message.symbols)) break;
           await channel.write(encodeSync({ type: "more" }));

@@ -516,8 +516,19 @@ export class TransferService {
       knownRecipient,
     });
     if ("refused" in reservation) return refuse("quota", reservation.refused, true);
+    // The same parcel in other octets (a BER re-encoding under the same signature)
+    // is the same parcel: it neither takes room twice nor outlives its delivery.
+    const id = `${parcel.senderId} ${parcel.id}`;
+    if (this.core.placing.has(id) || this.core.store.knowsId(parcel.senderId, parcel.id)) {
+      reservation.release();
+      return { type: "ack", key, status: AckStatus.ALREADY_HELD };
+    }
+    this.core.placing.add(id);
     return {
-      release: reservation.release,
+      release: () => {
+        reservation.release();
+        this.core.placing.delete(id);
+      },
       record: {
         key,
         recipientId: parcel.recipientId,
@@ -525,10 +536,12 @@ export class TransferService {
         size: bytes.byteLength,
         expiresAt: parcel.expiresAt,
         origin: "relay",
-        copies: Math.max(1, message.copies),
+        // A peer cannot grant more copies than a parcel starts with.
+        copies: Math.min(this.core.options.initialCopies, Math.max(1, message.copies)),
         fromPeer: from,
         fromHost: host,
         knownRecipient,
+        parcelId: parcel.id,
         bytes,
       },
     };

@@ -245,3 +245,11 @@ export const CLAIM_LIFETIME_MS = 7 * 86_400_000;
 /** The latest a legitimate parcel can expire: 180 days (RS-000) past a clock 2 h ahead. */
 export const MAX_EXPIRY_AHEAD_MS = RAMF_MAX_TTL_SECONDS * 1000 + MAX_CLOCK_DRIFT_TOLERANCE_MS;
 export const FIRST_SYMBOL_BATCH = 16;
+/** Coded symbols one SYMBOLS message may carry. */
+export const MAX_SYMBOLS_PER_FRAME = 8192;
+/**
+ * Reconciliations a node answers per second, per peer (a host gets twice it), with
+ * 10 s of burst: honest nodes sync when what they hold changes (debounced) and
+ * every minute.
+ */
+export const SYNC_RATE = { parcelsPerSecond: 2, bytesPerSecond: 2, burstSeconds: 10 };

@@ -11,6 +11,7 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
 import { createParcelFixture, type ParcelFixture } from "../../bindings/testing/fixtures.ts";
 import { sha256Hex } from "../../bindings/validation.ts";
+import { variant } from "../bench/_attack_parcels.ts";
 import { MeshNode, type MeshNodeOptions, signerFromPkcs8 } from "../../mesh/mod.ts";
 import {
   decodeTransfer,
@@ -254,6 +255,49 @@ Deno.test({
       assert.equal(relay.store.purgeExpired(), 1);
       assert.equal(relay.store.list().length, 0);
       assert.equal(relay.store.usage().bytes, 0);
+    } finally {
+      await relay.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "MeshNode stores one parcel once, whatever its encoding (a BER re-encoding is the same parcel)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const relay = await node();
+    try {
+      const fx = await fixture();
+      const parcel = await fx.makeParcel();
+      const copies = [parcel, variant(parcel, 1), variant(parcel, 2)];
+      assert.notDeepEqual(copies[0], copies[1], "the re-encoding differs octet for octet");
+      assert.deepEqual(
+        codes(await push(relay.addresses[0], copies.map((bytes) => ({ bytes })))),
+        ["ack:0", "ack:2", "ack:2"],
+      );
+      assert.equal(relay.store.list().length, 1);
+    } finally {
+      await relay.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "MeshNode caps the copies a peer grants at the copies a parcel starts with",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const relay = await node({ initialCopies: 8 });
+    try {
+      const fx = await fixture();
+      const bytes = await fx.makeParcel();
+      const key = await sha256Hex(bytes);
+      assert.deepEqual(codes(await push(relay.addresses[0], [{ bytes, copies: 65_535 }])), [
+        "ack:0",
+      ]);
+      assert.equal(relay.store.get(key)?.copies, 8);
     } finally {
       await relay.stop();
     }
