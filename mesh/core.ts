@@ -24,6 +24,7 @@ import {
 import { StorageQuota } from "./quota.ts";
 import { Admission } from "./admission.ts";
 import { Channel } from "./channel.ts";
+import { FairGate } from "./fair.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { decodeItem, type Item, MeshStore, type StoredParcel } from "./store.ts";
 import { ProtocolError } from "./wire.ts";
@@ -74,6 +75,8 @@ export class MeshCore {
   };
   readonly activity = new WeakMap<Connection, { last: number }>();
   readonly validator = new FastParcelValidator();
+  /** Incoming batches of parcels, checked and stored by hosts in turn. */
+  readonly gate = new FairGate();
   /** Reconciliations answered, per peer and per host (each "parcel" is one). */
   readonly syncLimiter = new RateLimiter(SYNC_RATE);
 

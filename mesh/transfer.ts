@@ -278,7 +278,14 @@ export class TransferService {
           arrived = Promise.withResolvers();
         }
         const batch = queue.splice(0, MAX_IN_FLIGHT);
-        const replies = await this.takeBatch(batch, from, host);
+        // Hosts take turns: one with many streams gets no more of the CPU than one.
+        const leave = await this.core.gate.enter(host);
+        let replies;
+        try {
+          replies = await this.takeBatch(batch, from, host);
+        } finally {
+          leave();
+        }
         await channel.writeMany(replies.map(encodeTransfer));
         unanswered -= batch.length;
         room.resolve();
