@@ -31,7 +31,7 @@ import { ParcelDeliveryError, PoWebClient, RefusedParcelError } from "@relaycorp
 import WebSocket from "ws";
 import type { OutgoingParcel, ParcelNode, ReceiveOutcome } from "../binding.ts";
 import { sha256Hex, toArrayBuffer } from "../validation.ts";
-import { CloseCode } from "./rs016.ts";
+import { CloseCode, COLLECTION_WINDOW_HEADER } from "./rs016.ts";
 
 /** Name of this binding in handovers and refusal logs. */
 export const GATEWAY = "gateway";
@@ -300,7 +300,8 @@ class ParcelCollector {
     this.#state = "connecting";
     const wsUrl = this.options.address.url.replace(/^http/, "ws") + "/v1/parcel-collection";
     const socket = new WebSocket(wsUrl, {
-      headers: { "X-Awala-Streaming-Mode": "keep-alive" },
+      // Each message is read on its own here, so up to five deliveries may wait.
+      headers: { "X-Awala-Streaming-Mode": "keep-alive", [COLLECTION_WINDOW_HEADER]: "5" },
       maxPayload: MAX_RAMF_MESSAGE_LENGTH + 1024,
       handshakeTimeout: 15_000,
     });

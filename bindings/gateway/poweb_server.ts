@@ -2,7 +2,9 @@
  * A PoWeb server (RS-016): this node acting as the private gateway of Awala
  * endpoints, or as the upstream gateway of remote Relaymail nodes. Endpoints
  * register (the node's gateway identity issues their certificates), deliver
- * parcels, and collect the parcels addressed to them over a WebSocket.
+ * parcels, and collect the parcels addressed to them over a WebSocket
+ * (./parcel_collection.ts). It serves through ./http_front.ts, which bounds
+ * request heads, idle connections and connections per address.
  *
  * The reference client (`@relaycorp/relaynet-poweb`) is the wire reference where
  * it differs from the specification's prose, so both spellings are accepted:
@@ -11,19 +13,17 @@
  *
  * @module
  */
-import { StorageFullError } from "../durable.ts";
 import { Buffer } from "node:buffer";
+import { createPublicKey } from "node:crypto";
+import { StorageFullError } from "../durable.ts";
 import {
   type Certificate,
+  derSerializePublicKey,
   generateRSAKeyPair,
   getIdFromIdentityKey,
   getPublicKeyDigestHex,
-  HandshakeChallenge,
-  HandshakeResponse,
   issueEndpointCertificate,
   issueGatewayCertificate,
-  ParcelCollectionHandshakeVerifier,
-  ParcelDelivery,
   ParcelDeliveryVerifier,
   PrivateNodeRegistration,
   PrivateNodeRegistrationAuthorization,
@@ -38,10 +38,12 @@ import {
   sha256Hex,
   toArrayBuffer,
 } from "../validation.ts";
-import { CloseCode, ContentType } from "./rs016.ts";
+import { HttpFront, type HttpFrontOptions, type HttpRefusal, pathOf } from "./http_front.ts";
+import { BROWSER_REFUSAL, ParcelCollection } from "./parcel_collection.ts";
+import { ContentType } from "./rs016.ts";
 import type { GatewayStore } from "./store.ts";
 
-export { CloseCode, ContentType } from "./rs016.ts";
+export { CloseCode, COLLECTION_WINDOW_HEADER, ContentType } from "./rs016.ts";
 
 /**
  * The Internet gateway address this server gives registering nodes when it has
@@ -60,8 +62,19 @@ export interface GatewayIdentity {
 /** What the server does with a parcel a registered node delivered. */
 export type ParcelSink = (bytes: Uint8Array, fromNodeId: string) => Promise<void>;
 
-/** Options of {@linkcode PoWebServer}. */
-export interface PoWebServerOptions {
+/**
+ * Options of {@linkcode PoWebServer}. The limits of its HTTP front (request heads,
+ * idle connections, connections per address) are those of {@linkcode HttpFrontOptions}.
+ */
+export interface PoWebServerOptions extends
+  Pick<
+    HttpFrontOptions,
+    | "headersTimeoutMs"
+    | "requestTimeoutMs"
+    | "idleTimeoutMs"
+    | "maxConnectionsPerAddress"
+    | "maxConnections"
+  > {
   readonly identity: GatewayIdentity;
   readonly store: GatewayStore;
   /**
@@ -80,8 +93,17 @@ export interface PoWebServerOptions {
   readonly internetAddress?: string;
   /** Lifetime of the certificates issued to nodes (default 180 days, capped by the gateway's). */
   readonly certificateValidityMs?: number;
-  /** A client that sends nothing for this long is cut off (default 15 000 ms). */
+  /**
+   * A client that stops sending a request body, or that does not answer the
+   * collection handshake, for this long is cut off (default 15 000 ms).
+   */
   readonly stallTimeoutMs?: number;
+  /**
+   * How often every collection socket is pinged, busy or idle (default 3 000 ms:
+   * Relaycorp's client drops a socket that got no ping for 7 s). A socket from
+   * which nothing, not even a pong, came for three intervals is dropped.
+   */
+  readonly pingIntervalMs?: number;
   readonly now?: () => Date;
   /** Called on every refused request, for logs. */
   readonly onRefusal?: (what: string, status: number, reason: string) => void;
@@ -89,10 +111,15 @@ export interface PoWebServerOptions {
   readonly onRegistered?: (nodeId: string) => void;
 }
 
+/** RS-018: node keys are RSA keys with a modulus of 2048 bits or more. */
+export const MIN_RSA_MODULUS_BITS = 2048;
+
+const COLLECTION_PATH = "/v1/parcel-collection";
 const MAX_PRE_REGISTRATION_BODY = 128; // a hex SHA-256 digest, maybe with whitespace
 const MAX_REGISTRATION_BODY = 1024 * 1024;
 const PNRA_TTL_MS = 9_000;
-const COLLECTION_WINDOW = 5;
+/** How long `stop()` lets requests under way finish before it cuts every connection. */
+const STOP_GRACE_MS = 1_000;
 
 /**
  * Makes a gateway identity: an RSA key pair (`keyPair`, or a new one) and a
@@ -119,46 +146,76 @@ export async function makeGatewayIdentity(
 export class PoWebServer {
   readonly #options: PoWebServerOptions;
   readonly #app = new Hono();
-  #server: Deno.HttpServer<Deno.NetAddr> | null = null;
+  readonly #collection: ParcelCollection;
+  #front: HttpFront | null = null;
   readonly #listeners = new Map<string, Set<() => void>>();
-  readonly #sockets = new Set<WebSocket>();
 
   constructor(options: PoWebServerOptions) {
     this.#options = options;
+    this.#collection = new ParcelCollection({
+      gatewayCertificate: options.identity.certificate,
+      store: options.store,
+      subscribe: (nodeIds, wake) => this.subscribe(nodeIds, wake),
+      handshakeTimeoutMs: options.stallTimeoutMs,
+      pingIntervalMs: options.pingIntervalMs,
+      onRefusal: options.onRefusal,
+    });
     this.#routes();
   }
 
-  /** Starts listening. */
-  start(): Promise<void> {
-    this.#server = Deno.serve({
-      hostname: this.#options.hostname ?? "127.0.0.1",
-      port: this.#options.port ?? 13276,
-      onListen: () => {},
-    }, (request, info) => this.#handle(request, info));
-    return Promise.resolve();
+  /** Starts listening. Throws `Deno.errors.AddrInUse` if the port is taken. */
+  async start(): Promise<void> {
+    const options = this.#options;
+    this.#front = await HttpFront.listen({
+      hostname: options.hostname ?? "127.0.0.1",
+      port: options.port ?? 13276,
+      headersTimeoutMs: options.headersTimeoutMs,
+      requestTimeoutMs: options.requestTimeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs,
+      maxConnectionsPerAddress: options.maxConnectionsPerAddress,
+      maxConnections: options.maxConnections,
+      onRefusal: options.onRefusal,
+    }, {
+      fetch: (request, incoming) =>
+        pathOf(incoming.url) === COLLECTION_PATH
+          ? this.#refuseWith("parcel collection", this.#collection.refusalOf(incoming))
+          : this.#app.fetch(request),
+      upgrade: (incoming, socket, head) =>
+        pathOf(incoming.url) === COLLECTION_PATH
+          ? this.#collection.upgrade(incoming, socket, head)
+          : incoming.headers.origin !== undefined
+          ? BROWSER_REFUSAL
+          : { status: 404, reason: "No such PoWeb endpoint" },
+    });
   }
 
   /** The PoWeb URL clients are given, e.g. `http://127.0.0.1:13276` (the API is under `/v1`). */
   get url(): string {
-    const addr = this.#server!.addr;
-    const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-    return `http://${host}:${addr.port}`;
+    const { address, port } = this.#listening().address;
+    const host = address.includes(":") ? `[${address}]` : address;
+    return `http://${host}:${port}`;
   }
 
   /** The port it listens on. */
   get port(): number {
-    return this.#server!.addr.port;
+    return this.#listening().address.port;
   }
 
-  /** Stops listening and closes collection sockets (they may try again). */
+  #listening(): HttpFront {
+    if (!this.#front) throw new Error("The PoWeb server is not running");
+    return this.#front;
+  }
+
+  /**
+   * Stops listening and closes collection sockets (they may try again). Requests
+   * under way get {@linkcode STOP_GRACE_MS} to finish; then every connection is cut.
+   */
   async stop(): Promise<void> {
-    for (const socket of this.#sockets) {
-      try {
-        socket.close(CloseCode.TRY_AGAIN, "Server stopping");
-      } catch { /* already closing */ }
-    }
-    await this.#server?.shutdown();
-    this.#server = null;
+    const front = this.#front;
+    if (!front) return;
+    this.#front = null;
+    this.#collection.closeAll("Server stopping");
+    await front.close(STOP_GRACE_MS);
   }
 
   /** Whether a node is registered here. */
@@ -181,18 +238,25 @@ export class PoWebServer {
     for (const wake of this.#listeners.get(recipientId) ?? []) wake();
   }
 
-  #handle(
-    request: Request,
-    info: Deno.ServeHandlerInfo<Deno.NetAddr>,
-  ): Response | Promise<Response> {
-    const url = new URL(request.url);
-    if (url.pathname === "/v1/parcel-collection") return this.#collect(request);
-    return this.#app.fetch(request, info);
+  /** Calls `wake` whenever a parcel is queued for one of `nodeIds`; returns the unsubscriber. */
+  subscribe(nodeIds: readonly string[], wake: () => void): () => void {
+    for (const id of nodeIds) {
+      const set = this.#listeners.get(id) ?? new Set();
+      set.add(wake);
+      this.#listeners.set(id, set);
+    }
+    return () => {
+      for (const id of nodeIds) this.#listeners.get(id)?.delete(wake);
+    };
   }
 
   #refuse(what: string, status: number, reason: string, headers?: HeadersInit): Response {
     this.#options.onRefusal?.(what, status, reason);
     return Response.json({ message: reason }, { status, headers });
+  }
+
+  #refuseWith(what: string, refusal: HttpRefusal): Response {
+    return this.#refuse(what, refusal.status, refusal.reason, refusal.headers);
   }
 
   /** 401, as Relaycorp's gateways answer a missing or invalid countersignature. */
@@ -207,11 +271,7 @@ export class PoWebServer {
     // RS-016: no CORS; a Web page must not reach a private gateway.
     app.use("*", async (c, next) => {
       if (c.req.header("origin") !== undefined) {
-        return this.#refuse(
-          c.req.path,
-          403,
-          "Requests from Web browsers (with an Origin header) are refused",
-        );
+        return this.#refuseWith(c.req.path, BROWSER_REFUSAL);
       }
       await next();
     });
@@ -269,6 +329,18 @@ export class PoWebServer {
         "registration",
         400,
         `Malformed or badly signed registration request: ${errorMessage(error)}`,
+      );
+    }
+    const bits = await rsaModulusBits(pnrr.privateNodePublicKey);
+    if (bits === null) {
+      return this.#refuse("registration", 400, "The node's key must be an RSA key (RS-018)");
+    }
+    if (bits < MIN_RSA_MODULUS_BITS) {
+      return this.#refuse(
+        "registration",
+        400,
+        `The node's RSA key must have at least ${MIN_RSA_MODULUS_BITS} bits (RS-018): ` +
+          `received a ${bits}-bit key`,
       );
     }
     if (pnra.expiryDate <= this.#now()) {
@@ -358,7 +430,11 @@ export class PoWebServer {
     return new Response(null, { status: 202 });
   }
 
-  /** Reads a body of at most `limit` octets, giving up on a client that stalls. */
+  /**
+   * Reads a body of at most `limit` octets, giving up on a client that stalls.
+   * When it gives up, the rest of the body is left unread: the response then
+   * closes the connection.
+   */
   async #readBody(request: Request, limit: number): Promise<Uint8Array | Response> {
     const declared = Number(request.headers.get("content-length") ?? "0");
     if (declared > limit) {
@@ -381,14 +457,10 @@ export class PoWebServer {
         }
         if (result.done) break;
         length += result.value.byteLength;
-        if (length > limit) {
-          await reader.cancel().catch(() => {});
-          return this.#refuse("request", 413, `Body exceeds ${limit} octets`);
-        }
+        if (length > limit) return this.#refuse("request", 413, `Body exceeds ${limit} octets`);
         chunks.push(result.value);
       }
     } catch {
-      await reader.cancel().catch(() => {});
       return this.#refuse("request", 408, `The client sent nothing for ${stall} ms`);
     }
     const body = new Uint8Array(length);
@@ -400,133 +472,20 @@ export class PoWebServer {
     return body;
   }
 
-  #collect(request: Request): Response {
-    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return request.headers.get("origin") !== null
-        ? this.#refuse("parcel collection", 403, "Requests from Web browsers are refused")
-        : this.#refuse("parcel collection", 400, "Parcel collection needs a WebSocket");
-    }
-    // Headers must be read before the upgrade: it closes the request.
-    const fromBrowser = request.headers.get("origin") !== null;
-    const mode = (request.headers.get("x-awala-streaming-mode") ??
-      request.headers.get("x-relaynet-streaming-mode") ?? "keep-alive").toLowerCase();
-    const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 10 });
-    socket.binaryType = "arraybuffer";
-    if (fromBrowser) {
-      socket.onopen = () => socket.close(CloseCode.VIOLATED_POLICY, "Web browsers are not allowed");
-      this.#options.onRefusal?.("parcel collection", 1008, "Origin header");
-      return response;
-    }
-    new CollectionSession(this, socket, mode === "close-upon-completion", this.#options).run();
-    this.#sockets.add(socket);
-    socket.addEventListener("close", () => this.#sockets.delete(socket));
-    return response;
-  }
-
-  /** Calls `wake` whenever a parcel is queued for one of `nodeIds`; returns the unsubscriber. */
-  subscribe(nodeIds: readonly string[], wake: () => void): () => void {
-    for (const id of nodeIds) {
-      const set = this.#listeners.get(id) ?? new Set();
-      set.add(wake);
-      this.#listeners.set(id, set);
-    }
-    return () => {
-      for (const id of nodeIds) this.#listeners.get(id)?.delete(wake);
-    };
-  }
-
   #now(): Date {
     return this.#options.now?.() ?? new Date();
   }
 }
 
-/** One parcel-collection WebSocket: handshake, then parcels out, acknowledgements in. */
-class CollectionSession {
-  readonly #sent = new Set<string>();
-  #nodeIds: string[] = [];
-  #unsubscribe: () => void = () => {};
-
-  constructor(
-    private readonly server: PoWebServer,
-    private readonly socket: WebSocket,
-    private readonly closeWhenDone: boolean,
-    private readonly options: PoWebServerOptions,
-  ) {}
-
-  run(): void {
-    const nonce = crypto.getRandomValues(new Uint8Array(new ArrayBuffer(32)));
-    const stall = this.options.stallTimeoutMs ?? 15_000;
-    const handshakeTimer = setTimeout(
-      () => this.#close(CloseCode.CANNOT_ACCEPT, "No handshake response"),
-      stall,
-    );
-    this.socket.onopen = () => this.socket.send(new HandshakeChallenge(nonce.buffer).serialize());
-    this.socket.onclose = () => {
-      clearTimeout(handshakeTimer);
-      this.#unsubscribe();
-    };
-    this.socket.onmessage = async (event) => {
-      if (this.#nodeIds.length === 0) {
-        clearTimeout(handshakeTimer);
-        await this.#handshake(event.data, nonce);
-        return;
-      }
-      if (typeof event.data !== "string" || !this.#sent.has(event.data)) {
-        this.#close(CloseCode.CANNOT_ACCEPT, "Unknown or malformed acknowledgement");
-        return;
-      }
-      this.options.store.acknowledge(event.data);
-      this.#sent.delete(event.data);
-      this.#pump();
-    };
-  }
-
-  async #handshake(data: unknown, nonce: Uint8Array<ArrayBuffer>): Promise<void> {
-    try {
-      if (!(data instanceof ArrayBuffer)) throw new Error("The handshake response must be binary");
-      const response = HandshakeResponse.deserialize(data);
-      if (response.nonceSignatures.length === 0) throw new Error("No nonce signature");
-      const verifier = new ParcelCollectionHandshakeVerifier([this.options.identity.certificate]);
-      const ids = [];
-      for (const signature of response.nonceSignatures) {
-        const certificate = await verifier.verify(signature, nonce.buffer);
-        ids.push(await certificate.calculateSubjectId());
-      }
-      // A valid signature is not enough: the registration must still stand.
-      const unregistered = ids.filter((id) => !this.options.store.isRegistered(id));
-      if (unregistered.length > 0) {
-        throw new Error(`Node ${unregistered[0]} is not registered here`);
-      }
-      this.#nodeIds = [...new Set(ids)];
-    } catch (error) {
-      this.options.onRefusal?.("parcel collection", CloseCode.CANNOT_ACCEPT, errorMessage(error));
-      this.#close(CloseCode.CANNOT_ACCEPT, "Invalid handshake response");
-      return;
-    }
-    this.#unsubscribe = this.server.subscribe(this.#nodeIds, () => this.#pump());
-    this.#pump();
-  }
-
-  #pump(): void {
-    if (this.socket.readyState !== WebSocket.OPEN) return;
-    const room = COLLECTION_WINDOW - this.#sent.size;
-    if (room <= 0) return; // the next acknowledgement makes room
-    const waiting = this.options.store.waiting(this.#nodeIds, this.#sent, room);
-    for (const parcel of waiting) {
-      this.#sent.add(parcel.deliveryId);
-      this.socket.send(
-        new ParcelDelivery(parcel.deliveryId, toArrayBuffer(parcel.bytes)).serialize(),
-      );
-    }
-    if (this.closeWhenDone && waiting.length === 0 && this.#sent.size === 0) {
-      this.#close(CloseCode.NORMAL, "All parcels collected");
-    }
-  }
-
-  #close(code: number, reason: string): void {
-    try {
-      this.socket.close(code, reason);
-    } catch { /* already closed */ }
+/** The modulus length of an RSA key, or null if it is not an RSA key. */
+async function rsaModulusBits(key: CryptoKey): Promise<number | null> {
+  try {
+    const spki = Buffer.from(await derSerializePublicKey(key));
+    const details = createPublicKey({ key: spki, format: "der", type: "spki" })
+      .asymmetricKeyDetails;
+    return details?.modulusLength ?? null;
+  } catch {
+    return null;
   }
 }
 

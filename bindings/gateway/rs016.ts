@@ -21,3 +21,12 @@ export const CloseCode = {
   SERVER_ERROR: 1011,
   TRY_AGAIN: 4000,
 } as const;
+
+/**
+ * Request header of the collection handshake by which a collector that reads
+ * each WebSocket message on its own (as Relaymail's does) asks for up to five
+ * deliveries in flight (RS-000's limit) instead of one. A Relaymail extension,
+ * not RS-016's: clients that do not send it get one delivery at a time, since
+ * Relaycorp's own client cannot take a second frame before it read the first.
+ */
+export const COLLECTION_WINDOW_HEADER = "x-relaymail-collection-window";

@@ -27,6 +27,7 @@ import {
   type GatewayIdentity,
   makeGatewayIdentity,
   PoWebServer,
+  type PoWebServerOptions,
 } from "../../bindings/gateway/poweb_server.ts";
 import { GatewayStore } from "../../bindings/gateway/store.ts";
 import { toArrayBuffer, validateParcel } from "../../bindings/validation.ts";
@@ -61,13 +62,17 @@ export interface AcceptedParcel {
   readonly fromNodeId: string;
 }
 
-/** Options of {@linkcode withGateway}. */
-export interface TestGatewayOptions {
-  /** Default: the server's (15 s). */
-  readonly stallTimeoutMs?: number;
-  /** Default: the server's (180 days). */
-  readonly certificateValidityMs?: number;
-}
+/** Options of {@linkcode withGateway}: each defaults to the server's own. */
+export type TestGatewayOptions = Pick<
+  PoWebServerOptions,
+  | "stallTimeoutMs"
+  | "certificateValidityMs"
+  | "headersTimeoutMs"
+  | "idleTimeoutMs"
+  | "maxConnectionsPerAddress"
+  | "maxConnections"
+  | "pingIntervalMs"
+>;
 
 /** A PoWeb server on a loopback port, with its store, clock and a client for it. */
 export interface TestGateway {
@@ -102,8 +107,7 @@ export async function withGateway(
     hostname: "127.0.0.1",
     port: 0,
     now: clock.now,
-    stallTimeoutMs: options.stallTimeoutMs,
-    certificateValidityMs: options.certificateValidityMs,
+    ...options,
     async accept(bytes, fromNodeId) {
       await validateParcel(bytes, { now: clock.now() });
       accepted.push({ bytes: bytes.slice(), fromNodeId });
@@ -382,9 +386,9 @@ export class CollectionSocket {
     return new CollectionSocket(new WebSocket(url, { headers }));
   }
 
-  /** The next message, or the closure once every message was read. */
-  async next(): Promise<SocketEvent> {
-    const deadline = Date.now() + SAFETY_MS;
+  /** The next message, or the closure once every message was read, or a timeout after `waitMs`. */
+  async next(waitMs = SAFETY_MS): Promise<SocketEvent> {
+    const deadline = Date.now() + waitMs;
     while (this.#messages.length === 0 && this.#closure === null) {
       const left = deadline - Date.now();
       if (left <= 0) return { kind: "timeout" };

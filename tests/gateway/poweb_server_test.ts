@@ -159,7 +159,7 @@ Deno.test("PoWebClient.collectParcels() in close-upon-completion mode takes the 
   await withGateway({}, async (gateway) => {
     const node = await registerNode(gateway);
     const other = await registerNode(gateway);
-    // More than the server's window of five unacknowledged deliveries.
+    // More than RS-000's five deliveries in flight, which Relaycorp's client gets one at a time.
     const parcels = [];
     for (let i = 0; i < 7; i++) {
       parcels.push(await makeParcel());
