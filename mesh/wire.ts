@@ -196,7 +196,12 @@ class Reader {
   text(maxLength: number): string {
     const length = this.u16();
     if (length > maxLength) throw new ProtocolError(`Text field exceeds ${maxLength} bytes`);
-    return new TextDecoder("utf-8", { fatal: true }).decode(this.bytes(length));
+    try {
+      return new TextDecoder("utf-8", { fatal: true }).decode(this.bytes(length));
+    } catch (error) {
+      if (error instanceof ProtocolError) throw error;
+      throw new ProtocolError("Text field is not valid UTF-8");
+    }
   }
 
   key(): string {
@@ -227,6 +232,18 @@ class Reader {
   }
 }
 
+/** Longest text (reasons, errors) a node writes, in octets: the decoders take up to 1000. */
+const MAX_TEXT_OCTETS = 500;
+
+/** `text` cut to at most {@linkcode MAX_TEXT_OCTETS} octets of UTF-8, at a character boundary. */
+function clip(text: string): string {
+  const encoded = new TextEncoder().encode(text);
+  if (encoded.length <= MAX_TEXT_OCTETS) return text;
+  let end = MAX_TEXT_OCTETS;
+  while (end > 0 && (encoded[end] & 0xc0) === 0x80) end--; // not inside a character
+  return new TextDecoder().decode(encoded.subarray(0, end));
+}
+
 /** Encodes a sync-stream message. */
 export function encodeSync(message: SyncMessage): Uint8Array {
   switch (message.type) {
@@ -255,7 +272,7 @@ export function encodeSync(message: SyncMessage): Uint8Array {
       return w.done();
     }
     case "error":
-      return new Writer().u8(Type.ERROR).text(message.message.slice(0, 500)).done();
+      return new Writer().u8(Type.ERROR).text(clip(message.message)).done();
   }
 }
 
@@ -358,11 +375,11 @@ export function encodeTransfer(message: TransferMessage): Uint8Array {
       return new Writer().u8(Type.REFUSE).key(message.key).text(message.code).u8(
         message.transient ? 1 : 0,
       )
-        .text(message.reason.slice(0, 500)).done();
+        .text(clip(message.reason)).done();
     case "progress":
       return new Writer().u8(Type.PROGRESS).u32(message.received).done();
     case "error":
-      return new Writer().u8(Type.ERROR).text(message.message.slice(0, 500)).done();
+      return new Writer().u8(Type.ERROR).text(clip(message.message)).done();
   }
 }
 

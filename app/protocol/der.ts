@@ -13,8 +13,8 @@ const CONTEXT = 3;
 
 /** Raised when a structure cannot be decoded; the message names the structure and field. */
 export class MalformedStructureError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = "MalformedStructureError";
   }
 }
@@ -73,7 +73,13 @@ export class Fields {
 
   /** Decodes `bytes` as a SEQUENCE named `structure` (for error messages). */
   static decode(structure: string, bytes: Uint8Array): Fields {
-    const parsed = asn1js.fromBER(bytes.slice().buffer as ArrayBuffer);
+    let parsed: ReturnType<typeof asn1js.fromBER>;
+    try {
+      parsed = asn1js.fromBER(bytes.slice().buffer as ArrayBuffer);
+    } catch (error) {
+      // asn1js throws on some damaged input instead of reporting it.
+      throw new MalformedStructureError(`${structure} is not a DER SEQUENCE`, { cause: error });
+    }
     if (parsed.offset === -1 || !(parsed.result instanceof asn1js.Sequence)) {
       throw new MalformedStructureError(`${structure} is not a DER SEQUENCE`);
     }

@@ -106,7 +106,15 @@ export async function decodeInvitation(text: string, now: Date): Promise<Decoded
     await getRSAPublicKeyFromPrivate(invitation.invitationKey),
   );
   const pda = params.deliveryAuth.leafCertificate;
-  if (await pda.calculateSubjectId() !== invitationId) {
+  const subjectId = await pda.calculateSubjectId().catch((error) => {
+    throw new InvalidInvitationError(
+      "Invitation is damaged: its authorisation's key is unreadable",
+      {
+        cause: error,
+      },
+    );
+  });
+  if (subjectId !== invitationId) {
     throw new InvalidInvitationError("Invitation is forged: its authorisation is for another key");
   }
   if (pda.expiryDate <= now) {
@@ -130,6 +138,9 @@ export async function decodeInvitation(text: string, now: Date): Promise<Decoded
   }
   return { ...invitation, inviterId, invitationId, expiresAt: pda.expiryDate };
 }
+
+/** Most parts an invitation may be split into (it is about 5 KB: a few parts of 1000). */
+const MAX_INVITATION_PARTS = 64;
 
 /** Prefix of one part of an invitation split for QR codes: `relaymail-invite-part:K/N:`. */
 export const INVITATION_PART_PREFIX = "relaymail-invite-part:";
@@ -160,6 +171,13 @@ export function joinInvitationParts(text: string): string {
   const pattern = new RegExp(`${INVITATION_PART_PREFIX}(\\d+)/(\\d+):(\\S+)`, "g");
   for (const match of text.matchAll(pattern)) {
     const [index, count] = [Number(match[1]), Number(match[2])];
+    if (count < 1 || count > MAX_INVITATION_PARTS || index < 1 || index > count) {
+      throw new InvalidInvitationError(
+        `Invitation part ${match[1]}/${
+          match[2]
+        } is not one: an invitation has 1 to ${MAX_INVITATION_PARTS} parts`,
+      );
+    }
     if (total !== 0 && count !== total) {
       throw new InvalidInvitationError("The invitation parts come from different invitations");
     }
