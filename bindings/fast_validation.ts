@@ -38,10 +38,15 @@ import {
 
 /** What a relay needs to know of a valid parcel. */
 export interface ParcelFacts {
+  /** The parcel id chosen by its sender. */
   readonly id: string;
+  /** Id of the sender's key (its endpoint id, or an invitation key's id). */
   readonly senderId: string;
+  /** Id of the endpoint it is addressed to. */
   readonly recipientId: string;
+  /** When its sender created it (its sender's clock). */
   readonly creationDate: Date;
+  /** When it expires; past it, no hop may carry it. */
   readonly expiresAt: Date;
 }
 
@@ -195,6 +200,7 @@ export class FastParcelValidator {
   /** Parcels validated by the fast path and handed to relaynet-core. */
   readonly counts = { fast: 0, fallback: 0 };
 
+  /** Creates a validator with empty caches, bounded by `options`. */
   constructor(options: FastValidatorOptions = {}) {
     this.#maxCertificates = options.maxCertificates ?? 10_000;
     this.#maxChains = options.maxChains ?? 10_000;

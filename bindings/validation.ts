@@ -10,10 +10,15 @@
  *
  * @module
  */
+// `@internal` marks types of npm packages that our public API names: they are documented
+// upstream, and `deno doc --lint` should not ask us to export them (denoland/deno#27364).
 import {
+  /** @internal */
   type Certificate,
+  /** @internal */
   type CertificationPath,
   InvalidMessageError,
+  /** @internal */
   Parcel,
   RAMFSyntaxError,
   RAMFValidationError,
@@ -64,13 +69,17 @@ export interface ValidateParcelOptions {
 
 /** A parcel that passed {@linkcode validateParcel}. */
 export interface ValidatedParcel {
+  /** The parcel, parsed (relaynet-core's `Parcel`). */
   readonly parcel: Parcel;
   /** The parcel id chosen by its sender. */
   readonly id: string;
   /** Id of the sender's key (its endpoint id, or an invitation key's id). */
   readonly senderId: string;
+  /** Id of the endpoint it is addressed to. */
   readonly recipientId: string;
+  /** When its sender created it (its sender's clock). */
   readonly creationDate: Date;
+  /** When it expires; past it, no hop may carry it. */
   readonly expiresAt: Date;
 }
 

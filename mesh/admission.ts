@@ -114,9 +114,19 @@
  *
  * @module
  */
-import type { ConnectionGater, MultiaddrConnection, PeerId } from "@libp2p/interface";
+// `@internal` marks types of npm packages that our public API names: they are documented
+// upstream, and `deno doc --lint` should not ask us to export them (denoland/deno#27364).
+import type {
+  /** @internal */
+  ConnectionGater,
+  MultiaddrConnection,
+  PeerId,
+} from "@libp2p/interface";
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
-import type { ConnectionManagerInit } from "libp2p";
+import type {
+  /** @internal */
+  ConnectionManagerInit,
+} from "libp2p";
 
 /** Limits on inbound connections, per remote host and in all. */
 export interface AdmissionLimits {
@@ -174,12 +184,15 @@ const MAX_SUSPECTS = 4096;
 
 /** Connections of one host. */
 export interface HostCounts {
+  /** Its inbound handshakes pending now. */
   readonly pending: number;
+  /** Its inbound connections open now (handshake finished). */
   readonly open: number;
 }
 
 /** What {@linkcode Admission.stats} reports. */
 export interface AdmissionStats {
+  /** The limits in force. */
   readonly limits: AdmissionLimits;
   /** Inbound handshakes pending now. */
   readonly pending: number;

@@ -13,6 +13,7 @@ import { ProtocolError } from "./wire.ts";
 
 /** Raised when a peer makes no progress for the stall timeout. */
 export class StallError extends Error {
+  /** Creates the error for a peer silent for `ms` milliseconds. */
   constructor(ms: number) {
     super(`Peer made no progress for ${ms} ms`);
     this.name = "StallError";

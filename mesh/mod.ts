@@ -76,6 +76,23 @@ export {
   type AdmissionLimits,
   type AdmissionStats,
   DEFAULT_ADMISSION_LIMITS,
+  type HostCounts,
 } from "./admission.ts";
 export { MAX_IN_FLIGHT, PROTOCOL_VERSION, SYNC_PROTOCOL, TRANSFER_PROTOCOL } from "./wire.ts";
-export type { StoredParcel } from "./store.ts";
+export {
+  type Item,
+  MeshStore,
+  type ParcelRecord,
+  type ShareKey,
+  type StoredParcel,
+} from "./store.ts";
+export type {
+  Handover,
+  OutgoingParcel,
+  OutgoingParcelsOptions,
+  ParcelNode,
+  ParcelOrigin,
+  ReceiveOutcome,
+  RefusalCode,
+} from "../bindings/binding.ts";
+export { ParcelRefusedError } from "../bindings/validation.ts";

@@ -47,14 +47,19 @@ export interface DeliveryProof {
   readonly key: string;
   /** DER SubjectPublicKeyInfo of the recipient's identity key. */
   readonly publicKey: Uint8Array;
+  /** RSA-PSS signature of the key, as docs/mesh-protocol.md §5.1 lays it out. */
   readonly signature: Uint8Array;
 }
 
 /** An endpoint's statement that a node (by libp2p peer id) hosts it, until `expiresAt`. */
 export interface HostingClaim {
+  /** DER SubjectPublicKeyInfo of the endpoint's identity key. */
   readonly publicKey: Uint8Array;
+  /** The hosting node's libp2p peer id, in its string form. */
   readonly peerId: string;
+  /** When the claim lapses (signed to the second). */
   readonly expiresAt: Date;
+  /** RSA-PSS signature of the peer id and expiry, as docs/mesh-protocol.md §5.2 lays it out. */
   readonly signature: Uint8Array;
 }
 
@@ -118,6 +123,7 @@ export function makeHostingClaim(
 export class SignatureVerifier {
   readonly #keys = new Map<string, KeyObject | null>();
 
+  /** Keeps at most `maxKeys` public keys parsed (default 4096). */
   constructor(private readonly maxKeys = 4096) {}
 
   /** Whether `proof` is `recipientId`'s signature over its key. */

@@ -83,18 +83,27 @@ export type TombstoneState = "proven" | "unverified" | "local";
 
 /** A parcel the store holds, without its bytes. */
 export interface StoredParcel {
+  /** Hex SHA-256 of its bytes. */
   readonly key: string;
+  /** Id of the endpoint it is addressed to. */
   readonly recipientId: string;
+  /** Id of its sender's key (an endpoint id, or an invitation key's id). */
   readonly senderId: string;
+  /** Size of the serialised parcel, in octets. */
   readonly size: number;
+  /** When it expires, and is purged. */
   readonly expiresAt: Date;
+  /** `local`: handed in by this node's own host; `relay`: by a peer (counted against the quota). */
   readonly origin: "local" | "relay";
+  /** Copies this node may still hand out (spray-and-wait, routing.ts). */
   readonly copies: number;
 }
 
 /** A parcel with its bytes, as stored. */
 export type ParcelRecord = StoredParcel & {
+  /** The serialised parcel. */
   readonly bytes: Uint8Array;
+  /** Peer id of the peer that delivered it. */
   readonly fromPeer?: string;
   /** Remote host (IP address) of the peer that delivered it. */
   readonly fromHost?: string;
@@ -127,8 +136,11 @@ export const ITEM_LENGTH = 37;
 
 /** A parcel or a tombstone, as the two sides of a connection compare them. */
 export interface Item {
+  /** What it is, by {@linkcode ItemKind}: 0 a parcel, 1 a tombstone. */
   readonly kind: 0 | 1;
+  /** Hex SHA-256 of the parcel. */
   readonly key: string;
+  /** When the parcel expires (or would have), to the second. */
   readonly expiresAt: Date;
 }
 
@@ -510,7 +522,6 @@ export class MeshStore {
       ?.bytes;
   }
 
-  /** Every held parcel, oldest first. */
   /** Parcels held for one recipient, oldest first. */
   heldFor(recipientId: string): StoredParcel[] {
     return this.#db.all<ParcelRow>(
@@ -520,6 +531,7 @@ export class MeshStore {
     ).map(toParcel);
   }
 
+  /** Every held parcel, oldest first. */
   list(): StoredParcel[] {
     return this.#db.all<ParcelRow>(
       "SELECT key, recipient_id, sender_id, size, expires_at, origin, copies FROM parcels ORDER BY received_at, rowid",

@@ -74,7 +74,9 @@ export interface MeshNodeOptions {
 export interface HostedParcel {
   /** Hex SHA-256 of its bytes. */
   readonly key: string;
+  /** Id of the hosted endpoint it is addressed to. */
   readonly recipientId: string;
+  /** When it expires. */
   readonly expiresAt: Date;
 }
 
@@ -102,35 +104,48 @@ export interface HostOptions {
 
 /** A connected peer. */
 export interface MeshPeer {
+  /** Its libp2p peer id. */
   readonly id: string;
+  /** Remote multiaddrs of its connections when it connected. */
   readonly addresses: readonly string[];
   /**
    * Endpoints the peer proved it hosts (a verified hosting claim), among those
    * this node asked about: the ids of the parcels it holds.
    */
   readonly endpoints: readonly string[];
+  /** When it connected (the node's clock). */
   readonly connectedAt: Date;
 }
 
 /** Counters since the node started. */
 export interface MeshStats {
-  /** Octets of reconciliation messages sent and received. */
+  /** Octets of reconciliation messages sent. */
   syncBytesSent: number;
+  /** Octets of reconciliation messages received. */
   syncBytesReceived: number;
+  /** Reconciliations finished. */
   syncs: number;
+  /** Parcels pushed to peers. */
   parcelsSent: number;
+  /** Parcels that arrived from peers. */
   parcelsReceived: number;
+  /** Octets of the parcels pushed to peers. */
   parcelBytesSent: number;
+  /** Octets of the parcels that arrived from peers. */
   parcelBytesReceived: number;
-  /** Octets of transfer-stream frames (parcels and their headers, acknowledgements). */
+  /** Octets of transfer-stream frames sent (parcels and their headers, acknowledgements). */
   transferBytesSent: number;
+  /** Octets of transfer-stream frames received. */
   transferBytesReceived: number;
+  /** Parcels refused, by this node or by its peers. */
   refusals: number;
 }
 
 /** Details of the events a node dispatches. */
 export interface MeshEventMap {
+  /** A peer connected (its first connection). */
   "peer:connect": MeshPeer;
+  /** A peer's last connection closed. */
   "peer:disconnect": { id: string };
   /** A parcel arrived from a peer: stored to carry on, or delivered to a hosted endpoint. */
   "parcel:received": { key: string; from: string; recipientId: string; delivered: boolean };
@@ -166,6 +181,7 @@ export interface MeshEventMap {
 
 /** Result of {@linkcode MeshNode.send}. */
 export interface SendResult {
+  /** Hex SHA-256 of the parcel. */
   readonly key: string;
   /** `stored` to carry, `delivered` to a hosted endpoint, `known` if already held or delivered. */
   readonly status: "stored" | "delivered" | "known";

@@ -15,7 +15,10 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+// `@internal` marks types of npm packages that our public API names: they are documented
+// upstream, and `deno doc --lint` should not ask us to export them (denoland/deno#27364).
 import {
+  /** @internal */
   type Certificate,
   HandshakeChallenge,
   HandshakeResponse,
@@ -23,6 +26,7 @@ import {
   ParcelCollectionHandshakeSigner,
   ParcelDelivery,
   ParcelDeliverySigner,
+  /** @internal */
   PrivateNodeRegistration,
   PrivateNodeRegistrationRequest,
 } from "@relaycorp/relaynet-core";
@@ -38,8 +42,11 @@ export const GATEWAY = "gateway";
 
 /** Where a PoWeb server is, parsed from a URL such as `http://127.0.0.1:13276`. */
 export interface PoWebAddress {
+  /** Host name or IP address (an IPv6 address without its brackets). */
   readonly host: string;
+  /** TCP port (default 80, or 443 with TLS). */
   readonly port: number;
+  /** Whether to speak HTTPS (an `https:` URL). */
   readonly tls: boolean;
   /** The URL in its canonical form, without `/v1`. */
   readonly url: string;
@@ -93,7 +100,9 @@ export async function registerWithGateway(
 
 /** The node's standing with its gateway: its gateway-issued certificate and key. */
 export interface GatewayCredentials {
+  /** The node's certificate, issued by the gateway (relaynet-core's `Certificate`). */
   readonly certificate: Certificate;
+  /** The node's private key, whose public key that certificate holds. */
   readonly privateKey: CryptoKey;
 }
 
@@ -131,10 +140,15 @@ export interface GatewayBindingOptions {
 
 /** What the gateway binding is doing, for status displays. */
 export interface GatewayBindingStatus {
+  /** State of the collection socket: `waiting` is between attempts to connect. */
   readonly collecting: "connecting" | "connected" | "waiting";
+  /** When the collection socket came up, or null while it is not. */
   readonly connectedSince: Date | null;
+  /** Why collection last failed; null once a collection socket is up again. */
   readonly lastError: string | null;
+  /** Parcels delivered to the gateway since the node was joined to it. */
   readonly delivered: number;
+  /** Parcels collected from the gateway since the node was joined to it. */
   readonly collected: number;
 }
 

@@ -28,7 +28,9 @@ export interface HttpRefusal {
 
 /** Options of {@linkcode HttpFront.listen}. */
 export interface HttpFrontOptions {
+  /** Address to listen on. */
   readonly hostname: string;
+  /** Port to listen on (0: any free port). */
   readonly port: number;
   /**
    * A request head (request line and headers) must arrive in full within this

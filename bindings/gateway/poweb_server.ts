@@ -16,7 +16,10 @@
 import { Buffer } from "node:buffer";
 import { createPublicKey } from "node:crypto";
 import { StorageFullError } from "../durable.ts";
+// `@internal` marks types of npm packages that our public API names: they are documented
+// upstream, and `deno doc --lint` should not ask us to export them (denoland/deno#27364).
 import {
+  /** @internal */
   type Certificate,
   derSerializePublicKey,
   generateRSAKeyPair,
@@ -54,8 +57,11 @@ export const NO_INTERNET_GATEWAY = "relaymail-mesh.invalid";
 
 /** The gateway identity that issues registered nodes' certificates. */
 export interface GatewayIdentity {
+  /** The gateway's private key, which signs the certificates it issues. */
   readonly privateKey: CryptoKey;
+  /** The gateway's public key. */
   readonly publicKey: CryptoKey;
+  /** The gateway's self-issued certificate (relaynet-core's `Certificate`). */
   readonly certificate: Certificate;
 }
 
@@ -75,7 +81,9 @@ export interface PoWebServerOptions extends
     | "maxConnectionsPerAddress"
     | "maxConnections"
   > {
+  /** The gateway identity that issues registered nodes' certificates. */
   readonly identity: GatewayIdentity;
+  /** Where registrations and the parcels waiting for collection are kept. */
   readonly store: GatewayStore;
   /**
    * Takes a delivered parcel: validates it (the server does not), then stores or
@@ -104,6 +112,7 @@ export interface PoWebServerOptions extends
    * which nothing, not even a pong, came for three intervals is dropped.
    */
   readonly pingIntervalMs?: number;
+  /** The clock (default: the machine's). */
   readonly now?: () => Date;
   /** Called on every refused request, for logs. */
   readonly onRefusal?: (what: string, status: number, reason: string) => void;
@@ -150,6 +159,7 @@ export class PoWebServer {
   #front: HttpFront | null = null;
   readonly #listeners = new Map<string, Set<() => void>>();
 
+  /** Sets up the server; it listens once {@linkcode PoWebServer.start} is called. */
   constructor(options: PoWebServerOptions) {
     this.#options = options;
     this.#collection = new ParcelCollection({

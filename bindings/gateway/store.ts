@@ -28,8 +28,11 @@ CREATE INDEX queue_by_recipient ON queue (recipient_id, queued_at);
 
 /** A parcel waiting for collection. */
 export interface QueuedParcel {
+  /** Id of this delivery, by which the collector acknowledges it. */
   readonly deliveryId: string;
+  /** Id of the registered node it is for. */
   readonly recipientId: string;
+  /** The serialised parcel. */
   readonly bytes: Uint8Array;
 }
 
@@ -141,6 +144,7 @@ export class GatewayStore {
     return this.#db.get<{ n: number }>("SELECT count(*) AS n FROM queue")!.n;
   }
 
+  /** Closes the database; later calls fail. */
   close(): void {
     this.#db.close();
   }

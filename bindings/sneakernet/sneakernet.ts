@@ -33,7 +33,9 @@ export const SNEAKERNET = "sneakernet";
 
 /** Progress of a long export or import. */
 export interface SneakernetProgress {
+  /** Parcels (on export) or files (on import) done so far. */
   readonly done: number;
+  /** How many there are in all. */
   readonly total: number;
 }
 
