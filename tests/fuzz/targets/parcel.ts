@@ -136,8 +136,8 @@ export const targets: Target[] = [
     module: import.meta.url,
     property:
       "FastParcelValidator and validateParcel agree on mutated parcels, refusing only with ParcelRefusedError",
-    // relaynet-core takes ~5-10 ms a validation: 5 000 cases take ~30 s on two idle cores.
-    cases: 5_000,
+    // relaynet-core takes ~5-10 ms a validation: 10 000 cases take ~60 s on two idle cores.
+    cases: 10_000,
     setup,
     generate,
     check,

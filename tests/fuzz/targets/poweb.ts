@@ -506,8 +506,8 @@ export const targets: Target[] = [
     module: import.meta.url,
     property:
       "the PoWeb server answers mutated requests with 2xx/4xx and handshakes with 1000/1003, never 5xx, and keeps serving",
-    // About 9 ms a case (relaynet-core on both sides, sockets): 3 000 take ~20 s on two idle cores.
-    cases: 3_000,
+    // About 7 ms a case (relaynet-core on both sides, sockets): 10 000 take ~70 s on two idle cores.
+    cases: 10_000,
     setup,
     teardown,
     generate,
