@@ -21,6 +21,7 @@ import { messageToEml, numberedFileName, safeFileName, threadToEml } from "../em
 import { PassphraseRequiredError } from "../keys/key_stores.ts";
 import type { MessageDetail, MessageSummary } from "../mailbox.ts";
 import { Relaymail } from "../relaymail.ts";
+import { rotateWebSecret, webAppUrl } from "../web/sessions.ts";
 import { clip, shortDate, shortId, size, table } from "./format.ts";
 import { passphraseFrom, promptPassphrase } from "./passphrase.ts";
 import { progressBar } from "./progress.ts";
@@ -642,6 +643,20 @@ function buildProgram(print: Print): Command {
     .action(function (this: Command, name: string) {
       return withNode(this, (node) => {
         new Settings(node.ctx.db).unset(name);
+        return Promise.resolve();
+      });
+    });
+
+  const web = program.command("web").description("the web app `relaymail start` serves");
+  web.command("rotate-secret")
+    .description("replace the web app's secret: the old address and every session stop working")
+    .action(function (this: Command) {
+      return withNode(this, (node, options) => {
+        const url = webAppUrl(
+          new Settings(node.ctx.db).get("web.port"),
+          rotateWebSecret(node.ctx.db),
+        );
+        out(options, { url }, () => `New address (open pages are signed out):\n\n  ${url}`);
         return Promise.resolve();
       });
     });

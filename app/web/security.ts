@@ -1,21 +1,16 @@
 /**
  * What keeps the local web app the user's own: it listens on loopback only, every
- * API call needs the per-install secret (or the session cookie that opening the
- * printed address sets), and requests that name a foreign `Host` (DNS
- * rebinding) or come from a foreign `Origin` (cross-site requests) are refused
- * before anything else runs. Every response carries a strict
- * Content-Security-Policy: the app loads nothing from anywhere else.
+ * API call needs the per-install secret or a session opened with it (see
+ * `sessions.ts`: a bearer token the page keeps in `sessionStorage`, never a
+ * cookie), and requests that name a foreign `Host` (DNS rebinding) or come from
+ * a foreign `Origin` (cross-site requests) are refused before anything else
+ * runs. Every response carries a strict Content-Security-Policy: the app loads
+ * nothing from anywhere else.
  *
  * @module
  */
-import { Buffer } from "node:buffer";
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
-import { getCookie } from "hono/cookie";
-import type { SqliteDatabase } from "../../bindings/durable.ts";
-
-/** Name of the session cookie. */
-export const SESSION_COOKIE = "relaymail_session";
+import type { WebSessions } from "./sessions.ts";
 
 /** The Content-Security-Policy of every response. */
 export const CONTENT_SECURITY_POLICY = [
@@ -29,43 +24,22 @@ export const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
 ].join("; ");
 
-/** The install's secret, created on first use and kept in the data directory's database. */
-export function webSecret(db: SqliteDatabase): string {
-  const row = db.get<{ value: string }>("SELECT value FROM meta WHERE key = 'web.secret'");
-  if (row) return row.value;
-  const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
-  db.run("INSERT INTO meta (key, value) VALUES ('web.secret', ?)", secret);
-  return secret;
-}
-
-/** The cookie value a secret grants (the secret itself never sits in a cookie). */
-export function sessionToken(secret: string): string {
-  return createHash("sha256").update(`relaymail-web-session:${secret}`).digest("hex");
-}
-
-/** Constant-time comparison of two strings. */
-export function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
 /** The `Host` values under which the app may be reached on `port`. */
 function allowedHosts(port: number): Set<string> {
   return new Set([`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]);
 }
 
 /**
- * Refuses foreign hosts and origins, adds the security headers, and requires a
- * session (cookie or `Authorization: Bearer <secret>`) on `/api/` except for
- * `publicPaths`.
+ * Refuses foreign hosts and origins, adds the security headers, and requires
+ * `Authorization: Bearer <secret or session token>` on `/api/` except for
+ * `publicPaths`; a GET may instead carry `?ticket=` issued for its path (a
+ * download, which a page starts as a plain navigation, without headers).
  */
 export function guard(
-  secret: string,
+  sessions: WebSessions,
   port: () => number,
   publicPaths: ReadonlySet<string>,
 ): MiddlewareHandler {
-  const token = sessionToken(secret);
   return async (c, next) => {
     const hosts = allowedHosts(port());
     const host = c.req.header("host") ?? "";
@@ -80,17 +54,29 @@ export function guard(
     if (fetchSite === "cross-site" || fetchSite === "same-site") {
       return refuse(c, 403, "Refused: cross-site request");
     }
-    const path = new URL(c.req.url).pathname;
-    if (path.startsWith("/api/") && !publicPaths.has(path)) {
-      const bearer = /^Bearer (.+)$/.exec(c.req.header("authorization") ?? "")?.[1];
-      const cookie = getCookie(c, SESSION_COOKIE);
-      const ok = (bearer !== undefined && sameSecret(bearer, secret)) ||
-        (cookie !== undefined && sameSecret(cookie, token));
-      if (!ok) return refuse(c, 401, "Open the address Relaymail printed when it started");
+    const url = new URL(c.req.url);
+    if (url.pathname.startsWith("/api/") && !publicPaths.has(url.pathname)) {
+      const bearer = bearerOf(c);
+      const ticket = url.searchParams.get("ticket");
+      const ok = bearer !== undefined
+        ? sessions.authorize(bearer)
+        : ticket !== null && c.req.method === "GET" && sessions.redeem(ticket, url.pathname);
+      if (!ok) {
+        return refuse(
+          c,
+          401,
+          "Your session has ended or this page was not opened from Relaymail's address: open the address Relaymail printed when it started",
+        );
+      }
     }
     await next();
     setSecurityHeaders(c.res.headers);
   };
+}
+
+/** The bearer token of a request, if it has one. */
+export function bearerOf(c: Context): string | undefined {
+  return /^Bearer ([A-Za-z0-9_-]+)$/.exec(c.req.header("authorization") ?? "")?.[1];
 }
 
 function setSecurityHeaders(headers: Headers): void {

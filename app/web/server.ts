@@ -6,24 +6,28 @@
  *
  * @module
  */
-import { StorageFullError } from "../../bindings/durable.ts";
 import { Buffer } from "node:buffer";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { setCookie } from "hono/cookie";
-import { streamSSE } from "hono/streaming";
 // @deno-types="@types/qrcode"
 import QRCode from "qrcode";
+import { StorageFullError } from "../../bindings/durable.ts";
 import { exportParcels, importParcels } from "../../bindings/sneakernet/sneakernet.ts";
-import { ContactLookupError } from "../contacts.ts";
 import type { RelaymailEventName } from "../context.ts";
 import { Daemon, type DaemonOptions } from "../daemon.ts";
-import { messageToEml, safeFileName, threadToEml } from "../eml.ts";
-import { MAX_MAIL_LENGTH, type MessageDetail, MessageLookupError } from "../mailbox.ts";
+import { messageToEml, threadToEml } from "../eml.ts";
+import { MAX_MAIL_LENGTH, type MessageDetail } from "../mailbox.ts";
 import { splitInvitation } from "../protocol/invitation.ts";
 import type { Relaymail } from "../relaymail.ts";
 import { Settings } from "../settings.ts";
-import { guard, sameSecret, SESSION_COOKIE, sessionToken, webSecret } from "./security.ts";
+import { contentDisposition } from "./content_disposition.ts";
+import { errorAnswer, fromUser, HttpError } from "./errors.ts";
+import { EventStreams, type PushEvent } from "./events.ts";
+import { jsonFields, kindOf, requiredText, textField } from "./input.ts";
+import { readForm } from "./multipart.ts";
+import { PassphraseGuard } from "./passphrase.ts";
+import { bearerOf, guard } from "./security.ts";
+import { rotateWebSecret, webAppUrl, type WebSessionOptions, WebSessions } from "./sessions.ts";
 
 /** Options of {@linkcode WebApp.start}. */
 export interface WebAppOptions {
@@ -33,12 +37,17 @@ export interface WebAppOptions {
   readonly daemonOptions: () => DaemonOptions;
   /** Where log lines go. */
   readonly log?: (line: string) => void;
+  /** How long sessions last (defaults: 12 hours unused, 7 days in all; see `sessions.ts`). */
+  readonly sessions?: Pick<WebSessionOptions, "idleMs" | "lifetimeMs">;
+  /** The clock of sessions and passphrase attempts (default: the messenger's). */
+  readonly now?: () => Date;
 }
 
 const STATIC_DIR = new URL("./static/", import.meta.url);
 const STATIC_FILES: Record<string, string> = {
   "/": "index.html",
   "/app.js": "app.js",
+  "/api.js": "api.js",
   "/style.css": "style.css",
   "/icon.svg": "icon.svg",
 };
@@ -51,9 +60,8 @@ const MEDIA_TYPES: Record<string, string> = {
 /** A composed message's upload: the mail limit, plus room for the form's own encoding. */
 const MAX_UPLOAD = MAX_MAIL_LENGTH + 256 * 1024;
 const MAX_JSON = 64 * 1024;
-
-/** Events pushed to the page. */
-type PushEvent = RelaymailEventName | "peers" | "status" | "progress" | "daemon";
+/** The downloads a ticket may open (`POST /api/tickets`): attachments and `.eml` exports. */
+const DOWNLOADS = [/^\/api\/messages\/[^/]+\/attachments\/\d+$/, /^\/api\/threads\/[^/]+\/eml$/];
 
 /** The messenger's own events, forwarded to the page as they are. */
 const FORWARDED: readonly RelaymailEventName[] = [
@@ -71,19 +79,23 @@ export class WebApp {
   #daemon: Daemon | null = null;
   #daemonError: string | null = null;
   #restarting: Promise<void> | null = null;
-  readonly #clients = new Set<(event: PushEvent, data: unknown) => void>();
-  readonly #secret: string;
+  readonly #events = new EventStreams();
+  readonly #sessions: WebSessions;
+  readonly #passphrases: PassphraseGuard;
   readonly #app = new Hono();
   readonly #log: (line: string) => void;
   #lastStatus = "";
-  #stopping = false;
   #statusTimer: ReturnType<typeof setInterval> | undefined;
   readonly #forward: EventListener = (event) =>
     this.#push(event.type as PushEvent, (event as CustomEvent).detail ?? null);
 
   private constructor(readonly node: Relaymail, private readonly options: WebAppOptions) {
-    this.#secret = webSecret(node.ctx.db);
+    const now = options.now ?? node.ctx.now;
+    this.#sessions = new WebSessions(node.ctx.db, { ...options.sessions, now });
+    this.#passphrases = new PassphraseGuard(now);
     this.#log = options.log ?? ((line) => console.log(line));
+    // Pages whose sessions all ended (a new secret) are told at once.
+    this.#sessions.onEndAll(() => this.#events.endAll("session", { ended: true }));
     this.#routes();
   }
 
@@ -101,9 +113,19 @@ export class WebApp {
     return app;
   }
 
-  /** The address to open: it carries the secret, which the page trades for a session cookie. */
+  /** The address to open: it carries the secret, which the page trades for a session. */
   get url(): string {
-    return `http://127.0.0.1:${this.port}/#key=${this.#secret}`;
+    return webAppUrl(this.port, this.#sessions.secret);
+  }
+
+  /**
+   * Replaces the secret (see {@linkcode rotateWebSecret}): every session ends,
+   * and open pages ask for the new address, which this returns.
+   */
+  rotateSecret(): string {
+    rotateWebSecret(this.node.ctx.db);
+    this.#sessions.reload(); // ends the sessions now rather than at the next request
+    return this.url;
   }
 
   get port(): number {
@@ -122,9 +144,7 @@ export class WebApp {
     await this.#daemon?.stop();
     this.#daemon = null;
     // Open event streams say goodbye and end, or the server would wait on them.
-    this.#stopping = true;
-    for (const client of this.#clients) client("daemon", { stopping: true });
-    this.#clients.clear();
+    this.#events.close("daemon", { stopping: true });
     await this.#server?.shutdown();
   }
 
@@ -157,11 +177,11 @@ export class WebApp {
   }
 
   #push(event: PushEvent, data: unknown): void {
-    for (const client of this.#clients) client(event, data);
+    this.#events.push(event, data);
   }
 
   #pushStatusIfChanged(): void {
-    if (this.#clients.size === 0) return; // nobody is looking
+    if (this.#events.size === 0) return; // nobody is looking
     const state = this.#daemonState();
     const status = JSON.stringify(state);
     if (status === this.#lastStatus) return;
@@ -198,19 +218,15 @@ export class WebApp {
   #routes(): void {
     const app = this.#app;
     const node = this.node;
-    app.use("*", guard(this.#secret, () => this.port, new Set(["/api/session"])));
+    app.use("*", guard(this.#sessions, () => this.port, new Set(["/api/session"])));
+    // The one place that maps errors to statuses (see errors.ts).
     app.onError((error, c) => {
-      // Mistakes in what the user asked for (RangeError and TypeError are how the
-      // messenger reports bad input) are theirs to fix; anything else is ours.
-      const status = error instanceof ContactLookupError || error instanceof MessageLookupError ||
-          error instanceof RangeError || error instanceof TypeError ||
-          error.name === "InvalidInvitationError"
-        ? 400
-        : error instanceof StorageFullError
-        ? 507
-        : 500;
-      if (status === 500) this.#log(`web: ${error.stack ?? error.message}`);
-      return c.json({ error: error.message }, status);
+      const { status, body } = errorAnswer(
+        error,
+        { method: c.req.method, path: new URL(c.req.url).pathname },
+        this.#log,
+      );
+      return c.json(body, status as 400);
     });
     app.notFound((c) => c.json({ error: "Not found" }, 404));
 
@@ -226,80 +242,50 @@ export class WebApp {
 
     const small = bodyLimit({
       maxSize: MAX_JSON,
-      onError: (c) => c.json({ error: `Request body over ${MAX_JSON} bytes` }, 413),
+      onError: (c) => c.json({ error: `The request is over the limit of ${MAX_JSON} bytes` }, 413),
     });
-    const json = async <T>(c: { req: { json(): Promise<unknown> } }): Promise<T> => {
-      try {
-        return await c.req.json() as T;
-      } catch {
-        throw new TypeError("The request body must be JSON");
-      }
-    };
 
     app.post("/api/session", small, async (c) => {
-      const { secret } = await json<{ secret?: string }>(c);
-      if (typeof secret !== "string" || !sameSecret(secret, this.#secret)) {
-        return c.json({ error: "Wrong key: open the address Relaymail printed" }, 401);
+      const secret = textField(await jsonFields(c.req), "secret") ?? "";
+      const session = this.#sessions.open(secret);
+      if (!session) return c.json({ error: "Wrong key: open the address Relaymail printed" }, 401);
+      return c.json(session);
+    });
+
+    // A download is a plain navigation, which cannot carry the session's header:
+    // the page first asks for a single-use ticket for it.
+    app.post("/api/tickets", small, async (c) => {
+      const path = requiredText(await jsonFields(c.req), "path");
+      if (!DOWNLOADS.some((pattern) => pattern.test(path))) {
+        throw new HttpError(400, `No download at "${path}"`);
       }
-      setCookie(c, SESSION_COOKIE, sessionToken(this.#secret), {
-        httpOnly: true,
-        sameSite: "Strict",
-        path: "/",
-      });
-      return c.json({ ok: true });
+      const ticket = this.#sessions.ticket(bearerOf(c)!, path);
+      return c.json({ url: `${path}?ticket=${ticket}` });
     });
 
     app.get("/api/state", (c) => c.json(this.#state()));
 
     app.post("/api/identity", small, async (c) => {
-      const { name } = await json<{ name?: string }>(c);
-      if (node.identity.exists()) return c.json({ error: "There is already an identity" }, 409);
-      await node.identity.create(String(name ?? ""));
+      const name = requiredText(await jsonFields(c.req), "name");
+      if (node.identity.exists()) throw new HttpError(409, "There is already an identity");
+      await fromUser(() => node.identity.create(name));
       await this.#startDaemon();
       return c.json(this.#state());
     });
 
-    app.get("/api/events", (c) =>
-      streamSSE(c, async (stream) => {
-        const queue: { event: PushEvent; data: unknown }[] = [];
-        let wake: (() => void) | null = null;
-        const client = (event: PushEvent, data: unknown) => {
-          queue.push({ event, data });
-          wake?.();
-        };
-        this.#clients.add(client);
-        stream.onAbort(() => {
-          this.#clients.delete(client);
-          wake?.();
-        });
-        await stream.writeSSE({ event: "hello", data: JSON.stringify(this.#state()) });
-        while (!stream.aborted && !stream.closed) {
-          if (queue.length === 0) {
-            if (this.#stopping) break;
-            let timer: ReturnType<typeof setTimeout> | undefined;
-            await new Promise<void>((resolve) => {
-              wake = resolve;
-              timer = setTimeout(resolve, 15_000); // a comment line keeps sockets honest
-            });
-            clearTimeout(timer);
-            wake = null;
-            if (queue.length === 0) {
-              await stream.write(": keep-alive\n\n");
-              continue;
-            }
-          }
-          const { event, data } = queue.shift()!;
-          await stream.writeSSE({ event, data: JSON.stringify(data) });
-        }
-        this.#clients.delete(client);
-        await stream.close();
-      }));
+    app.get("/api/events", (c) => {
+      const bearer = bearerOf(c)!;
+      // An open page keeps its session alive; a session that ended ends the stream.
+      return this.#events.respond(c, this.#state(), () => this.#sessions.authorize(bearer));
+    });
 
     // Mail
     app.get("/api/messages", (c) => {
       const folder = c.req.query("folder") ?? "inbox";
       const q = c.req.query("q");
-      if (folder !== "inbox" && folder !== "sent") throw new TypeError(`No folder "${folder}"`);
+      if (folder !== "inbox" && folder !== "sent") {
+        throw new HttpError(400, `No folder "${folder}": there are inbox and sent`);
+      }
       const list = q ? node.mailbox.search(q) : node.mailbox.list(folder);
       return c.json(list);
     });
@@ -312,12 +298,15 @@ export class WebApp {
       return c.json(messages.map((m) => this.#detail(m)));
     });
     app.get("/api/messages/:id/attachments/:index", (c) => {
-      const attachment = node.mailbox.attachments(c.req.param("id"))[Number(c.req.param("index"))];
-      if (!attachment) return c.json({ error: "No such attachment" }, 404);
+      const index = c.req.param("index");
+      const attachment = /^\d{1,4}$/.test(index)
+        ? node.mailbox.attachments(c.req.param("id"))[Number(index)]
+        : undefined;
+      if (!attachment) throw new HttpError(404, "No such attachment");
       return c.body(new Uint8Array(attachment.content), 200, {
         // Served as a download, never rendered: the sender chose the bytes.
         "content-type": "application/octet-stream",
-        "content-disposition": `attachment; filename="${safeFileName(attachment.fileName)}"`,
+        "content-disposition": contentDisposition(attachment.fileName, { fallback: "attachment" }),
       });
     });
     app.get("/api/threads/:id/eml", async (c) => {
@@ -325,10 +314,10 @@ export class WebApp {
       const eml = messages.length === 1
         ? await messageToEml(messages[0])
         : await threadToEml(messages, { ...node.identity.info(), isMe: true }, new Date());
-      const name = safeFileName(messages[0]?.message.subject || "conversation");
+      const subject = messages[0]?.message.subject || "conversation";
       return c.body(new Uint8Array(eml), 200, {
         "content-type": "message/rfc822",
-        "content-disposition": `attachment; filename="${name}.eml"`,
+        "content-disposition": contentDisposition(`${subject}.eml`, { fallback: "conversation" }),
       });
     });
     app.post(
@@ -339,26 +328,29 @@ export class WebApp {
           c.json({ error: `The message is over the limit of ${MAX_MAIL_LENGTH} bytes` }, 413),
       }),
       async (c) => {
-        const form = await c.req.formData();
-        const files = form.getAll("attachments").filter((f): f is File => f instanceof File);
-        const attachments = await Promise.all(
-          files.filter((f) => f.size > 0 || f.name).map(
-            async (file) => ({
-              fileName: file.name || "attachment",
-              mediaType: file.type || undefined,
-              content: new Uint8Array(await file.arrayBuffer()),
-            }),
-          ),
-        );
-        const to = form.getAll("to").map(String).filter(Boolean);
-        const replyTo = String(form.get("replyTo") ?? "") || undefined;
-        const message = await node.mailbox.send({
-          to: to.length > 0 ? to : undefined,
-          subject: form.has("subject") ? String(form.get("subject")) : undefined,
-          body: String(form.get("body") ?? ""),
-          attachments,
-          replyTo,
+        const form = await readForm(c.req.raw, {
+          maxFileSize: MAX_UPLOAD,
+          maxTotalSize: MAX_UPLOAD,
         });
+        const field = (name: string) => form.fields.get(name) ?? [];
+        const attachments = form.files
+          // An empty file input still sends a part: no name, no bytes.
+          .filter((file) => file.content.length > 0 || file.name)
+          .map((file) => ({
+            fileName: file.name || "attachment",
+            mediaType: file.mediaType,
+            content: file.content,
+          }));
+        const to = field("to").filter(Boolean);
+        const message = await fromUser(() =>
+          node.mailbox.send({
+            to: to.length > 0 ? to : undefined,
+            subject: form.fields.has("subject") ? field("subject")[0] : undefined,
+            body: field("body")[0] ?? "",
+            attachments,
+            replyTo: field("replyTo")[0] || undefined,
+          })
+        );
         return c.json(this.#detail(message));
       },
     );
@@ -366,17 +358,16 @@ export class WebApp {
     // Contacts and pairing
     app.get("/api/contacts", (c) => c.json(node.contacts.list()));
     app.post("/api/contacts/:id/rename", small, async (c) => {
-      const { name } = await json<{ name?: string }>(c);
-      return c.json(node.contacts.rename(c.req.param("id"), String(name ?? "")));
+      const name = requiredText(await jsonFields(c.req), "name");
+      const contact = node.contacts.find(c.req.param("id")); // unknown: a 404
+      return c.json(await fromUser(() => node.contacts.rename(contact.id, name)));
     });
     app.post("/api/contacts/:id/block", (c) => c.json(node.contacts.block(c.req.param("id"))));
     app.post("/api/contacts/:id/unblock", (c) => c.json(node.contacts.unblock(c.req.param("id"))));
     app.get("/api/invitations", (c) => c.json(node.pairing.listInvitations()));
     app.post("/api/invitations", small, async (c) => {
-      const { name } = await json<{ name?: string }>(c);
-      const invitation = await node.pairing.createInvitation({
-        contactName: name ? String(name) : undefined,
-      });
+      const name = textField(await jsonFields(c.req), "name");
+      const invitation = await fromUser(() => node.pairing.createInvitation({ contactName: name }));
       const parts = splitInvitation(invitation.text);
       const qrCodes = await Promise.all(
         parts.map((part) =>
@@ -393,14 +384,13 @@ export class WebApp {
     });
     app.post(
       "/api/invitations/:id/revoke",
-      (c) => c.json(node.pairing.revokeInvitation(c.req.param("id"))),
+      async (c) => c.json(await fromUser(() => node.pairing.revokeInvitation(c.req.param("id")))),
     );
     app.post("/api/accept", small, async (c) => {
-      const { text, name } = await json<{ text?: string; name?: string }>(c);
-      const contact = await node.pairing.acceptInvitation(String(text ?? ""), {
-        name: name ? String(name) : undefined,
-      });
-      return c.json(contact);
+      const fields = await jsonFields(c.req);
+      const text = requiredText(fields, "text");
+      const name = textField(fields, "name");
+      return c.json(await fromUser(() => node.pairing.acceptInvitation(text, { name })));
     });
 
     // What is happening
@@ -414,44 +404,73 @@ export class WebApp {
     // Sneakernet, with progress pushed as events
     app.post("/api/sneakernet/:direction", small, async (c) => {
       const direction = c.req.param("direction");
-      const { directory } = await json<{ directory?: string }>(c);
-      if (typeof directory !== "string" || directory.trim() === "") {
-        throw new TypeError("Give the directory of the stick, e.g. /media/usb");
+      if (direction !== "export" && direction !== "import") {
+        throw new HttpError(404, `No such direction "${direction}": there are export and import`);
       }
+      const directory = textField(await jsonFields(c.req), "directory")?.trim();
+      if (!directory) throw new HttpError(400, "Give the directory of the stick, e.g. /media/usb");
       const onProgress = (p: { done: number; total: number }) =>
         this.#push("progress", { direction, ...p });
-      if (direction === "export") {
-        return c.json(await exportParcels(node, directory, { onProgress }));
+      try {
+        return c.json(
+          direction === "export"
+            ? await exportParcels(node, directory, { onProgress })
+            : await importParcels(node, directory, { onProgress }),
+        );
+      } catch (error) {
+        throw stickError(error, directory);
       }
-      if (direction === "import") {
-        return c.json(await importParcels(node, directory, { onProgress }));
-      }
-      return c.json({ error: `No such direction "${direction}"` }, 404);
     });
 
     // Settings
     app.get("/api/settings", (c) => c.json(new Settings(node.ctx.db).all()));
     app.post("/api/settings", small, async (c) => {
-      const changes = await json<Record<string, string>>(c);
+      const changes = Object.entries(await jsonFields(c.req)).map(([name, value]) => {
+        if (!["string", "number", "boolean"].includes(typeof value)) {
+          throw new HttpError(400, `Setting "${name}" takes text, not ${kindOf(value)}`);
+        }
+        return [name, String(value)] as const;
+      });
       const settings = new Settings(node.ctx.db);
-      for (const [name, value] of Object.entries(changes)) {
-        if (value === "") settings.unset(name);
-        else settings.set(name, String(value));
-      }
-      if (node.identity.exists()) await this.restartDaemon();
+      // All or nothing: one bad value leaves every setting as it was.
+      await fromUser(() =>
+        node.ctx.db.transaction(() => {
+          for (const [name, value] of changes) {
+            if (value === "") settings.unset(name);
+            else settings.set(name, value);
+          }
+        })
+      );
+      if (changes.length > 0 && node.identity.exists()) await this.restartDaemon();
       return c.json({ settings: settings.all(), daemon: this.#daemonState() });
     });
     app.post("/api/gateway", small, async (c) => {
-      const { url } = await json<{ url?: string }>(c);
-      await node.useGateway(String(url ?? ""));
+      const url = requiredText(await jsonFields(c.req), "url");
+      try {
+        await node.useGateway(url);
+      } catch (error) {
+        if (error instanceof TypeError || error instanceof RangeError) {
+          throw new HttpError(400, error.message, { cause: error });
+        }
+        if (error instanceof StorageFullError || !(error instanceof Error)) throw error;
+        // The gateway could not be reached, or answered wrongly: not our failure.
+        throw new HttpError(502, error.message, { cause: error });
+      }
       await this.restartDaemon();
       return c.json(this.#state());
     });
     app.post("/api/passphrase", small, async (c) => {
-      const { passphrase } = await json<{ passphrase?: string | null }>(c);
+      const fields = await jsonFields(c.req);
+      const passphrase = fields.passphrase;
       if (passphrase !== null && (typeof passphrase !== "string" || passphrase.length < 8)) {
-        throw new RangeError("A passphrase needs at least 8 characters");
+        throw new HttpError(
+          400,
+          typeof passphrase === "string"
+            ? `A passphrase needs at least 8 characters, not ${passphrase.length}`
+            : `"passphrase" must be text (8 characters or more), or null to remove it`,
+        );
       }
+      this.#passphrases.check(node.ctx.db, node.hasPassphrase, textField(fields, "current"));
       node.setPassphrase(passphrase);
       return c.json({ passphraseProtected: node.hasPassphrase });
     });
@@ -494,4 +513,22 @@ export class WebApp {
       })),
     };
   }
+}
+
+/**
+ * What went wrong with the stick's directory, as the user's mistake (it does not
+ * exist, is not a directory, is read-only or full): a 400 naming it.
+ */
+function stickError(error: unknown, directory: string): unknown {
+  const fromFileSystem = Object.values(Deno.errors).some((kind) => error instanceof kind) ||
+    (error instanceof Error && /\(os error \d+\)/.test(error.message));
+  if (!fromFileSystem) return error;
+  const message = (error as Error).message;
+  return new HttpError(
+    400,
+    message.includes(directory) && !message.includes("os error")
+      ? message
+      : `Cannot use ${directory} as the stick: ${message}`,
+    { cause: error },
+  );
 }

@@ -1,10 +1,16 @@
 /**
  * The web app end to end, in a real headless Chromium (Debian's `chromium`,
  * driven by playwright-core): two `relaymail start` processes on loopback (mDNS
- * off, a static peer), each set up from its first run through the browser. They
- * pair through the web app, Bob mails Alice an attachment, Alice reads it as it
- * arrives, Bob's message reaches "delivered" without a reload, and a stranger's
- * parcel is refused and shown with its reason.
+ * off, a static peer), each set up from its first run through the browser, both
+ * open in ONE browser profile, as two Relaymail instances on one machine would
+ * be: each stays signed in to its own, and no other server on 127.0.0.1 sees a
+ * credential. They pair through the web app, Bob mails Alice attachments whose
+ * names are no Latin-1 (and hold `=`, `;` and quotes), Alice reads them as they
+ * arrive and downloads them under those names, Bob's message reaches
+ * "delivered" without a reload, a conversation with an emoji in its subject is
+ * exported as .eml, a stranger's parcel is refused and shown with its reason,
+ * rotating Bob's secret signs out Bob's page only, and changing the passphrase
+ * asks for the current one.
  *
  * A failing step saves screenshots of both pages in test-results/browser/ (the
  * path is printed). With
@@ -20,6 +26,9 @@ const CHROMIUM = "/usr/bin/chromium";
 const MAIN = join(import.meta.dirname!, "..", "..", "app", "main.ts");
 const MALLORY = join(import.meta.dirname!, "..", "fixtures", "mallory_mesh.ts");
 const FORGE = join(import.meta.dirname!, "..", "fixtures", "forge_parcel.ts");
+const ROTATE = join(import.meta.dirname!, "_rotate_secret.ts");
+/** An attachment name that once could be neither uploaded whole nor downloaded. */
+const TRICKY_NAME = 'Plan – 会議 🎉 a=b; "final".txt';
 const SCREENSHOTS = Deno.env.get("RELAYMAIL_SCREENSHOTS");
 /** Where a failing step's screenshots go (kept after the test, unlike its data). */
 const FAILURES = join(Deno.cwd(), "test-results", "browser");
@@ -97,9 +106,30 @@ async function stopMessenger(m: Messenger | undefined): Promise<void> {
   await m.child.status;
 }
 
-/** The page's own view of the API (it holds the session cookie). */
+/** GET `path` as the page itself would: with the session token it keeps in sessionStorage. */
+function pageApi(page: Page, path: string): Promise<any> {
+  return page.evaluate(
+    (path) =>
+      fetch(path, {
+        headers: { authorization: `Bearer ${sessionStorage.getItem("relaymail.session")}` },
+      }).then((r) => r.json()),
+    path,
+  );
+}
+
 function apiState(page: Page): Promise<any> {
-  return page.evaluate(() => fetch("/api/state").then((r) => r.json()));
+  return pageApi(page, "/api/state");
+}
+
+/** Clicks `locator` and waits for the download it starts: its suggested name and bytes. */
+async function downloadFrom(
+  page: Page,
+  locator: ReturnType<Page["locator"]>,
+): Promise<{ name: string; bytes: Uint8Array }> {
+  const [download] = await Promise.all([page.waitForEvent("download"), locator.click()]);
+  const failure = await download.failure();
+  if (failure) throw new Error(`The download failed: ${failure}`);
+  return { name: download.suggestedFilename(), bytes: await Deno.readFile(await download.path()) };
 }
 
 async function launch(): Promise<Browser> {
@@ -118,7 +148,8 @@ async function launch(): Promise<Browser> {
 }
 
 Deno.test({
-  name: "web app in Chromium: pairing, mail with an attachment, live delivery, a stranger refused",
+  name:
+    "web app in Chromium, two instances in one profile: pairing, mail with attachments, live delivery, a stranger refused, sessions, passphrase",
   ignore: !haveChromium && Deno.env.get("CI") !== "true",
   sanitizeResources: false,
   sanitizeOps: false,
@@ -128,10 +159,13 @@ Deno.test({
     let alice: Messenger | undefined;
     let bob: Messenger | undefined;
     const browser = await launch();
-    const pageA = await (await browser.newContext({ viewport: { width: 1200, height: 820 } }))
-      .newPage();
-    const pageB = await (await browser.newContext({ viewport: { width: 1200, height: 820 } }))
-      .newPage();
+    // One profile for both, as one person running two instances would have.
+    const context = await browser.newContext({
+      viewport: { width: 1200, height: 820 },
+      acceptDownloads: true,
+    });
+    const pageA = await context.newPage();
+    const pageB = await context.newPage();
     for (const page of [pageA, pageB]) page.setDefaultTimeout(30_000);
     const shot = async (page: Page, name: string) => {
       if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
@@ -212,6 +246,44 @@ Deno.test({
       );
 
       await step(
+        "one browser profile, two instances: each page stays signed in to its own",
+        async () => {
+          // Nothing for the host to leak: no cookie at all, the tokens live per origin.
+          assert.deepEqual(await context.cookies(), []);
+          for (
+            const [page, name] of [[pageA, "Alice"], [pageB, "Bob"], [pageA, "Alice"]] as const
+          ) {
+            await page.reload();
+            await page.locator("#who", { hasText: name }).waitFor();
+            assert.equal((await apiState(page)).identity.name, name);
+          }
+          // A third server on 127.0.0.1, visited in the same profile, receives no credential.
+          const seen: Headers[] = [];
+          const spy = Deno.serve(
+            { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+            (request) => {
+              seen.push(request.headers);
+              return new Response("<title>another app</title>", {
+                headers: { "content-type": "text/html" },
+              });
+            },
+          );
+          try {
+            const other = await context.newPage();
+            await other.goto(`http://127.0.0.1:${spy.addr.port}/`);
+            await other.close();
+          } finally {
+            await spy.shutdown();
+          }
+          assert.ok(seen.length >= 1);
+          for (const headers of seen) {
+            assert.equal(headers.get("cookie"), null);
+            assert.equal(headers.get("authorization"), null);
+          }
+        },
+      );
+
+      await step(
         "Bob mails Alice an attachment; Alice's inbox shows it without a reload",
         async () => {
           await pageA.getByRole("link", { name: /Inbox/ }).click();
@@ -222,13 +294,17 @@ Deno.test({
           }
           await pageB.getByRole("button", { name: /Compose/ }).click();
           await pageB.getByLabel("Alice").check();
-          await pageB.getByLabel("Subject").fill("Plans for Saturday");
+          await pageB.getByLabel("Subject").fill("Plans for Saturday 🎉");
           await pageB.getByLabel("Message").fill("Hi Alice,\n\nthe map is attached.\n\nBob");
-          await pageB.getByLabel("Attachments").setInputFiles({
+          await pageB.getByLabel("Attachments").setInputFiles([{
             name: "map.bin",
             mimeType: "application/octet-stream",
             buffer: Buffer.from(bytes),
-          });
+          }, {
+            name: TRICKY_NAME,
+            mimeType: "text/plain",
+            buffer: Buffer.from("the agenda"),
+          }]);
           assert.match(await pageB.locator("#size").textContent() ?? "", /map\.bin 146\.5 KB/);
           await shot(pageB, "compose");
           await pageB.getByRole("button", { name: "Send" }).click();
@@ -240,14 +316,29 @@ Deno.test({
           await shot(pageA, "inbox");
           await row.click();
           await pageA.getByText("the map is attached.").waitFor();
-          const link = pageA.getByRole("link", { name: /map\.bin/ });
-          const href = await link.getAttribute("href");
-          const downloaded = await pageA.evaluate(
-            (url) =>
-              fetch(url).then((r) => r.arrayBuffer()).then((b) => Array.from(new Uint8Array(b))),
-            href!,
-          );
-          assert.deepEqual(new Uint8Array(downloaded), bytes);
+          const map = await downloadFrom(pageA, pageA.getByRole("link", { name: /map\.bin/ }));
+          assert.equal(map.name, "map.bin");
+          assert.deepEqual(map.bytes, bytes);
+        },
+      );
+
+      await step(
+        "an attachment named in CJK, with an en dash, an emoji, = ; and quotes: kept whole, downloaded",
+        async () => {
+          // Uploaded through Chromium's own form encoding, stored exactly…
+          const threadId = await pageA.locator("article.message").first().getAttribute("data-id");
+          const [message] = await pageApi(pageA, `/api/threads/${threadId}`);
+          assert.deepEqual(message.attachments.map((a: any) => a.fileName), [
+            "map.bin",
+            TRICKY_NAME,
+          ]);
+          // …shown as it is, and downloaded under that name (Content-Disposition, RFC 6266).
+          const link = pageA.locator(".attachments a").nth(1);
+          assert.equal(await link.textContent(), `${TRICKY_NAME} (10 B)`);
+          const agenda = await downloadFrom(pageA, link);
+          assert.equal(new TextDecoder().decode(agenda.bytes), "the agenda");
+          // Chromium keeps the en dash, CJK, emoji, `=` and `;`; quotes it makes safe for any disk.
+          assert.equal(agenda.name, TRICKY_NAME.replaceAll('"', "_"));
         },
       );
 
@@ -267,7 +358,10 @@ Deno.test({
           await pageA.getByRole("link", { name: /Inbox/ }).click();
           await pageA.locator("#inbox-table tr", { hasText: "Plans for Saturday" }).click();
           await pageA.getByRole("button", { name: "Reply" }).click();
-          assert.equal(await pageA.getByLabel("Subject").inputValue(), "Re: Plans for Saturday");
+          assert.equal(
+            await pageA.getByLabel("Subject").inputValue(),
+            "Re: Plans for Saturday 🎉",
+          );
           await pageA.getByLabel("Message").fill("Thanks Bob, see you there.");
           await pageA.getByRole("button", { name: "Send" }).click();
           await pageA.locator("article.message").nth(1).waitFor();
@@ -283,17 +377,15 @@ Deno.test({
           await pageA.getByRole("heading", { name: "Search: see you there" }).waitFor();
           assert.equal(await pageA.locator("#inbox-table tbody tr").count(), 1);
 
-          const threadId = await pageA.locator("#inbox-table tbody tr").getAttribute("data-id");
-          const eml = await pageA.evaluate(
-            (id) =>
-              fetch(`/api/threads/${id}/eml`).then(async (
-                r,
-              ) => [r.headers.get("content-type"), await r.text()]),
-            threadId!,
+          await pageA.locator("#inbox-table tbody tr").click();
+          const eml = await downloadFrom(
+            pageA,
+            pageA.getByRole("link", { name: "Export conversation as .eml" }),
           );
-          assert.match(eml[0] ?? "", /message\/rfc822/);
-          assert.match(eml[1] ?? "", /Plans for Saturday/);
-          assert.match(eml[1] ?? "", /see you there/);
+          assert.equal(eml.name, "Plans for Saturday 🎉.eml", "named after the emoji subject");
+          const text = new TextDecoder().decode(eml.bytes);
+          assert.match(text, /Subject: /);
+          assert.match(text, /see you there/);
         },
       );
 
@@ -352,13 +444,38 @@ Deno.test({
         },
       );
 
+      await step(
+        "rotating Bob's secret (another process) signs out Bob's page, not Alice's",
+        async () => {
+          const rotated = await new Deno.Command(Deno.execPath(), {
+            args: ["run", "--quiet", "-A", ROTATE, bob!.dir],
+            stdout: "piped",
+            stderr: "piped",
+          }).output();
+          assert.ok(rotated.success, new TextDecoder().decode(rotated.stderr));
+          const secret = new TextDecoder().decode(rotated.stdout).trim();
+          // Bob's open page learns it at its next call (or from its event stream, within 15 s).
+          await pageB.getByRole("link", { name: /Inbox/ }).click();
+          await pageB.locator("#session-ended").waitFor();
+          await pageB.getByRole("heading", { name: "Open Relaymail from its address" }).waitFor();
+          await pageA.getByRole("link", { name: /Inbox/ }).click();
+          await pageA.getByRole("heading", { name: "Inbox" }).waitFor();
+          assert.equal((await apiState(pageA)).identity.name, "Alice");
+          // The old address opens nothing; the new one does.
+          await pageB.goto(bob!.url);
+          await pageB.getByRole("heading", { name: "Open Relaymail from its address" }).waitFor();
+          await pageB.goto(bob!.url.replace(/#key=.*$/, `#key=${secret}`));
+          await pageB.getByRole("heading", { name: "Inbox" }).waitFor();
+        },
+      );
+
       await step("settings: storage quota, mDNS and a passphrase, applied at once", async () => {
         await pageA.getByRole("link", { name: "Settings" }).click();
         await pageA.getByLabel("Storage for other people's parcels (e.g. 512M, 2G)").fill("256M");
         await pageA.getByLabel("Find devices on the local network (mDNS)").uncheck();
         await pageA.getByRole("button", { name: "Save" }).first().click();
         await pageA.getByText("Saved; the mesh restarted with them").waitFor();
-        const settings = await pageA.evaluate(() => fetch("/api/settings").then((r) => r.json()));
+        const settings = await pageApi(pageA, "/api/settings");
         const byName = Object.fromEntries(settings.map((x: any) => [x.name, x.value]));
         assert.equal(byName["mesh.quota"], 256 * 1024 * 1024);
         assert.equal(byName["mesh.mdns"], false);
@@ -369,6 +486,20 @@ Deno.test({
         await pageA.getByLabel("Again").fill("correct horse");
         await pageA.getByRole("button", { name: "Set passphrase" }).click();
         await pageA.getByText("Your private keys are sealed under a passphrase.").waitFor();
+        assert.equal((await apiState(pageA)).passphraseProtected, true);
+      });
+
+      await step("changing the passphrase asks for the current one", async () => {
+        const setNew = async (current: string) => {
+          await pageA.getByLabel("Current passphrase").fill(current);
+          await pageA.getByLabel("New passphrase (8 characters or more)").fill("battery staple");
+          await pageA.getByLabel("Again").fill("battery staple");
+          await pageA.getByRole("button", { name: "Set passphrase" }).click();
+        };
+        await setNew("wrong horse");
+        await pageA.getByText("The current passphrase is wrong: nothing was changed").waitFor();
+        await setNew("correct horse");
+        await pageA.getByText("Private keys sealed under the new passphrase").waitFor();
         assert.equal((await apiState(pageA)).passphraseProtected, true);
       });
     } finally {

@@ -1,6 +1,8 @@
 // Relaymail's web app: plain DOM, no build step, nothing loaded from elsewhere.
 // Every piece of text that came from a parcel is set with textContent, never as HTML.
 
+import { api, ApiError, download, follow, onSessionEnded, openSession } from "./api.js";
+
 const main = document.getElementById("main");
 let state = null; // GET /api/state
 let currentView = "";
@@ -24,27 +26,6 @@ function h(tag, attributes = {}, ...children) {
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return element;
-}
-
-class ApiError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
-
-async function api(path, options = {}) {
-  const init = { credentials: "same-origin", ...options };
-  if (options.json !== undefined) {
-    init.method = options.method ?? "POST";
-    init.headers = { "content-type": "application/json" };
-    init.body = JSON.stringify(options.json);
-  }
-  const response = await fetch(path, init);
-  const type = response.headers.get("content-type") ?? "";
-  const body = type.includes("application/json") ? await response.json() : null;
-  if (!response.ok) throw new ApiError(response.status, body?.error ?? response.statusText);
-  return body;
 }
 
 function toast(message, error = false) {
@@ -139,20 +120,20 @@ function tableOr(id, headers, rows, empty) {
   );
 }
 
+/** A link's click handler that downloads `path` with the session (see api.js). */
+function downloadOnClick(path) {
+  return (event) => {
+    event.preventDefault();
+    attempt(() => download(path));
+  };
+}
+
 function badge(text, kind = text) {
   return h("span", { class: `badge ${kind}` }, text);
 }
 
 // ---------------------------------------------------------------------------------------------
-// Session and state
-
-async function openSession() {
-  const match = /key=([A-Za-z0-9_-]+)/.exec(location.hash);
-  if (match) {
-    await api("/api/session", { json: { secret: match[1] } }).catch(() => {});
-    history.replaceState(null, "", "/#/inbox");
-  }
-}
+// State
 
 async function loadState() {
   state = await api("/api/state");
@@ -216,13 +197,22 @@ function renderIndicators() {
 // ---------------------------------------------------------------------------------------------
 // Views
 
-function viewNeedsKey() {
+function viewNeedsKey(ended = false) {
+  state = null;
+  renderChrome();
   show(
     "",
     h(
       "section",
       { class: "onboarding" },
       h("h1", {}, "Open Relaymail from its address"),
+      ended
+        ? h(
+          "p",
+          { id: "session-ended" },
+          "Your session has ended: sessions last a while only, and end when the secret changes.",
+        )
+        : null,
       h(
         "p",
         {},
@@ -382,12 +372,13 @@ async function viewThread(id) {
         ? h(
           "div",
           { class: "attachments" },
-          m.attachments.map((a, index) =>
-            h("a", {
-              href: `/api/messages/${encodeURIComponent(m.id)}/attachments/${index}`,
-              download: a.fileName,
-            }, `${a.fileName} (${formatSize(a.size)})`)
-          ),
+          m.attachments.map((a, index) => {
+            const path = `/api/messages/${encodeURIComponent(m.id)}/attachments/${index}`;
+            return h("a", { href: path, onclick: downloadOnClick(path) }, [
+              a.fileName,
+              ` (${formatSize(a.size)})`,
+            ]);
+          }),
         )
         : null,
       m.folder === "sent"
@@ -426,7 +417,7 @@ async function viewThread(id) {
       h("a", {
         class: "button",
         href: `/api/threads/${encodeURIComponent(id)}/eml`,
-        download: "conversation.eml",
+        onclick: downloadOnClick(`/api/threads/${encodeURIComponent(id)}/eml`),
       }, "Export conversation as .eml"),
     ),
   );
@@ -903,6 +894,9 @@ async function viewSettings() {
     value: settings["mesh.peers"].value.join(", "),
     placeholder: "/ip4/…/tcp/4747/p2p/…",
   });
+  const current = state.passphraseProtected
+    ? h("input", { type: "password", id: "passphrase-current", autocomplete: "current-password" })
+    : null;
   const pass1 = h("input", { type: "password", id: "passphrase", autocomplete: "new-password" });
   const pass2 = h("input", {
     type: "password",
@@ -996,7 +990,9 @@ async function viewSettings() {
           event.preventDefault();
           attempt(async () => {
             if (pass1.value !== pass2.value) throw new Error("The two passphrases differ");
-            await api("/api/passphrase", { json: { passphrase: pass1.value } });
+            await api("/api/passphrase", {
+              json: { passphrase: pass1.value, current: current?.value },
+            });
             pass1.value = pass2.value = "";
             toast("Private keys sealed under the new passphrase");
             await loadState();
@@ -1015,6 +1011,8 @@ async function viewSettings() {
             ? "Your private keys are sealed under a passphrase."
             : "Your private keys are stored unsealed on this device.",
         ),
+        current ? h("label", { for: "passphrase-current" }, "Current passphrase") : null,
+        current,
         h("label", { for: "passphrase" }, "New passphrase (8 characters or more)"),
         pass1,
         h("label", { for: "passphrase-again" }, "Again"),
@@ -1029,7 +1027,9 @@ async function viewSettings() {
               class: "danger",
               onclick: () =>
                 attempt(async () => {
-                  await api("/api/passphrase", { json: { passphrase: null } });
+                  await api("/api/passphrase", {
+                    json: { passphrase: null, current: current?.value },
+                  });
                   toast("Passphrase removed");
                   await loadState();
                   route();
@@ -1098,13 +1098,21 @@ function redraw(event) {
 }
 
 function listen() {
-  const source = new EventSource("/api/events");
-  for (const name of Object.keys(LIVE)) source.addEventListener(name, () => redraw(name));
-  source.addEventListener("gateway-changed", () => redraw("status"));
-  source.addEventListener("daemon", () => redraw("status"));
-  source.addEventListener("progress", (event) => progressListener(JSON.parse(event.data)));
-  source.addEventListener("parcel-refused", () => toast("A parcel was refused: see Refused"));
-  source.addEventListener("mail-received", () => toast("New mail"));
+  const handlers = Object.fromEntries(Object.keys(LIVE).map((name) => [name, () => redraw(name)]));
+  return follow({
+    ...handlers,
+    "gateway-changed": () => redraw("status"),
+    "daemon": () => redraw("status"),
+    "progress": (data) => progressListener(JSON.parse(data)),
+    "parcel-refused": () => {
+      redraw("parcel-refused");
+      toast("A parcel was refused: see Refused");
+    },
+    "mail-received": () => {
+      redraw("mail-received");
+      toast("New mail");
+    },
+  });
 }
 
 document.addEventListener("keydown", (event) => {
@@ -1125,14 +1133,20 @@ document.getElementById("compose-button").addEventListener(
   "click",
   () => (location.hash = "#/compose"),
 );
-globalThis.addEventListener("hashchange", route);
+// The printed address pasted into a tab already open here changes only the hash.
+globalThis.addEventListener("hashchange", () => (/key=/.test(location.hash) ? start() : route()));
 // A link to the view already shown refreshes it (no hashchange fires).
 document.getElementById("nav").addEventListener("click", (event) => {
   const link = event.target.closest("a[href]");
   if (link && link.getAttribute("href") === location.hash) route();
 });
 
-(async () => {
+onSessionEnded(() => viewNeedsKey(true));
+
+let following = false;
+
+/** Signs in with the address's key if it has one, then shows the page and follows events. */
+async function start() {
   await openSession();
   try {
     await loadState();
@@ -1140,6 +1154,11 @@ document.getElementById("nav").addEventListener("click", (event) => {
     if (error instanceof ApiError && error.status === 401) return viewNeedsKey();
     throw error;
   }
-  listen();
+  if (!following) {
+    following = true;
+    listen().finally(() => (following = false));
+  }
   await route();
-})();
+}
+
+start();
