@@ -11,8 +11,11 @@
 /** A round-robin gate over hosts. */
 export class FairGate {
   #busy = 0;
-  /** Waiting work by host; a Map keeps insertion order, which is the rotation. */
+  /** Waiting work by host. */
   readonly #waiting = new Map<string, (() => void)[]>();
+  /** When each host was last given a turn (a counter), so the least recently served goes next. */
+  readonly #served = new Map<string, number>();
+  #turns = 0;
 
   constructor(private readonly slots = 2) {}
 
@@ -26,6 +29,7 @@ export class FairGate {
       });
     } else {
       this.#busy++;
+      this.#served.set(host, ++this.#turns);
     }
     let left = false;
     return () => {
@@ -45,13 +49,30 @@ export class FairGate {
 
   #next(): void {
     while (this.#busy < this.slots && this.#waiting.size > 0) {
-      const [host, queue] = this.#waiting.entries().next().value!;
+      // The least recently served waiting host goes next: a host that sends one
+      // batch at a time (an honest sender's window) is not kept behind one that
+      // always has the next batch queued.
+      let host = "";
+      let oldest = Infinity;
+      for (const candidate of this.#waiting.keys()) {
+        const served = this.#served.get(candidate) ?? 0;
+        if (served < oldest) [host, oldest] = [candidate, served];
+      }
+      const queue = this.#waiting.get(host)!;
       const resolve = queue.shift()!;
-      // To the back of the rotation, if it has more.
-      this.#waiting.delete(host);
-      if (queue.length > 0) this.#waiting.set(host, queue);
+      if (queue.length === 0) this.#waiting.delete(host);
+      this.#served.set(host, ++this.#turns);
+      if (this.#served.size > 4096) this.#forgetIdle();
       this.#busy++;
       resolve();
+    }
+  }
+
+  /** Forgets when idle hosts were served (they start again as never served: first in line). */
+  #forgetIdle(): void {
+    for (const host of this.#served.keys()) {
+      if (!this.#waiting.has(host)) this.#served.delete(host);
+      if (this.#served.size <= 2048) break;
     }
   }
 }

@@ -68,6 +68,11 @@ ALTER TABLE delivered ADD COLUMN sender_id TEXT;
 ALTER TABLE delivered ADD COLUMN parcel_id TEXT;
 CREATE INDEX delivered_by_id ON delivered (sender_id, parcel_id);
 `,
+  `
+-- Making room for a peer's unverifiable proofs evicts the oldest: without this
+-- index each eviction sorted every unverified tombstone.
+CREATE INDEX delivered_unverified_by_age ON delivered (state, delivered_at);
+`,
 ];
 
 /** How much of a store a class of parcels may fill, counted by these keys. */

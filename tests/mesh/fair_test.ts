@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { FairGate } from "../../mesh/fair.ts";
 
-Deno.test("FairGate serves hosts round robin: ten waiting streams of one host do not starve another", async () => {
+Deno.test("FairGate serves the least recently served host first: ten waiting streams of one host do not starve another", async () => {
   const gate = new FairGate(1);
   const order: string[] = [];
   const first = await gate.enter("attacker");
@@ -19,8 +19,8 @@ Deno.test("FairGate serves hosts round robin: ten waiting streams of one host do
   assert.equal(gate.waiting, 12);
   first();
   await Promise.all(all);
-  // The honest host's two turns come second and fourth, not after the ten.
-  assert.deepEqual(order.slice(0, 4), ["attacker", "honest", "attacker", "honest"]);
+  // The honest host, served less recently, goes first and third, not after the ten.
+  assert.deepEqual(order.slice(0, 4), ["honest", "attacker", "honest", "attacker"]);
   assert.equal(order.length, 12);
 });
 
@@ -40,4 +40,32 @@ Deno.test("FairGate runs up to its slots at once, and a release is idempotent", 
   (await c)();
   b();
   assert.equal(gate.waiting, 0);
+});
+
+Deno.test("FairGate gives a host that sends one batch at a time half the turns against one that always has more", async () => {
+  const gate = new FairGate(1);
+  const order: string[] = [];
+  let stop = false;
+  // The flood always has its next batch queued before the current one ends.
+  const flood = async () => {
+    while (!stop) {
+      const leave = await gate.enter("flood");
+      order.push("flood");
+      await new Promise((r) => setTimeout(r, 1));
+      leave();
+    }
+  };
+  const floods = [flood(), flood(), flood()];
+  // The honest host sends its next batch only once the previous one is done.
+  for (let i = 0; i < 20; i++) {
+    const leave = await gate.enter("honest");
+    order.push("honest");
+    await new Promise((r) => setTimeout(r, 1));
+    leave();
+  }
+  stop = true;
+  await Promise.all(floods);
+  const turns = order.slice(0, order.lastIndexOf("honest") + 1);
+  const honest = turns.filter((h) => h === "honest").length;
+  assert.ok(honest / turns.length >= 0.45, `honest got ${honest} of ${turns.length} turns`);
 });
