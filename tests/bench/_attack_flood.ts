@@ -5,14 +5,20 @@
  *
  * - `parcels`: a Sybil swarm (many peer ids on each source address) pushing
  *   valid self-authorised parcels as fast as the node answers, five in flight
- *   per stream as the protocol allows. Fresh parcels come from re-cut signed
- *   ones (see `variant` in _attack_parcels.ts), so every one is new to the node
- *   and costs it a full validation unless a rate limit refuses it first;
- * - `window`: the same, ignoring the window: PARCEL frames written without
+ *   per stream as the protocol allows. The parcels are distinct (each its own
+ *   parcel id and signature, made beforehand: `signedCopies` in
+ *   _attack_parcels.ts): sent in turn, again while the node refuses them for
+ *   now (rate limits, full shares), never again once it stored them. Each
+ *   costs the node a full validation and, stored, room in its shares;
+ * - `variants`: the same swarm pushing re-encodings of a few signed parcels
+ *   (`variant` in _attack_parcels.ts): every one is new octet for octet, so the
+ *   node validates it, then answers "already held" (it keeps one parcel per
+ *   sender and parcel id). CPU, and no storage;
+ * - `window`: re-encodings ignoring the window: PARCEL frames written without
  *   waiting for answers, only for the transport's own back-pressure;
  * - `sync`: reconciliations that never converge: HELLO claiming 100 000 items,
- *   then random coded symbols in frames as large as a sync frame may be, until
- *   the node gives up on the stream; then again;
+ *   then random coded symbols, as many a frame as a SYMBOLS message may carry,
+ *   until the node gives up on the stream; then again;
  * - `proofs`: tombstone poisoning: reconciliations listing random "delivered"
  *   items, followed by PROOFS of random delivery proofs for them;
  * - `handshake`: TCP connections that never finish Noise (half a multistream
@@ -49,11 +55,12 @@ import {
   SYNC_PROTOCOL,
   TRANSFER_PROTOCOL,
 } from "../../mesh/wire.ts";
+import { MAX_SYMBOLS_PER_FRAME } from "../../mesh/types.ts";
 import { readParcels, variant } from "./_attack_parcels.ts";
 
 /** What to flood, from where. */
 export interface FloodConfig {
-  readonly kind: "parcels" | "window" | "sync" | "proofs" | "handshake";
+  readonly kind: "parcels" | "variants" | "window" | "sync" | "proofs" | "handshake";
   /** The node's multiaddr, with its peer id. */
   readonly target: string;
   /** Loopback addresses to connect from. */
@@ -62,20 +69,27 @@ export interface FloodConfig {
   readonly peersPerSource?: number;
   /** Streams each peer id keeps open (the node refuses those over its limits). */
   readonly streamsPerPeer?: number;
-  /** Signed parcels to re-cut, for `parcels` and `window`. */
+  /** Signed parcels: sent as they are (`parcels`) or re-cut (`variants`, `window`). */
   readonly parcelsFile?: string;
+  /** Use only the first n parcels of the file (default all). */
+  readonly parcelsUsed?: number;
 }
 
 const SYMBOL_LENGTH = 37 + 12;
 const ITEM_LENGTH = 37;
-/** As many coded symbols as one sync frame holds. */
-const SYMBOLS_PER_FRAME = Math.floor((MAX_SYNC_FRAME_LENGTH - 16) / SYMBOL_LENGTH);
+/** As many coded symbols as a SYMBOLS message may carry (more is refused at once). */
+const SYMBOLS_PER_FRAME = Math.min(
+  MAX_SYMBOLS_PER_FRAME,
+  Math.floor((MAX_SYNC_FRAME_LENGTH - 16) / SYMBOL_LENGTH),
+);
 /** A claimed item count that gives the node's decoder its largest allowance. */
 const CLAIMED_ITEMS = 100_000;
 /** Random delivery proofs per PROOFS message. */
 const PROOFS_PER_ROUND = MAX_PROOFS_PER_MESSAGE;
 
 const config = JSON.parse(Deno.args[0]) as FloodConfig;
+/** Flood kinds that push parcels (all but `window` within the window). */
+const PUSHING = ["parcels", "variants", "window"];
 const counters = {
   peers: 0,
   streams: 0,
@@ -85,6 +99,10 @@ const counters = {
   octetsSent: 0,
   stored: 0,
   held: 0,
+  /** Distinct parcels (`parcels`) not stored by the node yet. */
+  fresh: 0,
+  /** Times the `parcels` flood went through its whole supply. */
+  passes: 0,
   refused: {} as Record<string, number>,
   syncRounds: 0,
   proofsSent: 0,
@@ -160,10 +178,30 @@ async function loopStreams(
 let bases: Uint8Array[] = [];
 let nextVariant = 0;
 
+/** The `parcels` flood's supply: distinct parcels, their keys, and which the node stored. */
+let supply: { key: string; bytes: Uint8Array }[] = [];
+const storedKeys = new Set<string>();
+let nextInSupply = 0;
+
+function keyOf(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
 function freshParcel(): { key: string; bytes: Uint8Array } {
+  if (config.kind === "parcels") {
+    // The next one the node has not stored; once it stored them all, any (it
+    // answers "held" without a look, which the counters show).
+    for (let tries = 0; tries < supply.length; tries++) {
+      const parcel = supply[nextInSupply];
+      nextInSupply = (nextInSupply + 1) % supply.length;
+      if (nextInSupply === 0) counters.passes++;
+      if (!storedKeys.has(parcel.key)) return parcel;
+    }
+    return supply[nextInSupply];
+  }
   const n = nextVariant++;
   const bytes = variant(bases[n % bases.length], Math.floor(n / bases.length));
-  return { key: createHash("sha256").update(bytes).digest("hex"), bytes };
+  return { key: keyOf(bytes), bytes };
 }
 
 async function pushParcels(stream: Stream, respectWindow: boolean): Promise<void> {
@@ -176,8 +214,13 @@ async function pushParcels(stream: Stream, respectWindow: boolean): Promise<void
       while (running) {
         const message = decodeTransfer((await lp.read()).subarray());
         if (message.type === "ack") {
-          if (message.status === AckStatus.STORED) counters.stored++;
-          else counters.held++;
+          if (message.status === AckStatus.STORED) {
+            counters.stored++;
+            if (!storedKeys.has(message.key)) {
+              storedKeys.add(message.key);
+              counters.fresh = Math.max(0, counters.fresh - 1);
+            }
+          } else counters.held++;
         } else if (message.type === "refuse") {
           counters.refused[message.code] = (counters.refused[message.code] ?? 0) + 1;
         } else if (message.type === "error") {
@@ -321,7 +364,13 @@ if (config.kind === "handshake") {
   const parts = multiaddr(config.target).toString().split("/");
   await Promise.all(config.sources.map((s) => holdHandshake(s, parts[2], Number(parts[4]))));
 } else {
-  if (config.parcelsFile) bases = await readParcels(config.parcelsFile);
+  if (config.parcelsFile) {
+    bases = (await readParcels(config.parcelsFile)).slice(0, config.parcelsUsed);
+    if (config.kind === "parcels") {
+      supply = bases.map((bytes) => ({ key: keyOf(bytes), bytes }));
+      counters.fresh = supply.length;
+    }
+  }
   if (config.kind === "sync") noisePool = randomBytes(SYMBOLS_PER_FRAME * SYMBOL_LENGTH * 4);
   const started = await Promise.all(
     config.sources.flatMap((source) =>
@@ -333,8 +382,8 @@ if (config.kind === "handshake") {
     peers.push(node);
     for (let i = 0; i < (config.streamsPerPeer ?? 1); i++) {
       work.push(
-        config.kind === "parcels" || config.kind === "window"
-          ? loopStreams(node, TRANSFER_PROTOCOL, (s) => pushParcels(s, config.kind === "parcels"))
+        PUSHING.includes(config.kind)
+          ? loopStreams(node, TRANSFER_PROTOCOL, (s) => pushParcels(s, config.kind !== "window"))
           : config.kind === "sync"
           ? loopStreams(node, SYNC_PROTOCOL, symbolFlood)
           : loopStreams(node, SYNC_PROTOCOL, tombstoneFlood),

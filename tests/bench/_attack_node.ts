@@ -5,21 +5,27 @@
  *
  * Usage: deno run -A _attack_node.ts '<JSON of NodeConfig>'
  *
- * Prints one JSON line `{"type":"ready","address","pid","peerId"}`, then answers
- * commands read from stdin, one a line, each with one JSON line:
+ * Prints one JSON line `{"type":"ready","address","pid","peerId","dir"}` (`dir`
+ * holds its store, deleted when it exits), then answers commands read from
+ * stdin, one a line, each with one JSON line:
  *
  * - `stats`: `{"type":"stats","rss","heap","external","stats","lagMs","unverified",...}`,
  *   `unverified` counting the unverified tombstones in its store and `lagMs`
  *   being how late a 10 ms timer fired since the last `stats` (mean and worst);
  * - `push <multiaddr> <count> <deadline ms>`: dials the address (again, until
  *   the deadline, if the dial fails) and waits until `count` parcels were
- *   acknowledged by peers; `{"type":"pushed","ms","handed","refused","dials"}`;
+ *   acknowledged by peers; `{"type":"pushed","ms","handed","refused","dials",
+ *   "connectedMs","handInMs","latencyMs"}`. With `pace` set, it hands the node
+ *   its parcels at that rate meanwhile, from the moment the command comes (as an
+ *   app would, connected or not), and `latencyMs` says how long they took from
+ *   hand-in to acknowledgement (median, 95th percentile, worst);
  * - `await <count> <deadline ms>`: waits until `count` parcels arrived (stored
  *   or handed to the hosted endpoint); `{"type":"arrived","ms","count"}`.
  *
  * It stops, deletes its store and exits when stdin closes.
  */
 import "../../app/_quiet.ts";
+import { createHash } from "node:crypto";
 import { DatabaseSync } from "node:sqlite";
 import { MeshNode, signerFromPkcs8 } from "../../mesh/mod.ts";
 import { readParcels } from "./_attack_parcels.ts";
@@ -34,6 +40,11 @@ export interface NodeConfig {
   readonly signerFile?: string;
   /** File of parcels (see _attack_parcels.ts) to hand the node before it starts. */
   readonly parcelsFile?: string;
+  /**
+   * Parcels per second: the parcels of `parcelsFile` are handed to the node at
+   * this rate once `push` comes, instead of all before it starts.
+   */
+  readonly pace?: number;
   /** Multiaddrs to keep dialling. */
   readonly peers?: string[];
   /** Parcels per second per peer (hosts get twice); default the node's own default. */
@@ -84,14 +95,26 @@ if (config.host) {
     : undefined;
   node.host(config.host, () => Promise.resolve({ status: "accepted" }), { signer });
 }
+/** Parcels to hand in at `pace` when `push` comes. */
+let heldBack: Uint8Array[] = [];
 if (config.parcelsFile) {
-  for (const parcel of await readParcels(config.parcelsFile)) await node.send(parcel);
+  const parcels = await readParcels(config.parcelsFile);
+  if (config.pace) heldBack = parcels;
+  else for (const parcel of parcels) await node.send(parcel);
 }
+/** When each parcel handed in at `pace` was handed in, until it is acknowledged. */
+const handedInAt = new Map<string, number>();
+const latencies: number[] = [];
 
 let handed = 0;
 let onHanded = () => {};
 const refused: Record<string, number> = {};
-node.on("parcel:handed", () => {
+node.on("parcel:handed", (event) => {
+  const at = handedInAt.get(event.key);
+  if (at !== undefined) {
+    latencies.push(performance.now() - at);
+    handedInAt.delete(event.key);
+  }
   handed++;
   onHanded();
 });
@@ -100,7 +123,7 @@ node.on("parcel:refused", (event) => {
 });
 
 await node.start();
-say({ type: "ready", address: node.addresses[0], pid: Deno.pid, peerId: node.peerId });
+say({ type: "ready", address: node.addresses[0], pid: Deno.pid, peerId: node.peerId, dir });
 
 /** Resolves when `done()` holds, checked whenever `wake` is called, or at the deadline. */
 function until(done: () => boolean, deadline: number, hook: (wake: () => void) => void) {
@@ -118,15 +141,35 @@ function until(done: () => boolean, deadline: number, hook: (wake: () => void) =
   });
 }
 
+/** Hands in `count` held-back parcels, the i-th at `start` + i / pace; resolves after the last. */
+async function handIn(count: number, start: number): Promise<void> {
+  const parcels = heldBack.splice(0, count);
+  for (const [i, parcel] of parcels.entries()) {
+    const due = start + (i * 1000) / config.pace!;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    // Keyed before the node may push it, so that no acknowledgement comes first.
+    handedInAt.set(createHash("sha256").update(parcel).digest("hex"), performance.now());
+    await node.send(parcel);
+  }
+}
+
 async function push(address: string, count: number, deadlineMs: number): Promise<void> {
   const start = performance.now();
   const deadline = start + deadlineMs;
   let dials = 0;
+  let connectedMs: number | null = null;
+  let handInMs = 0;
   const target = handed + count;
+  latencies.length = 0;
+  const handing = config.pace
+    ? handIn(count, start).then(() => (handInMs = performance.now() - start))
+    : Promise.resolve();
   for (;;) {
     dials++;
     try {
       await node.dial(address);
+      connectedMs = performance.now() - start;
       break;
     } catch {
       if (performance.now() >= deadline) break;
@@ -134,12 +177,19 @@ async function push(address: string, count: number, deadlineMs: number): Promise
     }
   }
   await until(() => handed >= target, deadline, (wake) => (onHanded = wake));
+  const ms = performance.now() - start;
+  await handing;
+  const sorted = latencies.toSorted((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
   say({
     type: "pushed",
-    ms: performance.now() - start,
+    ms,
     handed: handed - (target - count),
     refused,
     dials,
+    connectedMs,
+    handInMs,
+    latencyMs: sorted.length ? { p50: at(0.5), p95: at(0.95), worst: sorted.at(-1) } : null,
   });
 }
 

@@ -53,6 +53,10 @@ export async function spawn(script: string, config: NodeConfig | FloodConfig): P
         await child.status;
         clearTimeout(timer);
         await child.stdout.cancel().catch(() => {});
+        // A child killed for hanging left its temporary directory behind.
+        if (typeof ready.dir === "string") {
+          await Deno.remove(ready.dir, { recursive: true }).catch(() => {});
+        }
       })();
       return closed;
     },
@@ -76,6 +80,16 @@ export async function cpuSeconds(pid: number): Promise<number> {
   const fields = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1].split(" ");
   // utime and stime, in clock ticks (100 a second on Linux).
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * Seconds a process's main thread (for Deno, its event loop) has spent ready to
+ * run but waiting for a core so far: how much other work on the machine held it back.
+ */
+export async function waitingSeconds(pid: number): Promise<number> {
+  // Time on a CPU, time waiting on a run queue (both ns), time slices.
+  const fields = (await Deno.readTextFile(`/proc/${pid}/schedstat`)).trim().split(" ");
+  return Number(fields[1]) / 1e9;
 }
 
 /** CPU milliseconds (user and system, all threads) this process has used so far. */
