@@ -199,9 +199,10 @@ export class TransferService {
   async receiveParcels(stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString();
     const host = hostOf(connection.remoteAddr.toString());
-    // Room for one frame beyond the one being read, and no more: the window is
-    // enforced by not reading (and pausing the stream) while five await replies.
-    const channel = this.core.channel(stream, connection, MAX_FRAME_LENGTH, 2);
+    // Room for the sender's window of five frames (they may all arrive before the
+    // first is read) and one more, and no more: a sender past it is reset. The
+    // window itself is enforced by not reading while five await replies.
+    const channel = this.core.channel(stream, connection, MAX_FRAME_LENGTH, MAX_IN_FLIGHT + 1);
     const slot = this.core.takeStream("transfer", from, host, TRANSFER_RECEIVERS);
     // While a parcel arrives, tell the sender now and then: its data may sit in
     // buffers for longer than the stall timeout before our acknowledgement comes.
@@ -225,12 +226,12 @@ export class TransferService {
     const reader = (async () => {
       try {
         for (;;) {
+          // Past the window, nothing more is read: what a sender writes beyond it
+          // waits in the stream's buffer, which is reset past two frames.
           while (unanswered >= MAX_IN_FLIGHT) {
-            stream.pause();
             await room.promise;
             room = Promise.withResolvers();
           }
-          stream.resume();
           const frame = await channel.read();
           if (frame === null) break;
           const message = decodeTransfer(frame);

@@ -14,12 +14,18 @@ import { yamux } from "@chainsafe/libp2p-yamux";
 import { tcp } from "@libp2p/tcp";
 import { lpStream } from "@libp2p/utils";
 import { createLibp2p } from "libp2p";
-import { MeshNode } from "../../mesh/mod.ts";
+import { fromHex } from "../../bindings/validation.ts";
+import { MeshNode, signerFromPkcs8 } from "../../mesh/mod.ts";
 import { MAX_FRAME_LENGTH } from "../../mesh/wire.ts";
 
 import { RAW_PROTOCOL } from "./_raw.ts";
 
-const { host, peers } = JSON.parse(Deno.args[0] ?? "{}") as { host?: string; peers?: string[] };
+const { host, hostKey, peers } = JSON.parse(Deno.args[0] ?? "{}") as {
+  host?: string;
+  /** The hosted endpoint's private key (hex PKCS#8), to sign delivery proofs. */
+  hostKey?: string;
+  peers?: string[];
+};
 // A real file, committed like a daemon's store: storing means on disk.
 const dir = await Deno.makeTempDir({ prefix: "relaymail-bench-peer-" });
 const node = await MeshNode.create({
@@ -36,7 +42,7 @@ if (host) {
   node.host(host, () => {
     if (++delivered % 100 === 0) console.log(JSON.stringify({ delivered }));
     return Promise.resolve({ status: "accepted" });
-  });
+  }, { signer: hostKey ? signerFromPkcs8(fromHex(hostKey)) : undefined });
 }
 await node.start();
 

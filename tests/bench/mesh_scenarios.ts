@@ -30,6 +30,7 @@ import {
 } from "../../bindings/testing/fixtures.ts";
 import { attachParcelNode, MeshNode } from "../../mesh/mod.ts";
 import { MAX_FRAME_LENGTH, MAX_IN_FLIGHT } from "../../mesh/wire.ts";
+import { toHex } from "../../bindings/validation.ts";
 import { pair } from "../helpers.ts";
 import { RAW_PROTOCOL } from "./_raw.ts";
 
@@ -45,7 +46,14 @@ interface Peer {
   close(): Promise<void>;
 }
 
-async function spawnPeer(options: { host?: string; peers?: string[] }): Promise<Peer> {
+/** A peer's options to host `fixture`'s recipient, with its key: it signs delivery proofs. */
+function hosting(fixture: ParcelFixture): { host: string; hostKey: string } {
+  return { host: fixture.recipientId, hostKey: toHex(fixture.recipientPrivateKeyDer) };
+}
+
+async function spawnPeer(
+  options: { host?: string; hostKey?: string; peers?: string[] },
+): Promise<Peer> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", PEER, JSON.stringify(options)],
     stdin: "piped",
@@ -115,7 +123,7 @@ async function bulk(): Promise<void> {
   const fixture = await createParcelFixture();
   const all = await parcels(fixture, PER_ROUND * ROUNDS, MAX_FIXTURE_PAYLOAD);
   const size = all[0].byteLength;
-  const peer = await spawnPeer({ host: fixture.recipientId });
+  const peer = await spawnPeer(hosting(fixture));
   const rawRates: number[] = [];
   const meshRates: number[] = [];
   try {
@@ -210,7 +218,7 @@ async function relayRate(): Promise<void> {
   const baselineRate = sample.length / ((performance.now() - startBaseline) / 1000);
 
   const relay = await spawnPeer({});
-  const recipient = await spawnPeer({ host: fixture.recipientId, peers: [relay.address] });
+  const recipient = await spawnPeer({ ...hosting(fixture), peers: [relay.address] });
   const senderDir = await Deno.makeTempDir();
   const sender = await MeshNode.create({
     storePath: join(senderDir, "mesh.sqlite"),

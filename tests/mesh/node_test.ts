@@ -9,7 +9,11 @@ import { tcp } from "@libp2p/tcp";
 import { lpStream } from "@libp2p/utils";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
-import { createParcelFixture, type ParcelFixture } from "../../bindings/testing/fixtures.ts";
+import {
+  createParcelFixture,
+  MAX_FIXTURE_PAYLOAD,
+  type ParcelFixture,
+} from "../../bindings/testing/fixtures.ts";
 import { sha256Hex } from "../../bindings/validation.ts";
 import { variant } from "../bench/_attack_parcels.ts";
 import { MeshNode, type MeshNodeOptions, signerFromPkcs8 } from "../../mesh/mod.ts";
@@ -17,6 +21,7 @@ import {
   decodeTransfer,
   encodeTransfer,
   MAX_FRAME_LENGTH,
+  MAX_IN_FLIGHT,
   TRANSFER_PROTOCOL,
   type TransferMessage,
 } from "../../mesh/wire.ts";
@@ -300,6 +305,40 @@ Deno.test({
       assert.equal(relay.store.get(key)?.copies, 8);
     } finally {
       await relay.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "MeshNode takes a full window of the largest parcels on one stream, each received once",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const fx = await fixture();
+    const a = await node();
+    const b = await node();
+    let delivered = 0;
+    b.host(fx.recipientId, () => {
+      delivered++;
+      return Promise.resolve({ status: "accepted" });
+    }, { signer: signerFromPkcs8(fx.recipientPrivateKeyDer) });
+    try {
+      const count = MAX_IN_FLIGHT + 3;
+      for (let i = 0; i < count; i++) {
+        await a.send(await fx.makeParcel({ payloadSize: MAX_FIXTURE_PAYLOAD }));
+      }
+      await a.dial(b.addresses[0]);
+      await a.syncNow();
+      const deadline = Date.now() + 60_000;
+      while (delivered < count && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(delivered, count);
+      // A stream reset mid-window would have made the sender send some again.
+      assert.equal(a.stats.parcelsSent, count, "each parcel sent once");
+    } finally {
+      await a.stop();
+      await b.stop();
     }
   },
 });
