@@ -359,8 +359,17 @@ async function latency(): Promise<void> {
     ),
   );
   const attachments = [
-    attachParcelNode(meshes[0], alice, { endpointIds: [alice.identity.id], pollIntervalMs: 0 }),
-    attachParcelNode(meshes[1], bob, { endpointIds: [bob.identity.id], pollIntervalMs: 0 }),
+    // As the daemon does: the endpoints' keys sign hosting claims and delivery proofs.
+    attachParcelNode(meshes[0], alice, {
+      endpointIds: [alice.identity.id],
+      signers: [await alice.identity.meshSigner()],
+      pollIntervalMs: 0,
+    }),
+    attachParcelNode(meshes[1], bob, {
+      endpointIds: [bob.identity.id],
+      signers: [await bob.identity.meshSigner()],
+      pollIntervalMs: 0,
+    }),
   ];
   alice.events.addEventListener("outbox-changed", () => attachments[0].pump().catch(() => {}));
   for (const mesh of meshes) await mesh.start();
