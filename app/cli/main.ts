@@ -676,7 +676,22 @@ function buildProgram(print: Print): Command {
         }
         const name = (endpoints: readonly string[]) =>
           endpoints.map((id) => node.contacts.get(id)?.name ?? id.slice(1, 13)).join(", ") || "-";
-        out(options, status, () =>
+        // The path of each message this device sent and not yet delivered: every hop
+        // it was handed to, by message id (as `sent` names them).
+        const paths = node.outbox.list()
+          .filter((p) => p.state === "queued" || p.state === "sent")
+          .map((p) => ({
+            messageId: node.outbox.messageOf(p.key) ?? null,
+            kind: p.kind,
+            to: node.contacts.get(p.recipientId)?.name ?? p.recipientId.slice(1, 13),
+            state: p.state,
+            hops: node.outbox.handovers(p.key).map((h) => ({
+              via: h.hop ? `${h.binding} …${h.hop.slice(-12)}` : h.binding,
+              toRecipient: h.toRecipient,
+              at: h.at.toISOString(),
+            })),
+          }));
+        out(options, { ...status, paths }, () =>
           [
             `Mesh node ${status.peerId} (pid ${status.pid}), carrying ${status.parcelsCarried} parcel(s)`,
             ...status.addresses.map((a) => `  listening on ${a}`),
@@ -686,6 +701,19 @@ function buildProgram(print: Print): Command {
               status.peers.map((
                 p,
               ) => [`…${p.id.slice(-12)}`, p.addresses[0] ?? "-", name(p.endpoints)]),
+            ),
+            "",
+            paths.length === 0 ? "Nothing of yours on its way." : table(
+              ["MESSAGE", "TO", "PATH"],
+              paths.map((p) => [
+                p.messageId?.slice(0, 8) ?? p.kind,
+                p.to,
+                p.hops.length === 0
+                  ? "queued here"
+                  : p.hops.map((h) => `${h.via}${h.toRecipient ? " (their device)" : ""}`).join(
+                    " → ",
+                  ),
+              ]),
             ),
           ].join("\n"));
       });
