@@ -227,7 +227,7 @@ export class TransferService {
       try {
         for (;;) {
           // Past the window, nothing more is read: what a sender writes beyond it
-          // waits in the stream's buffer, which is reset past two frames.
+          // waits in the stream's buffer, which is reset past the window and one frame.
           while (unanswered >= MAX_IN_FLIGHT) {
             await room.promise;
             room = Promise.withResolvers();
