@@ -437,6 +437,7 @@ export class MeshNode extends EventTarget {
       syncing: null,
       syncAgain: false,
       queue: new Map(),
+      sending: new Set(),
       pushing: null,
       refused: new Set(),
       backoff: new Map(),

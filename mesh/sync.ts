@@ -331,7 +331,10 @@ export class SyncService {
       const item = safeDecodeItem(raw);
       if (item?.kind !== ItemKind.PARCEL) continue;
       const parcel = this.core.store.get(item.key);
-      if (!parcel || peer.refused.has(item.key) || (peer.backoff.get(item.key) ?? 0) > now) {
+      if (
+        !parcel || peer.refused.has(item.key) || peer.sending.has(item.key) ||
+        (peer.backoff.get(item.key) ?? 0) > now
+      ) {
         continue;
       }
       const decision = route(parcel.copies, this.core.peerHosts(peer, parcel.recipientId));

@@ -42,7 +42,9 @@ export class TransferService {
    */
   pushToHosts(key: string, recipientId: string): void {
     for (const peer of this.core.peers.values()) {
-      if (!this.core.peerHosts(peer, recipientId) || peer.refused.has(key)) continue;
+      if (
+        !this.core.peerHosts(peer, recipientId) || peer.refused.has(key) || peer.sending.has(key)
+      ) continue;
       peer.queue.set(key, { give: 0, direct: true });
       this.push(peer);
     }
@@ -91,6 +93,7 @@ export class TransferService {
           const sent = inFlight.get(message.key);
           if (!sent) throw new ProtocolError("Acknowledgement of a parcel not in flight");
           inFlight.delete(message.key);
+          peer.sending.delete(message.key);
           this.settle(peer, message, sent.job);
           slot.resolve();
         }
@@ -114,6 +117,7 @@ export class TransferService {
           break;
         }
         inFlight.set(key, { job });
+        peer.sending.add(key);
         const copies = job.direct ? 0 : job.give;
         await channel.write(encodeParcelFrame(key, copies, bytes));
         this.core.stats.parcelsSent++;
@@ -131,6 +135,8 @@ export class TransferService {
     channel.dispose();
     this.core.stats.transferBytesSent += channel.bytesWritten;
     this.core.stats.transferBytesReceived += channel.bytesRead;
+    // What went unanswered may be offered again.
+    for (const key of inFlight.keys()) peer.sending.delete(key);
     if (failed !== null) {
       stream.abort(failed instanceof Error ? failed : new Error(String(failed)));
       // Unacknowledged parcels stay here and are offered again after the next sync.

@@ -208,6 +208,8 @@ export interface PeerState {
   syncAgain: boolean;
   syncTimer?: ReturnType<typeof setTimeout>;
   readonly queue: Map<string, PushJob>;
+  /** Keys pushed to this peer and not yet answered: not queued again meanwhile. */
+  readonly sending: Set<string>;
   pushing: Promise<void> | null;
   /** Keys this peer refused for good, or said it holds (so it is not offered them again). */
   readonly refused: Set<string>;
