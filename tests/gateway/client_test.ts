@@ -240,6 +240,9 @@ Deno.test("a connection that goes dead without closing is detected by pings and 
     const node = new MemoryParcelNode();
     binding = bind(node, `http://127.0.0.1:${proxy.port}`, credentials, {
       log: (line) => logs.push(line),
+      // Roomier than the default 500 ms of these tests: on a loaded machine a live
+      // socket's pong can be late, and this test is about a dead one.
+      pingIntervalMs: 1500,
     });
     await waitFor("the collection socket", () => binding!.status().collecting === "connected");
     proxy.freeze();
