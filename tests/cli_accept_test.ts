@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { splitInvitation } from "../app/protocol/invitation.ts";
+import { splitInvitation } from "../app/core/protocol/invitation.ts";
 
 const MAIN = join(import.meta.dirname!, "..", "app", "main.ts");
 

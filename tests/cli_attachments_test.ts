@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
-import { numberedFileName, safeFileName } from "../app/eml.ts";
+import { numberedFileName, safeFileName } from "../app/core/eml.ts";
 import { carry, makeNode, pair } from "./helpers.ts";
 
 const MAIN = join(import.meta.dirname!, "..", "app", "main.ts");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import PostalMime from "postal-mime";
-import { messageToEml, threadToEml } from "../app/eml.ts";
+import { messageToEml, threadToEml } from "../app/core/eml.ts";
 import { carry, makeNode, pair } from "./helpers.ts";
 
 Deno.test("messageToEml() and threadToEml() write mail an ordinary client reads back", async () => {

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Relaymail } from "../app/relaymail.ts";
+import { Relaymail } from "../app/services/relaymail.ts";
 import { MeshNode } from "../mesh/mod.ts";
 
 Deno.test("Relaymail.open() makes the data directory 0700 and its databases 0600", async () => {

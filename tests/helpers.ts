@@ -4,8 +4,8 @@
  * way any binding would.
  */
 import type { ParcelNode, ReceiveOutcome } from "../bindings/binding.ts";
-import type { Settings } from "../app/context.ts";
-import { Relaymail } from "../app/relaymail.ts";
+import type { Tunables } from "../app/core/context.ts";
+import { Relaymail } from "../app/services/relaymail.ts";
 
 /** A clock a test can move forward or back. */
 export class TestClock {
@@ -30,13 +30,13 @@ export interface TestNode {
 /** Opens a node named `name` in a temporary directory. */
 export async function makeNode(
   name: string,
-  options: { settings?: Partial<Settings>; passphrase?: string; dir?: string } = {},
+  options: { tunables?: Partial<Tunables>; passphrase?: string; dir?: string } = {},
 ): Promise<TestNode> {
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: `relaymail-${name}-` });
   const clock = new TestClock();
   const node = await Relaymail.open(dir, {
     now: clock.now,
-    settings: options.settings,
+    tunables: options.tunables,
     passphrase: options.passphrase,
   });
   if (!node.identity.exists()) await node.identity.create(name);

@@ -4,10 +4,10 @@
  * accepts a Relaymail invitation, pairs, sends mail with an attachment, and reads
  * Relaymail's pairing accept and delivery receipts.
  *
- * Alice is a real Relaymail data directory, driven only through app/relaymail.ts.
+ * Alice is a real Relaymail data directory, driven only through app/services/relaymail.ts.
  */
 import assert from "node:assert/strict";
-import { Relaymail } from "../app/relaymail.ts";
+import { Relaymail } from "../app/services/relaymail.ts";
 import {
   CarolApp,
   type CarolMail,

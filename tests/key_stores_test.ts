@@ -10,9 +10,9 @@ import { createCipheriv, randomBytes, scryptSync } from "node:crypto";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { privateKeyFromProtobuf } from "@libp2p/crypto/keys";
-import { Daemon, MESH_STORE_FILE } from "../app/daemon.ts";
-import { KeySealer, WrongPassphraseError } from "../app/keys/sealing.ts";
-import { DATABASE_FILE, Relaymail } from "../app/relaymail.ts";
+import { Daemon, MESH_STORE_FILE } from "../app/services/daemon.ts";
+import { KeySealer, WrongPassphraseError } from "../app/core/keys/sealing.ts";
+import { DATABASE_FILE, Relaymail } from "../app/services/relaymail.ts";
 import { MeshNode } from "../mesh/mod.ts";
 import { carry, makeNode } from "./helpers.ts";
 
@@ -60,7 +60,7 @@ function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
 }
 
 /**
- * Sealing as it was before RMS2 (app/keys/sealing.ts at RMS1): scrypt N = 2^15,
+ * Sealing as it was before RMS2 (app/core/keys/sealing.ts at RMS1): scrypt N = 2^15,
  * r = 8, p = 1 under the directory's salt, "RMS1" ‖ nonce ‖ ciphertext ‖ tag.
  */
 function rms1Sealer(passphrase: string, salt: Uint8Array) {

@@ -4,15 +4,15 @@
  * only what was committed.
  */
 import assert from "node:assert/strict";
-import { emit } from "../app/context.ts";
-import { Relaymail } from "../app/relaymail.ts";
+import { emit } from "../app/core/context.ts";
+import { Relaymail } from "../app/services/relaymail.ts";
 import { carry, DAY, makeNode, pair } from "./helpers.ts";
 
 Deno.test("Jobs.run() in two openings of one data directory queues each receipt once", async () => {
   // Follow-ups wait for an explicit flush, so both openings find the same jobs.
-  const settings = { followUpDelayMs: DAY };
-  const alice = await makeNode("Alice", { settings });
-  const bob = await makeNode("Bob", { settings });
+  const tunables = { followUpDelayMs: DAY };
+  const alice = await makeNode("Alice", { tunables });
+  const bob = await makeNode("Bob", { tunables });
   try {
     await pair(alice, bob);
     for (let i = 0; i < 5; i++) {
@@ -23,7 +23,7 @@ Deno.test("Jobs.run() in two openings of one data directory queues each receipt 
       await bob.node.receiveParcel(bytes!, { binding: "test" });
     }
     const daemon = bob.node;
-    const cli = await Relaymail.open(bob.dir, { settings });
+    const cli = await Relaymail.open(bob.dir, { tunables });
     try {
       const queued = await Promise.all([daemon.jobs.run(), cli.jobs.run(), daemon.jobs.run()]);
       const receipts = daemon.outbox.list().filter((p) => p.kind === "receipt");

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import type { RefusalCode } from "../bindings/binding.ts";
 import type { IgnoredEntryCode } from "../bindings/sneakernet/sneakernet.ts";
 import { MAX_PARCEL_LENGTH } from "../bindings/validation.ts";
-import { MessageType } from "../app/protocol/messages.ts";
+import { MessageType } from "../app/core/protocol/messages.ts";
 
 const doc = await Deno.readTextFile(new URL("../docs/protocol.md", import.meta.url));
 

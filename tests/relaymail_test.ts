@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { PassphraseRequiredError } from "../app/keys/key_stores.ts";
-import { WrongPassphraseError } from "../app/keys/sealing.ts";
-import { MAX_MAIL_LENGTH, MessageTooLargeError } from "../app/mailbox.ts";
-import { makeParcel } from "../app/outbox.ts";
-import { InvalidInvitationError } from "../app/protocol/invitation.ts";
-import { encodeMail, MessageType } from "../app/protocol/messages.ts";
-import { Relaymail } from "../app/relaymail.ts";
+import { PassphraseRequiredError } from "../app/core/keys/key_stores.ts";
+import { WrongPassphraseError } from "../app/core/keys/sealing.ts";
+import { MAX_MAIL_LENGTH, MessageTooLargeError } from "../app/core/mailbox.ts";
+import { makeParcel } from "../app/core/outbox.ts";
+import { InvalidInvitationError } from "../app/core/protocol/invitation.ts";
+import { encodeMail, MessageType } from "../app/core/protocol/messages.ts";
+import { Relaymail } from "../app/services/relaymail.ts";
 import { forgeParcel } from "./fixtures/forge_parcel.ts";
 import {
   carry,
@@ -33,9 +33,9 @@ async function sendAndTake(
 async function withNodes(
   names: string[],
   fn: (...nodes: TestNode[]) => Promise<void>,
-  settings = {},
+  tunables = {},
 ) {
-  const nodes = await Promise.all(names.map((name) => makeNode(name, { settings })));
+  const nodes = await Promise.all(names.map((name) => makeNode(name, { tunables })));
   try {
     await fn(...nodes);
   } finally {

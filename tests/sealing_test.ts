@@ -7,7 +7,7 @@ import {
   SCRYPT_PARAMS,
   type ScryptParams,
   WrongPassphraseError,
-} from "../app/keys/sealing.ts";
+} from "../app/core/keys/sealing.ts";
 
 /** Cheap enough for tests; data directories use SCRYPT_PARAMS. */
 const CHEAP: ScryptParams = { log2N: 10, r: 8, p: 1 };
@@ -17,7 +17,7 @@ function cheapSealer(passphrase = "correct horse", salt?: Uint8Array): KeySealer
   return KeySealer.fromPassphrase(passphrase, salt, { params: CHEAP });
 }
 
-/** What the sealing code before RMS2 wrote (app/keys/sealing.ts at RMS1), kept for tests. */
+/** What the sealing code before RMS2 wrote (app/core/keys/sealing.ts at RMS1), kept for tests. */
 function sealRms1(passphrase: string, salt: Uint8Array, plaintext: Uint8Array, label: string) {
   const key = scryptSync(passphrase.normalize("NFC"), salt, 32, {
     N: 2 ** 15,

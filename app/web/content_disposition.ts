@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { safeFileName } from "../eml.ts";
+import { safeFileName } from "../core/eml.ts";
 
 /** Options of {@linkcode contentDisposition}. */
 export interface ContentDispositionOptions {

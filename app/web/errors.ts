@@ -15,9 +15,9 @@
  */
 import { HTTPException } from "hono/http-exception";
 import { StorageFullError } from "../../bindings/durable.ts";
-import { ContactLookupError } from "../contacts.ts";
-import { MessageLookupError, MessageTooLargeError } from "../mailbox.ts";
-import { InvalidInvitationError } from "../protocol/invitation.ts";
+import { ContactLookupError } from "../core/contacts.ts";
+import { MessageLookupError, MessageTooLargeError } from "../core/mailbox.ts";
+import { InvalidInvitationError } from "../core/protocol/invitation.ts";
 
 /** An answer other than 2xx that a route chose, with the sentence to show. */
 export class HttpError extends Error {

@@ -6,7 +6,7 @@
  */
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
-import type { RelaymailEventName } from "../context.ts";
+import type { RelaymailEventName } from "../core/context.ts";
 
 /** Events pushed to the page. */
 export type PushEvent =

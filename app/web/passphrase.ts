@@ -8,7 +8,7 @@
  */
 import { Buffer } from "node:buffer";
 import type { SqliteDatabase } from "../../bindings/durable.ts";
-import { KeySealer, WrongPassphraseError } from "../keys/sealing.ts";
+import { KeySealer, WrongPassphraseError } from "../core/keys/sealing.ts";
 import { HttpError } from "./errors.ts";
 
 /** Wrong current passphrases accepted within {@linkcode WRONG_PASSPHRASE_WINDOW_MS}. */

@@ -22,7 +22,7 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { Parcel } from "@relaycorp/relaynet-core";
 import { createLibp2p } from "libp2p";
 import { join } from "node:path";
-import { Relaymail } from "../../app/relaymail.ts";
+import { Relaymail } from "../../app/services/relaymail.ts";
 import {
   createParcelFixture,
   MAX_FIXTURE_PAYLOAD,

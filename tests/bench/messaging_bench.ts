@@ -14,7 +14,7 @@ import {
   SessionEnvelopedData,
   SessionKeyPair,
 } from "@relaycorp/relaynet-core";
-import { encodeMail, MessageType } from "../../app/protocol/messages.ts";
+import { encodeMail, MessageType } from "../../app/core/protocol/messages.ts";
 import { createParcelFixture } from "../../bindings/testing/fixtures.ts";
 import { makeNode, pair, pendingBytes } from "../helpers.ts";
 
@@ -24,8 +24,8 @@ const RECEIVE_SAMPLES = 120;
 // Relaymail: two paired nodes.
 // Receipts are built in the background shortly after arrivals; keep that out of
 // the timed loop (the receive case measures taking the parcel in).
-const alice = await makeNode("Alice", { settings: { followUpDelayMs: 3_600_000 } });
-const bob = await makeNode("Bob", { settings: { followUpDelayMs: 3_600_000 } });
+const alice = await makeNode("Alice", { tunables: { followUpDelayMs: 3_600_000 } });
+const bob = await makeNode("Bob", { tunables: { followUpDelayMs: 3_600_000 } });
 await pair(alice, bob);
 await bob.node.mailbox.send({ to: ["Alice"], body: "warm-up" }); // session keys settle
 for (const bytes of await pendingBytes(bob.node)) {

@@ -1,5 +1,5 @@
 /**
- * Invitation lines (app/protocol/invitation.ts) under fuzzing (targets/invitation.ts),
+ * Invitation lines (app/core/protocol/invitation.ts) under fuzzing (targets/invitation.ts),
  * and the reproductions of the bugs it found, kept as regression tests.
  */
 import assert from "node:assert/strict";
@@ -7,11 +7,11 @@ import {
   decodeInvitation,
   InvalidInvitationError,
   joinInvitationParts,
-} from "../../app/protocol/invitation.ts";
+} from "../../app/core/protocol/invitation.ts";
 import { fuzzTests } from "./_testing.ts";
 import { targets } from "./targets/invitation.ts";
 
-fuzzTests("fuzz invitation lines (app/protocol/invitation.ts)", targets);
+fuzzTests("fuzz invitation lines (app/core/protocol/invitation.ts)", targets);
 
 const reproductions = JSON.parse(
   await Deno.readTextFile(new URL("./reproductions.json", import.meta.url)),

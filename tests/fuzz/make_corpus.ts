@@ -25,7 +25,7 @@ import {
   PrivateEndpointConnParams,
   SessionKeyPair,
 } from "@relaycorp/relaynet-core";
-import { encodeInvitation } from "../../app/protocol/invitation.ts";
+import { encodeInvitation } from "../../app/core/protocol/invitation.ts";
 import { createParcelFixture } from "../../bindings/testing/fixtures.ts";
 import { hex } from "./_rng.ts";
 

@@ -1,16 +1,16 @@
 /**
- * Service message decoders (app/protocol/messages.ts) and the DER readers under
- * them (app/protocol/der.ts) under fuzzing (targets/service_message.ts), and the
+ * Service message decoders (app/core/protocol/messages.ts) and the DER readers under
+ * them (app/core/protocol/der.ts) under fuzzing (targets/service_message.ts), and the
  * reproduction of the bug found, kept as a regression test.
  */
 import assert from "node:assert/strict";
-import { Fields, MalformedStructureError } from "../../app/protocol/der.ts";
-import { decodeMail, decodePairing, decodeReceipt } from "../../app/protocol/messages.ts";
+import { Fields, MalformedStructureError } from "../../app/core/protocol/der.ts";
+import { decodeMail, decodePairing, decodeReceipt } from "../../app/core/protocol/messages.ts";
 import { unhex } from "./_rng.ts";
 import { fuzzTests } from "./_testing.ts";
 import { targets } from "./targets/service_message.ts";
 
-fuzzTests("fuzz service messages (app/protocol/messages.ts, der.ts)", targets);
+fuzzTests("fuzz service messages (app/core/protocol/messages.ts, der.ts)", targets);
 
 Deno.test("decodeMail(), decodePairing(), decodeReceipt() and Fields.decode() turn asn1js throws into MalformedStructureError (der-asn1js-throws)", () => {
   // A UniversalString of 5 octets: asn1js throws reading it, for want of a multiple of 4.

@@ -15,8 +15,8 @@ import {
   StreamingMode,
 } from "@relaycorp/relaynet-core";
 import { PoWebClient, RefusedParcelError } from "@relaycorp/relaynet-poweb";
-import { runDaemon } from "../../app/daemon.ts";
-import { Relaymail } from "../../app/relaymail.ts";
+import { runDaemon } from "../../app/services/daemon.ts";
+import { Relaymail } from "../../app/services/relaymail.ts";
 import { toArrayBuffer } from "../../bindings/validation.ts";
 import {
   CarolApp,

@@ -3,8 +3,8 @@
  * and the ways tests look into it while the daemon runs.
  */
 import { join } from "node:path";
-import { readDaemonStatus } from "../../app/daemon.ts";
-import { Relaymail } from "../../app/relaymail.ts";
+import { readDaemonStatus } from "../../app/services/daemon.ts";
+import { Relaymail } from "../../app/services/relaymail.ts";
 import { MeshStore } from "../../mesh/store.ts";
 import { pair } from "../helpers.ts";
 import { type Host, type Lab, type LabProcess, waitFor } from "./netns.ts";

@@ -5,8 +5,8 @@
  */
 import { join } from "node:path";
 import { SqliteDatabase } from "../../bindings/durable.ts";
-import { DATABASE_FILE } from "../../app/relaymail.ts";
-import { MIGRATIONS } from "../../app/store/schema.ts";
+import { DATABASE_FILE } from "../../app/services/relaymail.ts";
+import { MIGRATIONS } from "../../app/core/store/schema.ts";
 import { rotateWebSecret } from "../../app/web/sessions.ts";
 
 const db = SqliteDatabase.open(join(Deno.args[0], DATABASE_FILE), { migrations: MIGRATIONS });

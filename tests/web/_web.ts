@@ -2,7 +2,7 @@
  * Helpers of the web app's tests: an app on a free loopback port with its log
  * kept, and a reader of `Content-Disposition` as RFC 6266 clients read it.
  */
-import type { Relaymail } from "../../app/relaymail.ts";
+import type { Relaymail } from "../../app/services/relaymail.ts";
 import { WebApp, type WebAppOptions } from "../../app/web/server.ts";
 
 /** A running web app, with what its user needs to call it. */

@@ -6,7 +6,7 @@
  * expire, and rotating the secret ends them.
  */
 import assert from "node:assert/strict";
-import { MAX_MAIL_LENGTH } from "../../app/mailbox.ts";
+import { MAX_MAIL_LENGTH } from "../../app/core/mailbox.ts";
 import { CONTENT_SECURITY_POLICY } from "../../app/web/security.ts";
 import { WebApp } from "../../app/web/server.ts";
 import {

@@ -1,5 +1,5 @@
 /**
- * Fuzz target for invitation lines (app/protocol/invitation.ts): pasted or scanned
+ * Fuzz target for invitation lines (app/core/protocol/invitation.ts): pasted or scanned
  * text, whole or split into `relaymail-invite-part:K/N:` parts. `decodeInvitation`
  * must settle with an invitation or an `InvalidInvitationError`, whatever the text.
  *
@@ -15,7 +15,7 @@ import {
   INVITATION_PART_PREFIX,
   INVITATION_PREFIX,
   splitInvitation,
-} from "../../../app/protocol/invitation.ts";
+} from "../../../app/core/protocol/invitation.ts";
 import { expectOnlyAsync, type Target } from "../_harness.ts";
 import { derNodes, mutate, mutateDer, mutateText, type Rng, TEXT_ALPHABET } from "../_rng.ts";
 import type { Corpus } from "../make_corpus.ts";

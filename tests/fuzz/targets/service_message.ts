@@ -1,6 +1,6 @@
 /**
- * Fuzz targets for Relaymail's service messages (app/protocol/messages.ts) and the
- * DER readers under them (app/protocol/der.ts): a parcel's plaintext is whatever
+ * Fuzz targets for Relaymail's service messages (app/core/protocol/messages.ts) and the
+ * DER readers under them (app/core/protocol/der.ts): a parcel's plaintext is whatever
  * its sender wrote, so decoding it must end in a message or a
  * `MalformedStructureError`.
  *
@@ -17,7 +17,7 @@ import {
   sequence,
   textField,
   timeField,
-} from "../../../app/protocol/der.ts";
+} from "../../../app/core/protocol/der.ts";
 import {
   decodeMail,
   decodePairing,
@@ -29,7 +29,7 @@ import {
   type MailContent,
   type PairingContent,
   type ReceiptContent,
-} from "../../../app/protocol/messages.ts";
+} from "../../../app/core/protocol/messages.ts";
 import { expectOnly, type Target } from "../_harness.ts";
 import { derNodes, hex, mutate, mutateDer, type Rng, TEXT_ALPHABET } from "../_rng.ts";
 import { validText } from "./mesh_frames.ts";

@@ -25,7 +25,7 @@ import {
   RAMF_MAX_TTL_SECONDS,
   toArrayBuffer,
   verifyPathIssuedBy,
-} from "../bindings/validation.ts";
+} from "../../bindings/validation.ts";
 import type { Contact, Contacts } from "./contacts.ts";
 import { emit, type NodeContext } from "./context.ts";
 import type { IdentityManager } from "./identity.ts";
@@ -37,7 +37,7 @@ import {
   InvalidInvitationError,
 } from "./protocol/invitation.ts";
 import { decodePairing, encodePairing, MessageType } from "./protocol/messages.ts";
-import type { Effect, Incoming } from "./receiver.ts";
+import type { Effect, Incoming } from "./types.ts";
 
 /** An invitation as listed (its text is shown once, when created, and never stored). */
 export interface InvitationInfo {
@@ -92,7 +92,7 @@ export class Pairing {
 
   /** Creates an invitation: a line of text good for one pairing, until it expires. */
   async createInvitation(options: CreateInvitationOptions = {}): Promise<CreatedInvitation> {
-    const ttl = options.ttlMs ?? this.ctx.settings.invitationTtlMs;
+    const ttl = options.ttlMs ?? this.ctx.tunables.invitationTtlMs;
     if (!(ttl > 0 && ttl <= MAX_INVITATION_TTL_MS)) {
       throw new RangeError(
         `An invitation must last between 1 second and 90 days: got ${ttl / 1000} seconds`,
@@ -226,7 +226,7 @@ export class Pairing {
       message.serialize(),
       inviterParams.sessionKey,
     );
-    const creationDate = new Date(now.getTime() - this.ctx.settings.parcelBackdateMs);
+    const creationDate = new Date(now.getTime() - this.ctx.tunables.parcelBackdateMs);
     const ttl = Math.max(
       1,
       Math.floor((invitation.expiresAt.getTime() - creationDate.getTime()) / 1000),
@@ -419,7 +419,7 @@ export class Pairing {
   async renewAuthorization(contactId: string): Promise<void> {
     const key = await this.ctx.keys.publicKeyStore.retrieveIdentityKey(contactId);
     if (!key) throw new Error(`No identity key stored for contact ${contactId}`);
-    const path = await this.identity.issueAuthorization(key, this.ctx.settings.pdaValidityMs);
+    const path = await this.identity.issueAuthorization(key, this.ctx.tunables.pdaValidityMs);
     const serialized = new Uint8Array(path.serialize());
     this.ctx.db.transaction(() => {
       this.ctx.db.run(
@@ -507,7 +507,7 @@ export class Pairing {
   async #connectionParamsFor(
     peerKey: CryptoKey,
     peerId: string,
-    validityMs = this.ctx.settings.pdaValidityMs,
+    validityMs = this.ctx.tunables.pdaValidityMs,
   ) {
     const endpoint = await this.identity.endpoint();
     const path = await this.identity.issueAuthorization(peerKey, validityMs);

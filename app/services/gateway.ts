@@ -20,13 +20,13 @@ import {
   type GatewayCredentials,
   parsePoWebUrl,
   registerWithGateway,
-} from "../bindings/gateway/client.ts";
-import { type GatewayIdentity, makeGatewayIdentity } from "../bindings/gateway/poweb_server.ts";
-import { pkijsCertificateOf } from "../bindings/_pkijs.ts";
-import { toArrayBuffer } from "../bindings/validation.ts";
-import { emit, type NodeContext } from "./context.ts";
-import type { GatewayRegistration, IdentityManager } from "./identity.ts";
-import type { Pairing } from "./pairing.ts";
+} from "../../bindings/gateway/client.ts";
+import { type GatewayIdentity, makeGatewayIdentity } from "../../bindings/gateway/poweb_server.ts";
+import { pkijsCertificateOf } from "../../bindings/_pkijs.ts";
+import { toArrayBuffer } from "../../bindings/validation.ts";
+import { emit, type NodeContext } from "../core/context.ts";
+import type { GatewayRegistration, IdentityManager } from "../core/identity.ts";
+import type { Pairing } from "../core/pairing.ts";
 
 /** How a registration is obtained (replaceable in tests). */
 export type Registrar = (url: string, keyPair: CryptoKeyPair) => Promise<PrivateNodeRegistration>;
@@ -153,14 +153,14 @@ export async function ownGatewayIdentity(ctx: NodeContext): Promise<GatewayIdent
     if (row.expires_at - now.getTime() > validityMs / 3) {
       return { privateKey, publicKey, certificate };
     }
-    const renewed = await makeGatewayIdentity(validityMs, now, ctx.settings.clockDriftToleranceMs, {
+    const renewed = await makeGatewayIdentity(validityMs, now, ctx.tunables.clockDriftToleranceMs, {
       privateKey,
       publicKey,
     });
     saveGatewayCertificate(ctx, row.node_id, renewed.certificate);
     return renewed;
   }
-  const identity = await makeGatewayIdentity(validityMs, now, ctx.settings.clockDriftToleranceMs);
+  const identity = await makeGatewayIdentity(validityMs, now, ctx.tunables.clockDriftToleranceMs);
   const id = await getIdFromIdentityKey(identity.publicKey);
   await ctx.keys.privateKeyStore.saveIdentityKey(id, identity.privateKey);
   saveGatewayCertificate(ctx, id, identity.certificate);

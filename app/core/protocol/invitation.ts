@@ -17,7 +17,7 @@ import {
   getRSAPublicKeyFromPrivate,
   PrivateEndpointConnParams,
 } from "@relaycorp/relaynet-core";
-import { toArrayBuffer, verifyPathIssuedBy } from "../../bindings/validation.ts";
+import { toArrayBuffer, verifyPathIssuedBy } from "../../../bindings/validation.ts";
 import { bytesField, encodeSequence, Fields, MalformedStructureError, textField } from "./der.ts";
 
 /** Every invitation line starts with this; the digit is the format version. */

@@ -6,9 +6,9 @@
  * @module
  */
 import { multiaddr } from "@multiformats/multiaddr";
-import type { SqliteDatabase } from "../bindings/durable.ts";
-import { parsePoWebUrl } from "../bindings/gateway/client.ts";
-import { parseDuration } from "./clock.ts";
+import type { SqliteDatabase } from "../../bindings/durable.ts";
+import { parsePoWebUrl } from "../../bindings/gateway/client.ts";
+import { parseDuration } from "../core/clock.ts";
 
 /** Every setting, its type and its default. */
 export const SETTINGS = {

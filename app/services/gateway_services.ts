@@ -9,11 +9,15 @@
  * @module
  */
 import { join } from "node:path";
-import { isSafelyStored } from "../bindings/binding.ts";
-import { attachGateway, type GatewayBinding, parsePoWebUrl } from "../bindings/gateway/client.ts";
-import { PoWebServer } from "../bindings/gateway/poweb_server.ts";
-import { GatewayStore } from "../bindings/gateway/store.ts";
-import type { MeshNode } from "../mesh/mod.ts";
+import { isSafelyStored } from "../../bindings/binding.ts";
+import {
+  attachGateway,
+  type GatewayBinding,
+  parsePoWebUrl,
+} from "../../bindings/gateway/client.ts";
+import { PoWebServer } from "../../bindings/gateway/poweb_server.ts";
+import { GatewayStore } from "../../bindings/gateway/store.ts";
+import type { MeshNode } from "../../mesh/mod.ts";
 import { ownGatewayIdentity } from "./gateway.ts";
 import type { Relaymail } from "./relaymail.ts";
 

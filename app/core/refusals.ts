@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { RefusalCode } from "../bindings/binding.ts";
+import type { RefusalCode } from "../../bindings/binding.ts";
 import { emit, type NodeContext } from "./context.ts";
 
 /** One refusal as listed. */

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@libp2p/crypto/keys";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
-import { type Attachment, attachParcelNode, MeshNode } from "../mesh/mod.ts";
+import { type Attachment, attachParcelNode, MeshNode } from "../../mesh/mod.ts";
 import { type GatewayService, startGatewayFallback, startPoWebServer } from "./gateway_services.ts";
 import type { Relaymail } from "./relaymail.ts";
 
@@ -123,7 +123,7 @@ export class Daemon {
       quotaBytes: options.quotaBytes,
       stallTimeoutMs: options.stallTimeoutMs,
       now: node.ctx.now,
-      clockDriftToleranceMs: node.ctx.settings.clockDriftToleranceMs,
+      clockDriftToleranceMs: node.ctx.tunables.clockDriftToleranceMs,
     });
     logMeshEvents(mesh, node, log);
     const daemon = new Daemon(node, mesh, options, log);

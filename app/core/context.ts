@@ -4,15 +4,15 @@
  *
  * @module
  */
-import type { SqliteDatabase } from "../bindings/durable.ts";
+import type { SqliteDatabase } from "../../bindings/durable.ts";
 import type { Clock } from "./clock.ts";
 import type { SqliteKeyStoreSet } from "./keys/key_stores.ts";
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
 
-/** Tunable behaviour; every field has a default in {@linkcode DEFAULT_SETTINGS}. */
-export interface Settings {
+/** Tunable behaviour; every field has a default in {@linkcode DEFAULT_TUNABLES}. */
+export interface Tunables {
   /** How far in the future an incoming parcel may be dated (RS-001 allows up to 2 h). */
   readonly clockDriftToleranceMs: number;
   /** How far back outgoing parcels are dated, so receivers with slow clocks accept them. */
@@ -46,7 +46,7 @@ export interface Settings {
 }
 
 /** Relaymail's defaults. */
-export const DEFAULT_SETTINGS: Settings = {
+export const DEFAULT_TUNABLES: Tunables = {
   clockDriftToleranceMs: 2 * 60 * MINUTE,
   parcelBackdateMs: 5 * MINUTE,
   parcelTtlMs: 180 * DAY,
@@ -67,7 +67,7 @@ export interface NodeContext {
   readonly db: SqliteDatabase;
   readonly keys: SqliteKeyStoreSet;
   readonly now: Clock;
-  readonly settings: Settings;
+  readonly tunables: Tunables;
   /** Dispatches {@linkcode RelaymailEvent}s for live views. */
   readonly events: EventTarget;
 }

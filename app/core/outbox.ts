@@ -7,8 +7,8 @@
  */
 import { Parcel, ServiceMessage } from "@relaycorp/relaynet-core";
 import { Buffer } from "node:buffer";
-import type { Handover, OutgoingParcel, OutgoingParcelsOptions } from "../bindings/binding.ts";
-import { RAMF_MAX_TTL_SECONDS, sha256Hex } from "../bindings/validation.ts";
+import type { Handover, OutgoingParcel, OutgoingParcelsOptions } from "../../bindings/binding.ts";
+import { RAMF_MAX_TTL_SECONDS, sha256Hex } from "../../bindings/validation.ts";
 import { emit, type NodeContext } from "./context.ts";
 import type { RelaymailChannel } from "./identity.ts";
 
@@ -71,10 +71,10 @@ export async function makeParcel(
   content: Uint8Array,
 ): Promise<PreparedParcel> {
   const now = ctx.now().getTime();
-  const creationDate = new Date(now - ctx.settings.parcelBackdateMs);
+  const creationDate = new Date(now - ctx.tunables.parcelBackdateMs);
   const ttl = Math.min(
     RAMF_MAX_TTL_SECONDS,
-    Math.floor((ctx.settings.parcelTtlMs + ctx.settings.parcelBackdateMs) / 1000),
+    Math.floor((ctx.tunables.parcelTtlMs + ctx.tunables.parcelBackdateMs) / 1000),
   );
   const parcelId = crypto.randomUUID();
   const serialized = await channel.makeMessage(

@@ -7,18 +7,10 @@
  */
 import { Buffer } from "node:buffer";
 import MailComposer from "nodemailer/lib/mail-composer";
-import type { Party } from "./mailbox.ts";
-import type { MessageDetail } from "./mailbox.ts";
-import type { Attachment } from "./protocol/messages.ts";
+import type { ExportableMessage, Party } from "./types.ts";
 
 /** Domain of the addresses in exported messages. */
 export const EXPORT_DOMAIN = "relaymail.invalid";
-
-/** A message with its attachments, ready to export. */
-export interface ExportableMessage {
-  readonly message: MessageDetail;
-  readonly attachments: readonly Attachment[];
-}
 
 /** One message as an `.eml` file's bytes. */
 export function messageToEml({ message, attachments }: ExportableMessage): Promise<Uint8Array> {

@@ -21,40 +21,22 @@ import {
 } from "@relaycorp/relaynet-core";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
-import type { ParcelOrigin, ReceiveOutcome } from "../bindings/binding.ts";
+import type { ParcelOrigin, ReceiveOutcome } from "../../bindings/binding.ts";
 import {
   checkParcel,
   ParcelRefusedError,
   parseParcel,
   type ValidatedParcel,
-} from "../bindings/validation.ts";
-import type { Contacts } from "./contacts.ts";
-import type { NodeContext } from "./context.ts";
-import type { IdentityManager } from "./identity.ts";
-import type { Jobs } from "./jobs.ts";
-import type { Mailbox } from "./mailbox.ts";
-import { type Pairing, refusalForInvitation } from "./pairing.ts";
-import { MessageType } from "./protocol/messages.ts";
-import type { RefusalLog } from "./refusals.ts";
-
-/** A parcel that passed validation, decrypted. */
-export interface Incoming {
-  readonly parcel: ValidatedParcel;
-  readonly message: ServiceMessage;
-  readonly origin: ParcelOrigin;
-}
-
-/** What taking in a parcel changes, prepared (asynchronously) before the transaction. */
-export interface Effect {
-  /** Writes the changes; runs inside the receiving transaction and may throw a refusal. */
-  apply(): void;
-  /** Runs after the commit (events, follow-up parcels). */
-  after?(): Promise<void>;
-  /** Whether to keep the sender's next session key (not for invitation keys). */
-  readonly savesSenderSessionKey: boolean;
-  /** For mail, its message id, kept with the replay record. */
-  readonly messageId?: string;
-}
+} from "../../bindings/validation.ts";
+import type { Contacts } from "../core/contacts.ts";
+import type { NodeContext } from "../core/context.ts";
+import type { IdentityManager } from "../core/identity.ts";
+import type { Jobs } from "../core/jobs.ts";
+import type { Mailbox } from "../core/mailbox.ts";
+import type { Effect, Incoming } from "../core/types.ts";
+import { type Pairing, refusalForInvitation } from "../core/pairing.ts";
+import { MessageType } from "../core/protocol/messages.ts";
+import type { RefusalLog } from "../core/refusals.ts";
 
 /** Raised inside the transaction when a concurrent delivery of the same parcel won. */
 class AlreadyReceived extends Error {}
@@ -131,7 +113,7 @@ export class Receiver {
 
     const validated = await checkParcel(parcel, {
       now: this.ctx.now(),
-      clockDriftToleranceMs: this.ctx.settings.clockDriftToleranceMs,
+      clockDriftToleranceMs: this.ctx.tunables.clockDriftToleranceMs,
       trustedCertificates: this.identity.certificates(),
     });
     if (!invitation && !contact) {

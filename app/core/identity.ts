@@ -16,8 +16,8 @@ import {
   issueEndpointCertificate,
   type ServiceMessage,
 } from "@relaycorp/relaynet-core";
-import { toArrayBuffer } from "../bindings/validation.ts";
-import { type EndpointSigner, signerFromPkcs8 } from "../mesh/mod.ts";
+import { toArrayBuffer } from "../../bindings/validation.ts";
+import { type EndpointSigner, signerFromPkcs8 } from "../../mesh/mod.ts";
 import type { NodeContext } from "./context.ts";
 
 /** A Relaynet channel carrying Relaymail's service messages. */
@@ -28,7 +28,7 @@ export class RelaymailEndpoint extends Endpoint {
   protected readonly channelConstructor = RelaymailChannel;
 }
 
-/** This endpoint's registration with a gateway (see app/gateway.ts). */
+/** This endpoint's registration with a gateway (see app/services/gateway.ts). */
 export interface GatewayRegistration {
   readonly gatewayUrl: string;
   /** Our identity key, certified by the gateway: PDAs are issued under it. */
@@ -252,7 +252,7 @@ export class IdentityManager {
       issuerPrivateKey: endpoint.identityKeyPair.privateKey,
       subjectPublicKey: subjectKey,
       // Back-dated so that hops whose clocks run behind ours still accept it.
-      validityStartDate: new Date(now - this.ctx.settings.clockDriftToleranceMs),
+      validityStartDate: new Date(now - this.ctx.tunables.clockDriftToleranceMs),
       validityEndDate: new Date(Math.min(now + validityMs, certificate.expiryDate.getTime())),
     });
     return new CertificationPath(
@@ -297,7 +297,7 @@ export class IdentityManager {
    */
   async renewIfDue(): Promise<boolean> {
     const latest = this.#latestExpiry();
-    const margin = this.ctx.settings.identityRenewalMarginMs;
+    const margin = this.ctx.tunables.identityRenewalMarginMs;
     if (latest !== null && latest - this.ctx.now().getTime() > margin) return false;
     const endpoint = await this.endpoint();
     const certificate = await this.#issueCertificate(
@@ -322,8 +322,8 @@ export class IdentityManager {
       issuerPrivateKey: privateKey,
       subjectPublicKey: publicKey,
       // Back-dated so that hops whose clocks run behind ours still accept it.
-      validityStartDate: new Date(now - this.ctx.settings.clockDriftToleranceMs),
-      validityEndDate: new Date(now + this.ctx.settings.identityCertificateValidityMs),
+      validityStartDate: new Date(now - this.ctx.tunables.clockDriftToleranceMs),
+      validityEndDate: new Date(now + this.ctx.tunables.identityCertificateValidityMs),
     });
   }
 

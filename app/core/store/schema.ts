@@ -258,7 +258,7 @@ CREATE TABLE private_keys_v4 (
   node_id TEXT NOT NULL,        -- the owner: for the mesh key, its peer id again
   peer_id TEXT,                 -- the peer a session key was given to, if bound
   key BLOB NOT NULL,            -- PKCS#8 DER (the mesh key: libp2p's protobuf encoding),
-                                -- sealed when 'sealed' = 1 (app/keys/sealing.ts)
+                                -- sealed when 'sealed' = 1 (app/core/keys/sealing.ts)
   sealed INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL,
   superseded_at INTEGER         -- when the peer started using a newer key

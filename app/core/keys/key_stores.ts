@@ -19,8 +19,8 @@ import {
   type SessionPublicKeyData,
   type UnboundSessionPrivateKeyData,
 } from "@relaycorp/relaynet-core";
-import type { SqliteDatabase } from "../../bindings/durable.ts";
-import { fromHex, toArrayBuffer, toHex } from "../../bindings/validation.ts";
+import type { SqliteDatabase } from "../../../bindings/durable.ts";
+import { fromHex, toArrayBuffer, toHex } from "../../../bindings/validation.ts";
 import type { Clock } from "../clock.ts";
 import type { KeySealer } from "./sealing.ts";
 
@@ -35,7 +35,7 @@ export class PassphraseRequiredError extends Error {
 }
 
 /**
- * Where Relaymail.open keeps the passphrase check (app/relaymail.ts), beside the
+ * Where Relaymail.open keeps the passphrase check (app/services/relaymail.ts), beside the
  * salt, in table `meta`; {@linkcode SqlitePrivateKeyStore.upgradeSealing} reseals it.
  */
 const CHECK_META_KEY = "passphrase.check";

@@ -25,24 +25,29 @@ import {
   type ParcelNode,
   type ParcelOrigin,
   type ReceiveOutcome,
-} from "../bindings/binding.ts";
-import { SqliteDatabase } from "../bindings/durable.ts";
-import { toHex } from "../bindings/validation.ts";
-import { type Clock, systemClock } from "./clock.ts";
-import { Contacts } from "./contacts.ts";
-import { DEFAULT_SETTINGS, MessengerEvents, type NodeContext, type Settings } from "./context.ts";
+} from "../../bindings/binding.ts";
+import { SqliteDatabase } from "../../bindings/durable.ts";
+import { toHex } from "../../bindings/validation.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
+import { Contacts } from "../core/contacts.ts";
+import {
+  DEFAULT_TUNABLES,
+  MessengerEvents,
+  type NodeContext,
+  type Tunables,
+} from "../core/context.ts";
 import { GatewayAccount } from "./gateway.ts";
-import { type GatewayRegistration, IdentityManager } from "./identity.ts";
-import { Jobs } from "./jobs.ts";
-import { PassphraseRequiredError, SqliteKeyStoreSet } from "./keys/key_stores.ts";
-import { KeySealer } from "./keys/sealing.ts";
-import { Mailbox } from "./mailbox.ts";
-import { Outbox } from "./outbox.ts";
-import { Pairing } from "./pairing.ts";
+import { type GatewayRegistration, IdentityManager } from "../core/identity.ts";
+import { Jobs } from "../core/jobs.ts";
+import { PassphraseRequiredError, SqliteKeyStoreSet } from "../core/keys/key_stores.ts";
+import { KeySealer } from "../core/keys/sealing.ts";
+import { Mailbox } from "../core/mailbox.ts";
+import { Outbox } from "../core/outbox.ts";
+import { Pairing } from "../core/pairing.ts";
 import { Receiver } from "./receiver.ts";
-import { RefusalLog } from "./refusals.ts";
-import { Settings as UserSettings } from "./settings.ts";
-import { MIGRATIONS } from "./store/schema.ts";
+import { RefusalLog } from "../core/refusals.ts";
+import { Settings } from "../core/settings.ts";
+import { MIGRATIONS } from "../core/store/schema.ts";
 
 /** Name of the database file inside a data directory. */
 export const DATABASE_FILE = "relaymail.sqlite";
@@ -53,8 +58,8 @@ export interface OpenOptions {
   readonly passphrase?: string;
   /** The clock (default: the machine's). */
   readonly now?: Clock;
-  /** Overrides of {@linkcode DEFAULT_SETTINGS}. */
-  readonly settings?: Partial<Settings>;
+  /** Overrides of {@linkcode DEFAULT_TUNABLES}. */
+  readonly tunables?: Partial<Tunables>;
 }
 
 /** What {@linkcode Relaymail.maintain} did. */
@@ -137,7 +142,7 @@ export class Relaymail implements ParcelNode {
         db,
         keys,
         now,
-        settings: { ...DEFAULT_SETTINGS, ...options.settings },
+        tunables: { ...DEFAULT_TUNABLES, ...options.tunables },
         events: new MessengerEvents(),
       };
       return new Relaymail(ctx, sealer);
@@ -183,7 +188,7 @@ export class Relaymail implements ParcelNode {
    */
   async useGateway(url: string): Promise<GatewayRegistration> {
     const registration = await this.gateway.register(url);
-    new UserSettings(this.ctx.db).set("gateway.url", registration.gatewayUrl);
+    new Settings(this.ctx.db).set("gateway.url", registration.gatewayUrl);
     await this.flush();
     return registration;
   }
@@ -208,7 +213,7 @@ export class Relaymail implements ParcelNode {
           `Relaymail: could not build follow-up parcels yet: ${error?.message ?? error}`,
         )
       );
-    }, this.ctx.settings.followUpDelayMs);
+    }, this.ctx.tunables.followUpDelayMs);
   }
 
   /**
@@ -255,7 +260,7 @@ export class Relaymail implements ParcelNode {
   }
 
   async #maintain(): Promise<MaintenanceReport> {
-    const s = this.ctx.settings;
+    const s = this.ctx.tunables;
     const now = this.ctx.now().getTime();
     const certificateRenewed = await this.identity.renewIfDue();
     const due = this.ctx.db.all<{ id: string }>(

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { MAX_PARCEL_LENGTH, ParcelRefusedError } from "../bindings/validation.ts";
+import { MAX_PARCEL_LENGTH, ParcelRefusedError } from "../../bindings/validation.ts";
 import type { Contact, Contacts } from "./contacts.ts";
 import { emit, type NodeContext } from "./context.ts";
 import { fingerprint, type IdentityManager } from "./identity.ts";
@@ -20,8 +20,18 @@ import {
   type MailContent,
   MessageType,
 } from "./protocol/messages.ts";
-import type { ExportableMessage } from "./eml.ts";
-import type { Effect, Incoming } from "./receiver.ts";
+import type {
+  Delivery,
+  DeliveryState,
+  Effect,
+  ExportableMessage,
+  Incoming,
+  MessageDetail,
+  MessageSummary,
+  Party,
+} from "./types.ts";
+
+export type { Delivery, DeliveryState, MessageDetail, MessageSummary, Party };
 
 /**
  * Most octets an encoded mail (subject, body, attachments) may take: 8 264 332.
@@ -31,60 +41,6 @@ import type { Effect, Incoming } from "./receiver.ts";
  * {@linkcode MAX_PARCEL_LENGTH}.
  */
 export const MAX_MAIL_LENGTH = Math.floor((MAX_PARCEL_LENGTH - 16 * 1024) / 1.005);
-
-/** Where a sent message is, for one recipient. */
-export type DeliveryState =
-  /** Waiting for the contact's pairing answer (or a renewed authorisation). */
-  | "waiting"
-  /** Encrypted and in the outbox, still on this device. */
-  | "queued"
-  /** Left this device: on a stick, with a relay or a gateway. */
-  | "sent"
-  /** The recipient's receipt came back. */
-  | "delivered"
-  /** Its parcel expired before delivery. */
-  | "expired";
-
-/** A person a message is from or to. */
-export interface Party {
-  readonly id: string;
-  /** The local name: the contact's, the user's own, or "unknown". */
-  readonly name: string;
-  readonly fingerprint: string;
-  readonly isMe: boolean;
-}
-
-/** A recipient of a sent message and how far its copy got. */
-export interface Delivery extends Party {
-  readonly state: DeliveryState;
-  readonly via: string | null;
-  readonly updatedAt: Date;
-  /** The parcel carrying this copy, once built: its handovers tell the path it took. */
-  readonly parcelKey: string | null;
-}
-
-/** A message as listed. */
-export interface MessageSummary {
-  /** The sender-chosen message id (a UUID). */
-  readonly id: string;
-  readonly folder: "inbox" | "sent";
-  readonly threadId: string;
-  readonly inReplyTo: string | null;
-  readonly from: Party;
-  readonly to: readonly Party[];
-  readonly subject: string;
-  readonly sentAt: Date;
-  readonly receivedAt: Date | null;
-  readonly read: boolean;
-  readonly attachments: readonly { fileName: string; mediaType: string; size: number }[];
-  /** For sent messages: each recipient's delivery. */
-  readonly deliveries: readonly Delivery[];
-}
-
-/** A message with its body. */
-export interface MessageDetail extends MessageSummary {
-  readonly body: string;
-}
 
 /** A file to attach. */
 export interface AttachmentInput {
