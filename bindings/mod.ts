@@ -24,21 +24,27 @@
  *
  * @example Carrying a parcel on a directory
  * ```ts
+ * import assert from "node:assert/strict";
  * import { exportParcels, importParcels } from "./mod.ts";
  * import { createParcelFixture } from "./testing/fixtures.ts";
  * import { MemoryParcelNode } from "./testing/memory_node.ts";
  *
  * // Two in-memory nodes; a real one validates what it receives.
  * const fixture = await createParcelFixture();
+ * const parcel = await fixture.makeParcel();
  * const alice = new MemoryParcelNode("alice");
- * await alice.enqueue(await fixture.makeParcel(), fixture.recipientId);
+ * const key = await alice.enqueue(parcel, fixture.recipientId);
  * const bob = new MemoryParcelNode("bob");
  *
  * const stick = await Deno.makeTempDir();
- * await exportParcels(alice, stick);
- * const report = await importParcels(bob, stick);
- * await Deno.remove(stick, { recursive: true });
- * if (report.accepted !== 1) throw new Error(`Expected 1 parcel, got ${report.accepted}`);
+ * try {
+ *   await exportParcels(alice, stick);
+ *   const report = await importParcels(bob, stick);
+ *   assert.equal(report.accepted, 1);
+ *   assert.deepEqual(bob.stored.get(key), parcel);
+ * } finally {
+ *   await Deno.remove(stick, { recursive: true });
+ * }
  * ```
  *
  * @module
@@ -88,15 +94,10 @@ export {
   type PoWebAddress,
   registerWithGateway,
 } from "./gateway/client.ts";
-export {
-  type GatewayIdentity,
-  makeGatewayIdentity,
-  MIN_RSA_MODULUS_BITS,
-  NO_INTERNET_GATEWAY,
-  type ParcelSink,
-  PoWebServer,
-  type PoWebServerOptions,
-} from "./gateway/poweb_server.ts";
+export { PoWebServer, type PoWebServerOptions } from "./gateway/poweb_server.ts";
+export { type GatewayIdentity, makeGatewayIdentity } from "./gateway/identity.ts";
+export { MIN_RSA_MODULUS_BITS, NO_INTERNET_GATEWAY } from "./gateway/registration.ts";
+export type { ParcelSink } from "./gateway/parcel_delivery.ts";
 export type { HttpFrontOptions } from "./gateway/http_front.ts";
 export { GatewayStore, type QueuedParcel } from "./gateway/store.ts";
 export { CloseCode, COLLECTION_WINDOW_HEADER, ContentType } from "./gateway/rs016.ts";

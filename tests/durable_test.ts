@@ -211,6 +211,211 @@ Deno.test("SqliteDatabase.transaction() lets nothing run once SQLite has rolled 
   });
 });
 
+// StorageFullError without root: `PRAGMA max_page_count` makes SQLite answer
+// SQLITE_FULL ("database or disk is full") as a full disk does.
+
+/** Limits the database to `pages` pages, for this connection only. */
+function capPages(db: SqliteDatabase, pages: number): void {
+  db.get(`PRAGMA max_page_count = ${pages}`);
+}
+
+Deno.test("SqliteDatabase classifies SQLITE_FULL as StorageFullError, from run() and exec() alike", async () => {
+  await withDatabase((db, path) => {
+    db.run("INSERT INTO items (label) VALUES ('kept')");
+    capPages(db, db.get<{ page_count: number }>("PRAGMA page_count")!.page_count);
+    const big = new Uint8Array(64 * 1024);
+    // A prepared statement reports SQLite's result code (13)…
+    assert.throws(
+      () => db.run("INSERT INTO items (label, body) VALUES ('big', ?)", big),
+      (error) => {
+        assertFull(error, path);
+        const cause = (error as Error).cause as { code?: string; errcode?: number };
+        assert.equal(cause.code, "ERR_SQLITE_ERROR");
+        assert.equal(cause.errcode, 13);
+        return true;
+      },
+    );
+    // …`exec()` only SQLite's text for it; both are the same condition.
+    assert.throws(
+      () => db.exec("INSERT INTO items (label, body) VALUES ('big', zeroblob(65536))"),
+      (error) => assertFull(error, path),
+    );
+    // In a transaction, the whole of it goes and the error keeps its class.
+    assert.throws(
+      () =>
+        db.transaction(() => {
+          db.run("INSERT INTO items (label) VALUES ('lost')");
+          db.transaction(() => db.run("INSERT INTO items (label, body) VALUES ('big', ?)", big));
+        }),
+      (error) => assertFull(error, path),
+    );
+    assert.deepEqual(committedLabels(path), ["kept"]);
+    // Transient: once there is room again, the same database takes writes.
+    capPages(db, 1_000_000);
+    db.transaction(() => db.run("INSERT INTO items (label, body) VALUES ('big', ?)", big));
+    assert.deepEqual(committedLabels(path), ["kept", "big"]);
+  });
+});
+
+Deno.test("SqliteDatabase leaves other SQLite errors as they are, not StorageFullError", async () => {
+  await withDatabase((db) => {
+    db.run("INSERT INTO items (label) VALUES ('a')");
+    for (
+      const fail of [
+        () => db.run("INSERT INTO items (label) VALUES ('a')"), // UNIQUE
+        () => db.exec("INSERT INTO items (label) VALUES ('a')"),
+        () => db.run("INSERT INTO nowhere (label) VALUES ('a')"), // no such table
+        () => db.transaction(() => db.run("INSERT INTO items (label) VALUES (NULL)")), // NOT NULL
+      ]
+    ) {
+      assert.throws(fail, (error) => {
+        assert.ok(!(error instanceof StorageFullError), `misclassified: ${error}`);
+        assert.equal((error as { code?: string }).code, "ERR_SQLITE_ERROR");
+        return true;
+      });
+    }
+    // An error of the caller's own passes through untouched.
+    const own = new RangeError("the caller's");
+    assert.throws(() =>
+      db.transaction(() => {
+        throw own;
+      }), (error) => error === own);
+  });
+});
+
+Deno.test("SqliteDatabase.afterCommit() runs after the outermost COMMIT, in order, and never on rollback", async () => {
+  await withDatabase((db, path) => {
+    const events: string[] = [];
+    /** Records `name` with what another connection sees committed at that moment. */
+    const note = (name: string) => () => events.push(`${name}: ${committedLabels(path).join(",")}`);
+
+    db.transaction(() => {
+      db.run("INSERT INTO items (label) VALUES ('a')");
+      db.afterCommit(note("first"));
+      db.transaction(() => {
+        db.run("INSERT INTO items (label) VALUES ('b')");
+        db.afterCommit(note("inner"));
+      });
+      // A released savepoint is not a commit: nothing has run yet.
+      assert.deepEqual(events, []);
+      db.afterCommit(note("last"));
+    });
+    assert.deepEqual(events, ["first: a,b", "inner: a,b", "last: a,b"]);
+
+    // Rolled back whole: nothing runs, then or at the next commit.
+    events.length = 0;
+    assert.throws(() =>
+      db.transaction(() => {
+        db.run("INSERT INTO items (label) VALUES ('c')");
+        db.transaction(() => db.afterCommit(note("undone inner")));
+        db.afterCommit(note("undone"));
+        throw new Error("rollback");
+      }), /rollback/);
+    db.transaction(() => db.afterCommit(note("next")));
+    assert.deepEqual(events, ["next: a,b"]);
+
+    // A savepoint rolled back drops its own listeners only.
+    events.length = 0;
+    db.transaction(() => {
+      db.afterCommit(note("outer"));
+      assert.throws(() =>
+        db.transaction(() => {
+          db.run("INSERT INTO items (label) VALUES ('d')");
+          db.afterCommit(note("dropped"));
+          throw new Error("inner fails");
+        }), /inner fails/);
+      db.run("INSERT INTO items (label) VALUES ('e')");
+    });
+    assert.deepEqual(events, ["outer: a,b,e"]);
+
+    // Outside a transaction there is nothing to wait for.
+    events.length = 0;
+    db.afterCommit(note("now"));
+    assert.deepEqual(events, ["now: a,b,e"]);
+  });
+});
+
+Deno.test("SqliteDatabase.afterCommit() drops its listeners when the COMMIT itself fails", async () => {
+  const migrations = [
+    `CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT NOT NULL UNIQUE, body BLOB);
+     CREATE TABLE links (item INTEGER REFERENCES items (id) DEFERRABLE INITIALLY DEFERRED)`,
+  ];
+  await withDatabase((db, path) => {
+    const ran: string[] = [];
+    assert.throws(() =>
+      db.transaction(() => {
+        db.run("INSERT INTO items (label) VALUES ('lost')");
+        db.run("INSERT INTO links (item) VALUES (999)"); // fails at COMMIT
+        db.afterCommit(() => ran.push("lost"));
+      }), /FOREIGN KEY/);
+    assert.equal(ran.length, 0);
+    db.transaction(() => {
+      db.run("INSERT INTO items (label) VALUES ('kept')");
+      db.afterCommit(() => ran.push("kept"));
+    });
+    assert.deepEqual(ran, ["kept"]);
+    assert.deepEqual(committedLabels(path), ["kept"]);
+  }, migrations);
+});
+
+Deno.test("SqliteDatabase.afterCommit(): a failing listener is reported, not thrown, and the rest still run", async () => {
+  await withDatabase((db, path) => {
+    const reported: unknown[] = [];
+    const ran: string[] = [];
+    const consoleError = console.error;
+    console.error = (...args: unknown[]) => reported.push(args.join(" "));
+    try {
+      const result = db.transaction(() => {
+        db.run("INSERT INTO items (label) VALUES ('a')");
+        db.afterCommit(() => {
+          throw new Error("listener broke");
+        });
+        db.afterCommit(() => ran.push("after the broken one"));
+        return "done";
+      });
+      assert.equal(result, "done");
+    } finally {
+      console.error = consoleError;
+    }
+    assert.deepEqual(ran, ["after the broken one"]);
+    assert.equal(reported.length, 1);
+    assert.match(String(reported[0]), /listener broke/);
+    assert.deepEqual(committedLabels(path), ["a"]);
+  });
+});
+
+Deno.test({
+  name: "SqliteDatabase.open() makes the database and its WAL files readable by their owner only",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const modeOf = (path: string) => Deno.statSync(path).mode! & 0o777;
+    await withDatabase((db, path) => {
+      db.run("INSERT INTO items (label) VALUES ('a')"); // the WAL files exist once written
+      for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+        assert.equal(modeOf(file), 0o600, `${file} is ${modeOf(file).toString(8)}`);
+      }
+      db.close();
+      // A file left readable by others (an older version, a copy) is narrowed on open.
+      for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+        try {
+          Deno.chmodSync(file, 0o644);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) throw error; // checkpointed away
+        }
+      }
+      const again = SqliteDatabase.open(path, { migrations: MIGRATIONS });
+      try {
+        again.run("INSERT INTO items (label) VALUES ('b')");
+        for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+          assert.equal(modeOf(file), 0o600, `${file} is ${modeOf(file).toString(8)}`);
+        }
+      } finally {
+        again.close();
+      }
+    });
+  },
+});
+
 // A real full disk: a small tmpfs. Mounting needs root.
 
 function canMount(): boolean {

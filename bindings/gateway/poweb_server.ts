@@ -13,60 +13,27 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
-import { createPublicKey } from "node:crypto";
-import { StorageFullError } from "../durable.ts";
-// `@internal` marks types of npm packages that our public API names: they are documented
-// upstream, and `deno doc --lint` should not ask us to export them (denoland/deno#27364).
-import {
-  /** @internal */
-  type Certificate,
-  derSerializePublicKey,
-  generateRSAKeyPair,
-  getIdFromIdentityKey,
-  getPublicKeyDigestHex,
-  issueEndpointCertificate,
-  issueGatewayCertificate,
-  ParcelDeliveryVerifier,
-  PrivateNodeRegistration,
-  PrivateNodeRegistrationAuthorization,
-  PrivateNodeRegistrationRequest,
-} from "@relaycorp/relaynet-core";
 import { Hono } from "hono";
-import type { RefusalCode } from "../binding.ts";
-import {
-  errorMessage,
-  MAX_PARCEL_LENGTH,
-  ParcelRefusedError,
-  sha256Hex,
-  toArrayBuffer,
-} from "../validation.ts";
+import { MAX_PARCEL_LENGTH, sha256Hex } from "../validation.ts";
 import { HttpFront, type HttpFrontOptions, type HttpRefusal, pathOf } from "./http_front.ts";
+import type { GatewayIdentity } from "./identity.ts";
 import { BROWSER_REFUSAL, ParcelCollection } from "./parcel_collection.ts";
+import { countersignatureOf, type ParcelSink, takeDelivery } from "./parcel_delivery.ts";
+import {
+  MAX_PRE_REGISTRATION_BODY,
+  MAX_REGISTRATION_BODY,
+  preRegister,
+  register,
+  type RegistrationOptions,
+} from "./registration.ts";
 import { ContentType } from "./rs016.ts";
 import type { GatewayStore } from "./store.ts";
 
+// The server's vocabulary, importable from here as before the split.
+export { type GatewayIdentity, makeGatewayIdentity } from "./identity.ts";
+export type { ParcelSink } from "./parcel_delivery.ts";
+export { MIN_RSA_MODULUS_BITS, NO_INTERNET_GATEWAY } from "./registration.ts";
 export { CloseCode, COLLECTION_WINDOW_HEADER, ContentType } from "./rs016.ts";
-
-/**
- * The Internet gateway address this server gives registering nodes when it has
- * none: PoWeb requires a syntactically valid domain name, and `.invalid` (RFC 2606)
- * can never resolve, so nobody mistakes it for a real Internet gateway.
- */
-export const NO_INTERNET_GATEWAY = "relaymail-mesh.invalid";
-
-/** The gateway identity that issues registered nodes' certificates. */
-export interface GatewayIdentity {
-  /** The gateway's private key, which signs the certificates it issues. */
-  readonly privateKey: CryptoKey;
-  /** The gateway's public key. */
-  readonly publicKey: CryptoKey;
-  /** The gateway's self-issued certificate (relaynet-core's `Certificate`). */
-  readonly certificate: Certificate;
-}
-
-/** What the server does with a parcel a registered node delivered. */
-export type ParcelSink = (bytes: Uint8Array, fromNodeId: string) => Promise<void>;
 
 /**
  * Options of {@linkcode PoWebServer}. The limits of its HTTP front (request heads,
@@ -120,36 +87,9 @@ export interface PoWebServerOptions extends
   readonly onRegistered?: (nodeId: string) => void;
 }
 
-/** RS-018: node keys are RSA keys with a modulus of 2048 bits or more. */
-export const MIN_RSA_MODULUS_BITS = 2048;
-
 const COLLECTION_PATH = "/v1/parcel-collection";
-const MAX_PRE_REGISTRATION_BODY = 128; // a hex SHA-256 digest, maybe with whitespace
-const MAX_REGISTRATION_BODY = 1024 * 1024;
-const PNRA_TTL_MS = 9_000;
 /** How long `stop()` lets requests under way finish before it cuts every connection. */
 const STOP_GRACE_MS = 1_000;
-
-/**
- * Makes a gateway identity: an RSA key pair (`keyPair`, or a new one) and a
- * self-issued gateway certificate, back-dated by `backdateMs` for peers whose
- * clocks run behind.
- */
-export async function makeGatewayIdentity(
-  validityMs = 360 * 86_400_000,
-  now = new Date(),
-  backdateMs = 2 * 3_600_000,
-  keyPair?: CryptoKeyPair,
-): Promise<GatewayIdentity> {
-  const { privateKey, publicKey } = keyPair ?? await generateRSAKeyPair();
-  const certificate = await issueGatewayCertificate({
-    issuerPrivateKey: privateKey,
-    subjectPublicKey: publicKey,
-    validityStartDate: new Date(now.getTime() - backdateMs),
-    validityEndDate: new Date(now.getTime() + validityMs),
-  });
-  return { privateKey, publicKey, certificate };
-}
 
 /** A running PoWeb server. */
 export class PoWebServer {
@@ -269,11 +209,9 @@ export class PoWebServer {
     return this.#refuse(what, refusal.status, refusal.reason, refusal.headers);
   }
 
-  /** 401, as Relaycorp's gateways answer a missing or invalid countersignature. */
-  #unauthenticated(reason: string): Response {
-    return this.#refuse("parcel delivery", 401, reason, {
-      "www-authenticate": "Awala-Countersignature",
-    });
+  /** The response of a handler, or its refusal (logged). */
+  #answer(what: string, result: Response | HttpRefusal): Response {
+    return result instanceof Response ? result : this.#refuseWith(what, result);
   }
 
   #routes(): void {
@@ -285,32 +223,8 @@ export class PoWebServer {
       }
       await next();
     });
-    const preRegister = async (request: Request) => {
-      if (!contentTypeIs(request, "text/plain")) {
-        return this.#refuse("pre-registration", 400, "Content type must be text/plain");
-      }
-      const body = await this.#readBody(request, MAX_PRE_REGISTRATION_BODY);
-      if (body instanceof Response) return body;
-      const digest = new TextDecoder().decode(body).trim();
-      if (!/^[0-9a-f]{64}$/i.test(digest)) {
-        return this.#refuse(
-          "pre-registration",
-          400,
-          "Body must be the hex SHA-256 digest of the node's public key",
-        );
-      }
-      const now = this.#now();
-      const pnra = new PrivateNodeRegistrationAuthorization(
-        new Date(now.getTime() + PNRA_TTL_MS),
-        toArrayBuffer(new TextEncoder().encode(digest.toLowerCase())),
-      );
-      return new Response(await pnra.serialize(this.#options.identity.privateKey), {
-        status: 200,
-        headers: { "content-type": ContentType.PNRA },
-      });
-    };
-    app.post("/v1/pre-registrations", (c) => preRegister(c.req.raw));
-    app.post("/v1/pre-registration", (c) => preRegister(c.req.raw));
+    app.post("/v1/pre-registrations", (c) => this.#preRegister(c.req.raw));
+    app.post("/v1/pre-registration", (c) => this.#preRegister(c.req.raw));
     app.post("/v1/nodes", (c) => this.#register(c.req.raw));
     app.post("/v1/parcels", (c) => this.#deliver(c.req.raw));
     app.notFound((c) => this.#refuse(c.req.path, 404, "No such PoWeb endpoint"));
@@ -320,124 +234,54 @@ export class PoWebServer {
     });
   }
 
+  async #preRegister(request: Request): Promise<Response> {
+    if (!contentTypeIs(request, "text/plain")) {
+      return this.#refuse("pre-registration", 400, "Content type must be text/plain");
+    }
+    const body = await this.#readBody(request, MAX_PRE_REGISTRATION_BODY);
+    if (body instanceof Response) return body;
+    return this.#answer("pre-registration", await preRegister(body, this.#registration()));
+  }
+
   async #register(request: Request): Promise<Response> {
     if (!contentTypeIs(request, ContentType.PNRR)) {
       return this.#refuse("registration", 415, `Content type must be ${ContentType.PNRR}`);
     }
     const body = await this.#readBody(request, MAX_REGISTRATION_BODY);
     if (body instanceof Response) return body;
-    let pnrr: PrivateNodeRegistrationRequest;
-    let pnra: PrivateNodeRegistrationAuthorization;
-    try {
-      pnrr = await PrivateNodeRegistrationRequest.deserialize(toArrayBuffer(body));
-      pnra = await PrivateNodeRegistrationAuthorization.deserialize(
-        pnrr.pnraSerialized,
-        this.#options.identity.publicKey,
-      );
-    } catch (error) {
-      return this.#refuse(
-        "registration",
-        400,
-        `Malformed or badly signed registration request: ${errorMessage(error)}`,
-      );
-    }
-    const bits = await rsaModulusBits(pnrr.privateNodePublicKey);
-    if (bits === null) {
-      return this.#refuse("registration", 400, "The node's key must be an RSA key (RS-018)");
-    }
-    if (bits < MIN_RSA_MODULUS_BITS) {
-      return this.#refuse(
-        "registration",
-        400,
-        `The node's RSA key must have at least ${MIN_RSA_MODULUS_BITS} bits (RS-018): ` +
-          `received a ${bits}-bit key`,
-      );
-    }
-    if (pnra.expiryDate <= this.#now()) {
-      return this.#refuse("registration", 400, "The registration authorization has expired");
-    }
-    const keyDigest = await getPublicKeyDigestHex(pnrr.privateNodePublicKey);
-    if (new TextDecoder().decode(pnra.gatewayData) !== keyDigest) {
-      return this.#refuse(
-        "registration",
-        403,
-        "The registration authorization was issued for another node",
-      );
-    }
-    const now = this.#now().getTime();
-    const identity = this.#options.identity;
-    const certificate = await issueEndpointCertificate({
-      issuerCertificate: identity.certificate,
-      issuerPrivateKey: identity.privateKey,
-      subjectPublicKey: pnrr.privateNodePublicKey,
-      validityStartDate: new Date(now - 2 * 3_600_000),
-      validityEndDate: new Date(now + (this.#options.certificateValidityMs ?? 180 * 86_400_000)),
-    });
-    const nodeId = await getIdFromIdentityKey(pnrr.privateNodePublicKey);
-    this.#options.store.register(
-      nodeId,
-      new Uint8Array(certificate.serialize()),
-      certificate.expiryDate,
-    );
-    this.#options.onRegistered?.(nodeId);
-    const registration = new PrivateNodeRegistration(
-      certificate,
-      identity.certificate,
-      this.#options.internetAddress ?? NO_INTERNET_GATEWAY,
-    );
-    return new Response(await registration.serialize(), {
-      status: 200,
-      headers: { "content-type": ContentType.PNR },
-    });
+    return this.#answer("registration", await register(body, this.#registration()));
+  }
+
+  #registration(): RegistrationOptions {
+    const options = this.#options;
+    return {
+      identity: options.identity,
+      store: options.store,
+      internetAddress: options.internetAddress,
+      certificateValidityMs: options.certificateValidityMs,
+      now: () => this.#now(),
+      onRegistered: options.onRegistered,
+    };
   }
 
   async #deliver(request: Request): Promise<Response> {
     if (!contentTypeIs(request, ContentType.PARCEL)) {
       return this.#refuse("parcel delivery", 415, `Content type must be ${ContentType.PARCEL}`);
     }
-    const authorization = request.headers.get("authorization") ?? "";
-    const match = /^(?:Awala|Relaynet)-Countersignature ([A-Za-z0-9+/=]+)$/.exec(
-      authorization.trim(),
-    );
-    if (!match) {
-      return this.#unauthenticated(
-        "The Awala-Countersignature authorization is missing or malformed",
-      );
+    const countersignature = countersignatureOf(request.headers.get("authorization"));
+    if (!(countersignature instanceof Uint8Array)) {
+      return this.#refuseWith("parcel delivery", countersignature);
     }
     const body = await this.#readBody(request, MAX_PARCEL_LENGTH);
     if (body instanceof Response) return body;
-    let signer: Certificate;
-    try {
-      signer = await new ParcelDeliveryVerifier([this.#options.identity.certificate]).verify(
-        toArrayBuffer(new Uint8Array(Buffer.from(match[1], "base64"))),
-        toArrayBuffer(body),
-      );
-    } catch (error) {
-      return this.#unauthenticated(`The countersignature is invalid: ${errorMessage(error)}`);
-    }
-    const nodeId = await signer.calculateSubjectId();
-    if (!this.#options.store.isRegistered(nodeId)) {
-      return this.#refuse("parcel delivery", 403, `Node ${nodeId} is no longer registered here`);
-    }
-    // `accept` validates the parcel (a node must anyway, to carry it): its
-    // refusal says whether it was malformed (400) or invalid (422).
-    try {
-      await this.#options.accept(body, nodeId);
-    } catch (error) {
-      if (error instanceof StorageFullError) {
-        // A full disk passes: the node may deliver again later.
-        return this.#refuse("parcel delivery", 503, error.message, { "retry-after": "60" });
-      }
-      if (!(error instanceof ParcelRefusedError)) throw error;
-      const status = statusFor(error.code);
-      return this.#refuse(
-        "parcel delivery",
-        status,
-        error.message,
-        status === 503 ? { "retry-after": "60" } : undefined,
-      );
-    }
-    return new Response(null, { status: 202 });
+    const refusal = await takeDelivery(countersignature, body, {
+      gatewayCertificate: this.#options.identity.certificate,
+      store: this.#options.store,
+      accept: this.#options.accept,
+    });
+    return refusal
+      ? this.#refuseWith("parcel delivery", refusal)
+      : new Response(null, { status: 202 });
   }
 
   /**
@@ -487,38 +331,7 @@ export class PoWebServer {
   }
 }
 
-/** The modulus length of an RSA key, or null if it is not an RSA key. */
-async function rsaModulusBits(key: CryptoKey): Promise<number | null> {
-  try {
-    const spki = Buffer.from(await derSerializePublicKey(key));
-    const details = createPublicKey({ key: spki, format: "der", type: "spki" })
-      .asymmetricKeyDetails;
-    return details?.modulusLength ?? null;
-  } catch {
-    return null;
-  }
-}
-
 function contentTypeIs(request: Request, expected: string): boolean {
   return (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase() ===
     expected;
-}
-
-/**
- * RS-016 status for a refused parcel: 400 if it is not a parcel at all, 503 if it
- * may be retried later, 422 if it is well-formed but invalid (bad signature,
- * expired, not authorised by its recipient, …).
- */
-function statusFor(code: RefusalCode): number {
-  switch (code) {
-    case "malformed":
-      return 400;
-    case "too-large":
-      return 413;
-    case "quota":
-    case "rate-limited":
-      return 503;
-    default:
-      return 422;
-  }
 }
