@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { UserInputError } from "../core/errors.ts";
 
 /** Reads a passphrase from `file` (first line), else `envVar`, else undefined. */
 export async function passphraseFrom(
@@ -12,7 +13,9 @@ export async function passphraseFrom(
 ): Promise<string | undefined> {
   if (file) {
     const text = await Deno.readTextFile(file).catch((error) => {
-      throw new Error(`Cannot read passphrase file ${file}: ${error.message}`);
+      throw new UserInputError(`Cannot read passphrase file ${file}: ${error.message}`, {
+        cause: error,
+      });
     });
     return text.split(/\r?\n/)[0];
   }
@@ -35,7 +38,7 @@ export async function promptPassphrase(question: string): Promise<string | undef
       if (n === null) break;
       for (const ch of decoder.decode(buffer.subarray(0, n))) {
         if (ch === "\r" || ch === "\n") break reading;
-        if (ch === "\u0003") throw new Error("Cancelled");
+        if (ch === "\u0003") throw new UserInputError("Cancelled");
         if (ch === "\u007f" || ch === "\b") chars.pop();
         else chars.push(ch);
       }

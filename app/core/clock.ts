@@ -29,8 +29,12 @@ const UNITS: Record<string, number> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseDuration } from "./clock.ts";
- * console.assert(parseDuration("7d") === 604_800_000);
+ *
+ * assert.equal(parseDuration("7d"), 604_800_000);
+ * assert.equal(parseDuration("-90s"), -90_000);
+ * assert.throws(() => parseDuration("soon"), /Cannot parse duration "soon"/);
  * ```
  */
 export function parseDuration(text: string): number {

@@ -13,7 +13,13 @@ import { DatabaseSync } from "node:sqlite";
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@libp2p/crypto/keys";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import { type Attachment, attachParcelNode, MeshNode } from "../../mesh/mod.ts";
-import { type GatewayService, startGatewayFallback, startPoWebServer } from "./gateway_services.ts";
+import {
+  type FallbackStatus,
+  type GatewayService,
+  type PoWebStatus,
+  startGatewayFallback,
+  startPoWebServer,
+} from "./gateway_services.ts";
 import type { Relaymail } from "./relaymail.ts";
 
 /** Options of {@linkcode runDaemon}. */
@@ -50,10 +56,7 @@ export const MESH_STORE_FILE = "mesh.sqlite";
 /** Where versions before the key store kept the mesh key, in the clear: mesh.sqlite's meta. */
 const LEGACY_MESH_KEY = "libp2p.private-key";
 
-/** Name of the file the daemon keeps its live status in, inside the data directory. */
-export const STATUS_FILE = "daemon-status.json";
-
-/** What the daemon writes to {@linkcode STATUS_FILE}. */
+/** What the daemon is doing: {@linkcode Daemon.status}. */
 export interface DaemonStatus {
   readonly pid: number;
   readonly peerId: string;
@@ -67,9 +70,9 @@ export interface DaemonStatus {
   }[];
   readonly parcelsCarried: number;
   /** The gateway this node falls back to, if any. */
-  readonly gateway?: Record<string, unknown>;
+  readonly gateway?: FallbackStatus;
   /** The PoWeb server, if this node serves one. */
-  readonly poweb?: Record<string, unknown>;
+  readonly poweb?: PoWebStatus;
 }
 
 const MAINTENANCE_INTERVAL_MS = 10 * 60_000;
@@ -82,13 +85,11 @@ const MAINTENANCE_INTERVAL_MS = 10 * 60_000;
 export class Daemon {
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   readonly #startedAt = new Date().toISOString();
-  readonly #statusPath: string;
   readonly #pump: () => void;
   #attachment: Attachment | undefined;
-  #fallback: GatewayService | undefined;
-  #poweb: GatewayService | undefined;
+  #fallback: GatewayService<FallbackStatus> | undefined;
+  #poweb: GatewayService<PoWebStatus> | undefined;
   #stopped = false;
-  #stopStatus = () => {};
 
   private constructor(
     readonly node: Relaymail,
@@ -96,7 +97,6 @@ export class Daemon {
     private readonly options: DaemonOptions,
     private readonly log: (line: string) => void,
   ) {
-    this.#statusPath = join(node.dataDir, STATUS_FILE);
     this.#pump = () => {
       this.#attachment?.pump().catch((e) =>
         log(`could not hand parcels to the mesh: ${e.message}`)
@@ -167,30 +167,8 @@ export class Daemon {
         windowMs: options.gatewayWindowMs ?? 10 * 60_000,
       }, log);
     }
-    await this.#writeStatus();
     await this.#attachment.pump();
     node.events.addEventListener("outbox-changed", this.#pump);
-    // The status file follows the node as it changes (at most every 100 ms), so
-    // `relaymail mesh` shows what is true now.
-    let pending: ReturnType<typeof setTimeout> | undefined;
-    const write = () => {
-      pending ??= setTimeout(() => {
-        pending = undefined;
-        this.#writeStatus().catch(() => {});
-      }, 100);
-    };
-    this.#stopStatus = () => clearTimeout(pending);
-    for (
-      const event of [
-        "peer:connect",
-        "peer:disconnect",
-        "sync",
-        "parcel:received",
-        "parcel:handed",
-        "parcel:delivered",
-      ] as const
-    ) mesh.on(event, write);
-    this.#timers.push(setInterval(write, 30_000));
     this.#timers.push(setInterval(() => {
       Promise.all([node.maintain(), this.#fallback?.maintain(), this.#poweb?.maintain()])
         .then(this.#pump)
@@ -198,7 +176,7 @@ export class Daemon {
     }, MAINTENANCE_INTERVAL_MS));
   }
 
-  /** What the daemon is doing, as written to {@linkcode STATUS_FILE}. */
+  /** What the daemon is doing now. */
   status(): DaemonStatus {
     const mesh = this.mesh;
     return {
@@ -218,43 +196,17 @@ export class Daemon {
     };
   }
 
-  /**
-   * Writes the status file. One write runs at a time (they share a temporary
-   * file); requests made meanwhile are folded into one more write after it.
-   */
-  #writeStatus(): Promise<void> {
-    if (this.#writing) {
-      this.#writeAgain = true;
-      return this.#writing;
-    }
-    this.#writing = (async () => {
-      do {
-        this.#writeAgain = false;
-        if (this.#stopped) return;
-        const temporary = `${this.#statusPath}.${Deno.pid}.tmp`;
-        await Deno.writeTextFile(temporary, JSON.stringify(this.status(), null, 2));
-        await Deno.rename(temporary, this.#statusPath);
-      } while (this.#writeAgain);
-    })().finally(() => (this.#writing = null));
-    return this.#writing;
-  }
-  #writing: Promise<void> | null = null;
-  #writeAgain = false;
-
   /** Stops everything; what was acknowledged stays committed. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const timer of this.#timers) clearInterval(timer);
-    this.#stopStatus();
     this.node.events.removeEventListener("outbox-changed", this.#pump);
     this.#attachment?.stop();
     await this.#fallback?.stop().catch(() => {});
     await this.#poweb?.stop().catch(() => {});
     await this.mesh.stop();
     await this.node.flush().catch(() => {});
-    await this.#writing?.catch(() => {}); // or it could put the file back
-    await Deno.remove(this.#statusPath).catch(() => {});
     this.log("stopped");
   }
 }
@@ -379,19 +331,4 @@ function logMeshEvents(mesh: MeshNode, node: Relaymail, log: (line: string) => v
         }: ${e.code}: ${e.reason}`,
       ),
   );
-}
-
-/** The running daemon's status, if one runs for this data directory. */
-export async function readDaemonStatus(dataDir: string): Promise<DaemonStatus | null> {
-  try {
-    const status = JSON.parse(await Deno.readTextFile(join(dataDir, STATUS_FILE))) as DaemonStatus;
-    try {
-      Deno.kill(status.pid, "SIGCONT"); // signal 0 is not offered; SIGCONT is harmless
-    } catch {
-      return null; // stale: the daemon is gone
-    }
-    return status;
-  } catch {
-    return null;
-  }
 }

@@ -13,6 +13,7 @@ import { isSafelyStored } from "../../bindings/binding.ts";
 import {
   attachGateway,
   type GatewayBinding,
+  type GatewayBindingStatus,
   parsePoWebUrl,
 } from "../../bindings/gateway/client.ts";
 import { PoWebServer } from "../../bindings/gateway/poweb_server.ts";
@@ -29,12 +30,26 @@ export interface FallbackOptions {
   readonly windowMs: number;
 }
 
-/** A running gateway role. */
-export interface GatewayService {
+/** What the gateway fallback is doing. */
+export interface FallbackStatus extends Partial<GatewayBindingStatus> {
+  readonly url: string;
+  /** When this endpoint's registration with the gateway expires; null before it registers. */
+  readonly registeredUntil: string | null;
+}
+
+/** What the PoWeb server is doing. */
+export interface PoWebStatus {
+  readonly url: string;
+  readonly registeredNodes: number;
+  readonly queuedParcels: number;
+}
+
+/** A running gateway role, which says what it is doing as a `Status`. */
+export interface GatewayService<Status = FallbackStatus | PoWebStatus> {
   /** Hands it the parcels that are due now. */
   pump(): Promise<unknown>;
-  /** What it is doing, for the status file. */
-  describe(): Record<string, unknown>;
+  /** What it is doing, for status views. */
+  describe(): Status;
   /** Housekeeping: renews what is due. */
   maintain(): Promise<void>;
   stop(): Promise<void>;
@@ -53,7 +68,7 @@ export function startGatewayFallback(
   mesh: MeshNode,
   options: FallbackOptions,
   log: (line: string) => void,
-): GatewayService {
+): GatewayService<FallbackStatus> {
   const address = parsePoWebUrl(options.url);
   let binding: GatewayBinding | null = null;
   let stopped = false;
@@ -145,7 +160,7 @@ export async function startPoWebServer(
   mesh: MeshNode,
   options: PoWebServiceOptions,
   log: (line: string) => void,
-): Promise<GatewayService> {
+): Promise<GatewayService<PoWebStatus>> {
   const identity = await ownGatewayIdentity(node.ctx);
   const store = GatewayStore.open(join(node.dataDir, "poweb.sqlite"), node.ctx.now);
   // The mesh validated what it hands over: the queue takes its facts as they are.

@@ -22,12 +22,7 @@ import {
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import type { ParcelOrigin, ReceiveOutcome } from "../../bindings/binding.ts";
-import {
-  checkParcel,
-  ParcelRefusedError,
-  parseParcel,
-  type ValidatedParcel,
-} from "../../bindings/validation.ts";
+import { checkParcel, ParcelRefusedError, parseParcel } from "../../bindings/validation.ts";
 import type { Contacts } from "../core/contacts.ts";
 import type { NodeContext } from "../core/context.ts";
 import type { IdentityManager } from "../core/identity.ts";

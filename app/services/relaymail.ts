@@ -4,13 +4,20 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Relaymail } from "./relaymail.ts";
+ *
  * const dir = await Deno.makeTempDir();
  * const mail = await Relaymail.open(dir);
- * await mail.identity.create("Alice");
- * const invitation = await mail.pairing.createInvitation({ contactName: "Bob" });
- * console.assert(invitation.text.startsWith("relaymail-invite:1:"));
- * mail.close();
+ * try {
+ *   await mail.identity.create("Alice");
+ *   const invitation = await mail.pairing.createInvitation({ contactName: "Bob" });
+ *   assert.match(invitation.text, /^relaymail-invite:1:/);
+ *   assert.equal(mail.pairing.listInvitations().length, 1);
+ * } finally {
+ *   mail.close();
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  *
  * @module

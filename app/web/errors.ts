@@ -5,19 +5,17 @@
  * and is not logged. Only the app's own failures are a 500, logged with their
  * stack.
  *
- * {@linkcode errorStatus} is the one table from error to status. Routes mark
- * what the user caused either by throwing {@linkcode HttpError} themselves or
- * by running a messenger call on the user's input through {@linkcode fromUser}:
- * the messenger reports bad arguments as `RangeError`/`TypeError` (std's
- * convention), which elsewhere would be our own bug.
+ * Statuses come from the one table of faults (`app/runtime/faults.ts`), which
+ * the CLI's exit codes share. Routes mark what the user caused either by
+ * throwing {@linkcode HttpError} themselves or by running a messenger call on
+ * the user's input through {@linkcode fromUser}: the messenger reports bad
+ * arguments as `RangeError`/`TypeError` (std's convention), which elsewhere
+ * would be our own bug.
  *
  * @module
  */
 import { HTTPException } from "hono/http-exception";
-import { StorageFullError } from "../../bindings/durable.ts";
-import { ContactLookupError } from "../core/contacts.ts";
-import { MessageLookupError, MessageTooLargeError } from "../core/mailbox.ts";
-import { InvalidInvitationError } from "../core/protocol/invitation.ts";
+import { faultOf, httpStatusOf } from "../runtime/faults.ts";
 
 /** An answer other than 2xx that a route chose, with the sentence to show. */
 export class HttpError extends Error {
@@ -45,15 +43,13 @@ export async function fromUser<T>(fn: () => T | Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (error) {
-    if (error instanceof MessageTooLargeError) {
-      throw new HttpError(413, error.message, { cause: error });
-    }
-    if (
-      error instanceof RangeError || error instanceof TypeError ||
-      error instanceof ContactLookupError || error instanceof MessageLookupError ||
-      error instanceof InvalidInvitationError
-    ) {
-      throw new HttpError(400, error.message, { cause: error });
+    const fault = faultOf(error, { inputBoundary: true });
+    if (fault === "input" || fault === "not-found" || fault === "usage") {
+      // A reference the person typed that matches nothing is their mistake too: a 400.
+      const status = Math.min(httpStatusOf(error, { inputBoundary: true }), 413);
+      throw new HttpError(status === 404 ? 400 : status, (error as Error).message, {
+        cause: error,
+      });
     }
     throw error;
   }
@@ -63,10 +59,8 @@ export async function fromUser<T>(fn: () => T | Promise<T>): Promise<T> {
 export function errorStatus(error: unknown): number {
   if (error instanceof HttpError) return error.status;
   if (error instanceof HTTPException) return error.status;
-  // A message or contact named in the address that does not exist.
-  if (error instanceof ContactLookupError || error instanceof MessageLookupError) return 404;
-  if (error instanceof StorageFullError) return 507;
-  return 500;
+  // A message or contact named in the address that does not exist is a 404.
+  return httpStatusOf(error);
 }
 
 /**

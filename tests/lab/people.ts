@@ -3,7 +3,7 @@
  * and the ways tests look into it while the daemon runs.
  */
 import { join } from "node:path";
-import { readDaemonStatus } from "../../app/services/daemon.ts";
+import { readDaemonStatus } from "../../app/runtime/client.ts";
 import { Relaymail } from "../../app/services/relaymail.ts";
 import { MeshStore } from "../../mesh/store.ts";
 import { pair } from "../helpers.ts";
@@ -71,7 +71,7 @@ export function startDaemon(p: Person, options: DaemonOptions = {}): LabProcess 
 
 /** The multiaddr at which `p`'s running daemon is reached on `address`. */
 export async function addressOf(p: Person, address: string): Promise<string> {
-  // readDaemonStatus ignores a file left by a daemon that is gone (killed, say).
+  // readDaemonStatus asks the daemon over its control API: one that is gone answers nothing.
   const status = await waitFor(`${p.name}'s daemon status`, () => readDaemonStatus(p.dir));
   return `/ip4/${address}/tcp/${PORT}/p2p/${status!.peerId}`;
 }

@@ -12,7 +12,7 @@
  * runs with no `--peer` at all. Needs root; CI runs as root.
  */
 import assert from "node:assert/strict";
-import { readDaemonStatus } from "../../app/services/daemon.ts";
+import { readDaemonStatus } from "../../app/runtime/client.ts";
 import { addressOf } from "../lab/people.ts";
 import {
   arrivals,

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { readDaemonStatus } from "../../app/services/daemon.ts";
+import { readDaemonStatus } from "../../app/runtime/client.ts";
 import { randomBytes } from "../helpers.ts";
 import { labTest, waitFor } from "../lab/netns.ts";
 import {

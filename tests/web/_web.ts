@@ -2,12 +2,36 @@
  * Helpers of the web app's tests: an app on a free loopback port with its log
  * kept, and a reader of `Content-Disposition` as RFC 6266 clients read it.
  */
+import { Runtime } from "../../app/runtime/runtime.ts";
 import type { Relaymail } from "../../app/services/relaymail.ts";
 import { WebApp, type WebAppOptions } from "../../app/web/server.ts";
 
+/** A web app and the runtime under it, as `relaymail start` runs them. */
+export class TestWebApp {
+  constructor(readonly app: WebApp, readonly runtime: Runtime) {}
+
+  get url(): string {
+    return this.app.url;
+  }
+
+  get port(): number {
+    return this.app.port;
+  }
+
+  rotateSecret(): string {
+    return this.app.rotateSecret();
+  }
+
+  /** Stops the app, then the runtime and its daemon (the messenger stays open). */
+  async stop(): Promise<void> {
+    await this.app.stop();
+    await this.runtime.close();
+  }
+}
+
 /** A running web app, with what its user needs to call it. */
 export interface TestWeb {
-  readonly web: WebApp;
+  readonly web: TestWebApp;
   readonly base: string;
   /** The secret in the printed address. */
   readonly secret: () => string;
@@ -23,12 +47,10 @@ export async function startWeb(
   options: Partial<WebAppOptions> = {},
 ): Promise<TestWeb> {
   const logs: string[] = [];
-  const web = await WebApp.start(node, {
-    port: 0,
-    daemonOptions: () => ({ listen: ["/ip4/127.0.0.1/tcp/0"], mdns: false }),
-    log: (line) => logs.push(line),
-    ...options,
-  });
+  const log = options.log ?? ((line: string) => logs.push(line));
+  const runtime = await Runtime.attach(node, { log });
+  await runtime.runDaemon(() => ({ listen: ["/ip4/127.0.0.1/tcp/0"], mdns: false }));
+  const web = new TestWebApp(await WebApp.start(runtime, { port: 0, log, ...options }), runtime);
   const secret = () => new URL(web.url).hash.replace("#key=", "");
   return {
     web,

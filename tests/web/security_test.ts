@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { MAX_MAIL_LENGTH } from "../../app/core/mailbox.ts";
 import { CONTENT_SECURITY_POLICY } from "../../app/web/security.ts";
-import { WebApp } from "../../app/web/server.ts";
 import {
   DEFAULT_IDLE_MS,
   DEFAULT_LIFETIME_MS,
@@ -49,11 +48,7 @@ Deno.test("web app: only its user gets in", async (t) => {
   const alice = await makeNode("Alice");
   const bob = await makeNode("Bob");
   await pair(alice, bob);
-  const web = await WebApp.start(alice.node, {
-    port: 0,
-    daemonOptions: () => ({ listen: ["/ip4/127.0.0.1/tcp/0"], mdns: false }),
-    log: () => {},
-  });
+  const { web } = await startWeb(alice.node, { log: () => {} });
   const port = web.port;
   const base = `http://127.0.0.1:${port}`;
   const secret = new URL(web.url).hash.replace("#key=", "");
@@ -369,11 +364,7 @@ function drain(response: Response): Response {
 
 Deno.test("web app: stopping is prompt even with a page listening for events", async () => {
   const carol = await makeNode("Carol");
-  const web = await WebApp.start(carol.node, {
-    port: 0,
-    daemonOptions: () => ({ listen: ["/ip4/127.0.0.1/tcp/0"], mdns: false }),
-    log: () => {},
-  });
+  const { web } = await startWeb(carol.node, { log: () => {} });
   try {
     const secret = new URL(web.url).hash.replace("#key=", "");
     const response = await fetch(`http://127.0.0.1:${web.port}/api/events`, {

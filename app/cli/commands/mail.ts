@@ -1,0 +1,157 @@
+/**
+ * Mail: `relaymail send`, the folders, `search`, `read`, `thread` and
+ * `export-eml`. The command reads the files it attaches and writes the files it
+ * saves; the messenger sees and returns bytes.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import { safeFileName } from "../../core/eml.ts";
+import { UserInputError } from "../../core/errors.ts";
+import { collect, limit } from "../args.ts";
+import { withMessenger } from "../connection.ts";
+import { makeDirectory, readAttachment, readText, writeFile, writeNewFile } from "../files.ts";
+import { shortId, size } from "../format.ts";
+import { messagesTable, messageText, type Output } from "../render.ts";
+
+/** Options of `send`. */
+interface SendFlags {
+  to?: string[];
+  subject?: string;
+  body?: string;
+  bodyFile?: string;
+  attach?: string[];
+  replyTo?: string;
+}
+
+/** Adds the mail commands to `program`. */
+export function addMailCommands(program: Command, output: Output): void {
+  program.command("send")
+    .description("send a message (one parcel per recipient)")
+    .option("-t, --to <contact...>", "recipients: contact names or fingerprints")
+    .option("-s, --subject <subject>", "subject")
+    .option("-b, --body <text>", "body text")
+    .option("--body-file <file>", "read the body from a file (- for stdin)")
+    .option(
+      "-a, --attach <file>",
+      "attach a file (repeatable)",
+      collect,
+    )
+    .option("-r, --reply-to <message>", "answer this message, in its conversation")
+    .action(function (this: Command, opts: SendFlags) {
+      return withMessenger(this, async (messenger, options) => {
+        if (opts.body !== undefined && opts.bodyFile !== undefined) {
+          throw new UserInputError("Give the body with --body or --body-file, not both");
+        }
+        const body = opts.bodyFile === undefined
+          ? opts.body ?? ""
+          : opts.bodyFile === "-"
+          ? await new Response(Deno.stdin.readable).text()
+          : await readText(opts.bodyFile);
+        const attachments = [];
+        for (const path of opts.attach ?? []) attachments.push(await readAttachment(path));
+        const message = await messenger.call("mail.send", {
+          to: opts.to,
+          subject: opts.subject,
+          body,
+          attachments,
+          replyTo: opts.replyTo,
+        });
+        output.show(
+          options,
+          message,
+          () =>
+            `Queued ${shortId(message.id)} "${message.subject}" for ` +
+            message.deliveries.map((d) => `${d.name} (${d.state})`).join(", "),
+        );
+      });
+    });
+
+  for (const folder of ["inbox", "sent", "outbox"] as const) {
+    program.command(folder)
+      .description(
+        folder === "inbox"
+          ? "list received messages"
+          : folder === "sent"
+          ? "list sent messages with each recipient's delivery state"
+          : "list sent messages not yet delivered to everyone",
+      )
+      .option("--limit <n>", "at most this many", "100")
+      .action(function (this: Command, opts: { limit: string }) {
+        return withMessenger(this, async (messenger, options) => {
+          const list = await messenger.call("mail.list", { folder, limit: limit(opts.limit) });
+          output.show(options, list, () => messagesTable(list, folder));
+        });
+      });
+  }
+
+  program.command("search <text>").description("find messages whose subject or body contains text")
+    .action(function (this: Command, text: string) {
+      return withMessenger(this, async (messenger, options) => {
+        const list = await messenger.call("mail.search", { text });
+        output.show(options, list, () => messagesTable(list, "inbox"));
+      });
+    });
+
+  program.command("read <message>")
+    .description("show a message (and mark it read)")
+    .option("--save-attachments <dir>", "write its attachments into this directory")
+    .action(function (this: Command, reference: string, opts: { saveAttachments?: string }) {
+      return withMessenger(this, async (messenger, options) => {
+        const directory = opts.saveAttachments;
+        const { message, attachments } = await messenger.call("mail.read", {
+          message: reference,
+          attachments: Boolean(directory),
+        });
+        const saved: string[] = [];
+        if (directory) {
+          await makeDirectory(directory);
+          for (const a of attachments) {
+            // The sender chose the name: it must not reach outside the directory,
+            // nor replace a file already there.
+            const name = safeFileName(a.fileName, "attachment");
+            saved.push(await writeNewFile(directory, name, a.content));
+          }
+        }
+        output.show(
+          options,
+          directory ? { ...message, savedAttachments: saved } : message,
+          () => [messageText(message), ...saved.map((path) => `Saved:    ${path}`)].join("\n"),
+        );
+      });
+    });
+
+  program.command("thread <message>").description(
+    "show the whole conversation a message belongs to",
+  )
+    .action(function (this: Command, reference: string) {
+      return withMessenger(this, async (messenger, options) => {
+        const messages = await messenger.call("mail.thread", { message: reference });
+        output.show(
+          options,
+          messages,
+          () => messages.map(messageText).join("\n\n" + "─".repeat(60) + "\n\n"),
+        );
+      });
+    });
+
+  program.command("export-eml <message>")
+    .description("export a message, or with --thread its whole conversation, as an .eml file")
+    .option("--thread", "export the whole conversation")
+    .option("-o, --out <file>", "where to write it (default: <subject>.eml here)")
+    .action(function (this: Command, reference: string, opts: { thread?: boolean; out?: string }) {
+      return withMessenger(this, async (messenger, options) => {
+        const { subject, eml } = await messenger.call("mail.exportEml", {
+          message: reference,
+          thread: opts.thread === true,
+        });
+        const file = opts.out ?? `${safeFileName(subject)}.eml`;
+        await writeFile(file, eml);
+        output.show(
+          options,
+          { file, bytes: eml.byteLength },
+          () => `Wrote ${file} (${size(eml.byteLength)})`,
+        );
+      });
+    });
+}

@@ -1,0 +1,97 @@
+/**
+ * How a command reaches the messenger with one writer per data directory: when
+ * a runtime (the daemon, or `relaymail start`) holds the directory, through its
+ * control API; when none does, by taking the writer lock and opening the
+ * directory itself for the length of the command.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { CONTROL_FILE, CONTROL_SOCKET, ControlClient } from "./control.ts";
+import { WriterLock } from "./lock.ts";
+import type { Runtime } from "./runtime.ts";
+import type { DaemonStatus } from "../services/daemon.ts";
+
+/** The messenger, as a command sees it. */
+export interface MessengerClient {
+  /** True when the daemon runs the operations; false when this process does. */
+  readonly remote: boolean;
+  /** Runs the operation `name` (see `operations/`). */
+  call(name: string, input?: unknown): Promise<unknown>;
+  /** Done: a local runtime is closed and its lock given up. */
+  close(): Promise<void>;
+}
+
+/** Options of {@linkcode connect}. */
+export interface ConnectOptions {
+  /** Opens the runtime when no daemon runs, with the lock this process took. */
+  readonly open: (lock: WriterLock) => Promise<Runtime>;
+  /** How long to wait for another process writing the directory, in ms (default 15 s). */
+  readonly waitMs?: number;
+}
+
+/**
+ * The messenger of `dataDir`: the running daemon's over its control API, or a
+ * runtime of this process's own when no daemon runs. A CLI command running next
+ * to another (one without a daemon) waits for it to finish.
+ */
+export async function connect(dataDir: string, options: ConnectOptions): Promise<MessengerClient> {
+  await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  let remote: ControlClient | null = null;
+  // The lock first: when it is free no daemon runs, whatever control.json says
+  // (a daemon that was killed leaves it behind).
+  const lock = await WriterLock.acquire(dataDir, {
+    waitMs: options.waitMs ?? 15_000,
+    giveUp: async () => (remote = await ControlClient.connect(dataDir)) !== null,
+  });
+  if (!lock) return remoteClient(remote!);
+  try {
+    // What a daemon that was killed left behind.
+    await Deno.remove(join(dataDir, CONTROL_FILE)).catch(() => {});
+    await Deno.remove(join(dataDir, CONTROL_SOCKET)).catch(() => {});
+    const runtime = await options.open(lock);
+    return localClient(runtime);
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}
+
+function remoteClient(control: ControlClient): MessengerClient {
+  return {
+    remote: true,
+    call: (name, input) => control.call(name, input),
+    close: () => Promise.resolve(control.close()),
+  };
+}
+
+/**
+ * A runtime of this process's own. Each command first does the housekeeping the
+ * daemon would (renewals, expiries), and afterwards builds the parcels it called
+ * for, since no daemon will.
+ */
+function localClient(runtime: Runtime): MessengerClient {
+  const messenger = runtime.messenger;
+  return {
+    remote: false,
+    async call(name, input) {
+      if (messenger.identity.exists()) await messenger.maintain();
+      const result = await runtime.call(name, input);
+      if (messenger.identity.exists()) await messenger.flush();
+      return result;
+    },
+    close: () => runtime.close(),
+  };
+}
+
+/** The status of the daemon running `dataDir`, or null when none runs. */
+export async function readDaemonStatus(dataDir: string): Promise<DaemonStatus | null> {
+  const control = await ControlClient.connect(dataDir);
+  if (!control) return null;
+  try {
+    const { status } = await control.call("runtime.status") as { status: DaemonStatus | null };
+    return status;
+  } finally {
+    control.close();
+  }
+}

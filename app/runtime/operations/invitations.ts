@@ -1,0 +1,50 @@
+/**
+ * Pairing: the invitations this device makes, and accepting someone else's.
+ *
+ * @module
+ */
+import type { Operation, OperationContext } from "../types.ts";
+import { contactNames, optionalText, text } from "./_input.ts";
+
+/** The invitation operations. */
+export const INVITATION_OPERATIONS = {
+  /**
+   * A new invitation, good for one pairing, valid for `ttlMs` (default: the
+   * messenger's), for someone to be known as `name`.
+   */
+  "invitations.create": (context: OperationContext, input: { name?: string; ttlMs?: number }) =>
+    context.messenger.pairing.createInvitation({
+      contactName: optionalText(input.name, "The name"),
+      ttlMs: input.ttlMs,
+    }),
+
+  /** The invitations this device made, and the names of the contacts who used them. */
+  "invitations.list": (context: OperationContext) => {
+    const invitations = context.messenger.pairing.listInvitations();
+    return { invitations, names: contactNames(context, invitations.map((i) => i.usedBy)) };
+  },
+
+  /** Withdraws the pending invitation `id`. */
+  "invitations.revoke": (context: OperationContext, input: { id: string }) =>
+    context.messenger.pairing.revokeInvitation(text(input.id, "The invitation id")),
+
+  /**
+   * Accepts the invitation `text` (whole or as its parts, joined), naming the
+   * inviter `name`. Says, beside the new contact, what can carry the answer now:
+   * the peers of the running daemon (null when none runs) and the gateway.
+   */
+  "invitations.accept": async (
+    context: OperationContext,
+    input: { text: string; name?: string },
+  ) => {
+    const contact = await context.messenger.pairing.acceptInvitation(
+      text(input.text, "The invitation"),
+      { name: optionalText(input.name, "The name") },
+    );
+    return {
+      contact,
+      meshPeers: context.daemon ? context.daemon.status().peers.length : null,
+      gateway: context.settings.get("gateway.url") || null,
+    };
+  },
+} satisfies Record<string, Operation>;
