@@ -1,0 +1,249 @@
+// @ts-check
+/// <reference lib="dom" />
+// Contacts and pairing: the people the user paired with, inviting someone, and
+// accepting an invitation. A pairing that completes updates its row only: what
+// is being typed in the forms stays.
+
+import { attempt, badge, h, liveTable, onSubmit, toast } from "./dom.js";
+import {
+  acceptInvitation,
+  blockContact,
+  createInvitation,
+  listContacts,
+  listInvitations,
+  renameContact,
+} from "./endpoints.js";
+import { store } from "./store.js";
+
+/** @typedef {import("../api_types.ts").Contact} Contact */
+/** @typedef {import("../api_types.ts").CreatedInvitation} CreatedInvitation */
+/** @typedef {import("./router.js").View} View */
+/** @typedef {import("./router.js").ViewContext} ViewContext */
+
+/**
+ * @param {ViewContext} context
+ * @returns {Promise<View>}
+ */
+export async function contactsView({ watch }) {
+  const table = liveTable({
+    id: "contacts-table",
+    headers: ["Name", "Fingerprint", "State", ""],
+    empty:
+      "No contacts yet. Only people you invite (or whose invitation you accept) can write to you.",
+    key: (contact) => contact.id,
+    row: (contact) => contactRow(contact, refresh),
+  });
+  const invitationOut = h("div", { id: "invitation-out" });
+  const pendingHint = h("p", { class: "hint" });
+  /**
+   * The ids of the invitations not used yet.
+   * @type {Set<string>}
+   */
+  let pending = new Set();
+  /**
+   * The id of the invitation shown.
+   * @type {string | null}
+   */
+  let shown = null;
+
+  // The invitation just made stays on screen while it waits, whatever else is redrawn.
+  /** @param {CreatedInvitation | null} invitation */
+  const drawInvitation = (invitation) => {
+    const waiting = invitation && pending.has(invitation.id) ? invitation : null;
+    if ((waiting?.id ?? null) === shown) return;
+    shown = waiting?.id ?? null;
+    invitationOut.replaceChildren(...waiting ? invitationBlock(waiting) : []);
+  };
+  async function refresh() {
+    const [contacts, invitations] = await Promise.all([listContacts(), listInvitations()]);
+    table.update(contacts);
+    pending = new Set(invitations.filter((i) => i.state === "pending").map((i) => i.id));
+    pendingHint.textContent = pending.size ? `${pending.size} invitation(s) not used yet.` : "";
+    pendingHint.hidden = pending.size === 0;
+    drawInvitation(store.get().invitation);
+  }
+  await refresh();
+  watch((state) => state.invitation, drawInvitation);
+
+  return {
+    name: "contacts",
+    content: [
+      h("h1", {}, "Contacts"),
+      table.node,
+      h("h2", {}, "Invite someone"),
+      inviteForm(refresh),
+      invitationOut,
+      pendingHint,
+      h("h2", {}, "Accept an invitation"),
+      acceptForm(refresh),
+    ],
+    live: ["contact-changed"],
+    refresh,
+  };
+}
+
+/**
+ * @param {Contact} contact
+ * @param {() => Promise<void>} refresh
+ */
+function contactRow(contact, refresh) {
+  /** @param {boolean} blocked */
+  const setBlocked = (blocked) =>
+    attempt(async () => {
+      await blockContact(contact.id, blocked);
+      await refresh();
+    });
+  const rename = () => {
+    const name = prompt(`New name for ${contact.name}`, contact.name);
+    if (!name) return;
+    attempt(async () => {
+      await renameContact(contact.id, name);
+      await refresh();
+    });
+  };
+  return h(
+    "tr",
+    { dataset: { contact: contact.name } },
+    h(
+      "td",
+      {},
+      h("strong", {}, contact.name),
+      contact.nameHint && contact.nameHint !== contact.name
+        ? h("div", { class: "hint" }, `calls itself “${contact.nameHint}”`)
+        : null,
+    ),
+    h("td", { class: "mono" }, contact.fingerprint),
+    h(
+      "td",
+      {},
+      badge(
+        contact.state === "pairing" ? "waiting for their answer" : contact.state,
+        contact.state,
+      ),
+    ),
+    h(
+      "td",
+      {},
+      h(
+        "div",
+        { class: "actions" },
+        contact.state === "active"
+          ? h("button", {
+            type: "button",
+            onclick: () => (location.hash = `#/compose?to=${encodeURIComponent(contact.id)}`),
+          }, "Write")
+          : null,
+        h("button", { type: "button", onclick: rename }, "Rename"),
+        contact.state === "blocked"
+          ? h("button", { type: "button", onclick: () => setBlocked(false) }, "Unblock")
+          : h("button", {
+            type: "button",
+            class: "danger",
+            onclick: () =>
+              confirm(`Block ${contact.name}? Their parcels will be refused.`) && setBlocked(true),
+          }, "Block"),
+      ),
+    ),
+  );
+}
+
+/** @param {() => Promise<void>} refresh */
+function inviteForm(refresh) {
+  const name = h("input", { type: "text", id: "invite-name", placeholder: "e.g. Bob" });
+  return h(
+    "form",
+    {
+      onsubmit: onSubmit(async () => {
+        const invitation = await createInvitation(name.value || undefined);
+        await refresh(); // it is pending now
+        store.update({ invitation });
+        const text = document.getElementById("invitation-text");
+        if (text instanceof HTMLTextAreaElement) text.select();
+      }),
+    },
+    h("label", { for: "invite-name" }, "Their name (for you; optional)"),
+    h(
+      "div",
+      { class: "form-row" },
+      name,
+      h("button", { type: "submit", id: "create-invitation" }, "Create invitation"),
+    ),
+  );
+}
+
+/** @param {() => Promise<void>} refresh */
+function acceptForm(refresh) {
+  const text = h("textarea", {
+    class: "invitation",
+    id: "accept-text",
+    required: true,
+    placeholder: "relaymail-invite:1:…",
+  });
+  const name = h("input", { type: "text", id: "accept-name", placeholder: "e.g. Alice" });
+  const form = h(
+    "form",
+    {
+      onsubmit: onSubmit(async () => {
+        const contact = await acceptInvitation(text.value, name.value || undefined);
+        toast(`${contact.name} added: you can write at once, mail leaves when they answer`);
+        form.reset();
+        await refresh();
+      }),
+    },
+    h("label", { for: "accept-text" }, "Invitation you were given"),
+    text,
+    h("label", { for: "accept-name" }, "Their name (for you; optional)"),
+    h(
+      "div",
+      { class: "form-row" },
+      name,
+      h("button", { type: "submit", id: "accept-invitation" }, "Accept invitation"),
+    ),
+  );
+  return form;
+}
+
+/**
+ * An invitation to hand over: its text to copy, and its QR codes.
+ * @param {CreatedInvitation} created
+ */
+function invitationBlock(created) {
+  const text = h("textarea", {
+    class: "invitation",
+    id: "invitation-text",
+    readonly: true,
+    "aria-label": "Invitation text",
+  });
+  text.value = created.text;
+  const codes = created.qrCodes.length;
+  return [
+    h(
+      "p",
+      {},
+      `Good for one pairing until ${
+        new Date(created.expiresAt).toLocaleString()
+      }. Give it to them by any means: a message, a file, in person.`,
+    ),
+    text,
+    h(
+      "div",
+      { class: "actions" },
+      h("button", {
+        type: "button",
+        onclick: () => navigator.clipboard.writeText(created.text).then(() => toast("Copied")),
+      }, "Copy"),
+    ),
+    h(
+      "div",
+      { class: "qr" },
+      created.qrCodes.map((src, i) =>
+        h(
+          "figure",
+          {},
+          h("img", { src, alt: `Invitation QR code, part ${i + 1} of ${codes}` }),
+          h("figcaption", {}, codes > 1 ? `Part ${i + 1} of ${codes}` : "Scan"),
+        )
+      ),
+    ),
+  ];
+}

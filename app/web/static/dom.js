@@ -1,0 +1,191 @@
+// @ts-check
+/// <reference lib="dom" />
+// Building and updating the page with plain DOM. Text is always set as text
+// (text nodes, textContent, attributes), never parsed as HTML: much of it comes
+// from parcels other people wrote.
+
+/**
+ * What `h()` takes as attributes: `on…` are listeners, `dataset` fills
+ * `data-…`, `true` sets an attribute empty, and null, undefined or false leave it out.
+ * @typedef {{
+ *   onclick?: (event: MouseEvent) => void,
+ *   onkeydown?: (event: KeyboardEvent) => void,
+ *   onsubmit?: (event: SubmitEvent) => void,
+ *   oninput?: (event: Event) => void,
+ *   onchange?: (event: Event) => void,
+ *   dataset?: Record<string, string>,
+ *   [name: string]: unknown,
+ * }} Attributes
+ */
+
+/**
+ * What `h()` takes as a child: a node or text; null, undefined and false are left out.
+ * @typedef {Node | string | number | null | undefined | false} Child
+ */
+
+/**
+ * Creates an element: `h("a", { href: "#" }, "text", child…)`.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Attributes} [attributes]
+ * @param {(Child | readonly Child[])[]} children children, or lists of them
+ * @returns {HTMLElementTagNameMap[K]}
+ */
+export function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) {
+      element.addEventListener(name.slice(2), /** @type {EventListener} */ (value));
+    } else if (name === "dataset") Object.assign(element.dataset, value);
+    else if (value === true) element.setAttribute(name, "");
+    else element.setAttribute(name, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return element;
+}
+
+/**
+ * A status badge: `kind` is its class (a delivery or contact state).
+ * @param {string} text
+ * @param {string} [kind]
+ */
+export function badge(text, kind = text) {
+  return h("span", { class: `badge ${kind}` }, text);
+}
+
+/**
+ * Shows `message` for a few seconds.
+ * @param {string} message
+ * @param {boolean} [error]
+ */
+export function toast(message, error = false) {
+  const item = h("div", { class: error ? "error" : "" }, message);
+  document.getElementById("toast")?.append(item);
+  setTimeout(() => item.remove(), error ? 8000 : 4000);
+}
+
+/**
+ * Runs an action from a button or form, reporting failure in a toast.
+ * @template T
+ * @param {() => T | Promise<T>} fn
+ * @returns {Promise<T | undefined>}
+ */
+export async function attempt(fn) {
+  try {
+    return await fn();
+  } catch (error) {
+    toast(error instanceof Error ? error.message : String(error), true);
+    return undefined;
+  }
+}
+
+/**
+ * A form's submit handler: the page stays, and `fn` runs as an {@linkcode attempt}.
+ * @param {() => Promise<unknown>} fn
+ * @returns {(event: SubmitEvent) => void}
+ */
+export function onSubmit(fn) {
+  return (event) => {
+    event.preventDefault();
+    attempt(fn);
+  };
+}
+
+/** The item each element drawn by {@linkcode syncList} shows: its key and its JSON. */
+const drawn = /** @type {WeakMap<Element, { key: string, json: string }>} */ (new WeakMap());
+
+/**
+ * Makes the children of `parent` the renderings of `items`, in order. The element
+ * of an item that did not change (same key, same JSON) stays as it is, with its
+ * focus and what was typed or ticked in it; a changed item is drawn anew.
+ * @template T
+ * @param {Element} parent
+ * @param {readonly T[]} items
+ * @param {(item: T) => string} key
+ * @param {(item: T) => Element} render
+ */
+export function syncList(parent, items, key, render) {
+  /** @type {Map<string, { element: Element, json: string }>} */
+  const before = new Map();
+  for (const child of parent.children) {
+    const item = drawn.get(child);
+    if (item) before.set(item.key, { element: child, json: item.json });
+  }
+  items.forEach((item, index) => {
+    const id = key(item);
+    const json = JSON.stringify(item);
+    let element = before.get(id)?.element;
+    if (!element || before.get(id)?.json !== json) {
+      element = render(item);
+      drawn.set(element, { key: id, json });
+      before.get(id)?.element.remove();
+    }
+    const there = parent.children[index] ?? null;
+    if (there !== element) parent.insertBefore(element, there);
+  });
+  while (parent.children.length > items.length) parent.lastElementChild?.remove();
+}
+
+/**
+ * A list of items in `frame` (which holds `container`, where the items go),
+ * replaced by a paragraph saying `empty` while there are none. `node` is
+ * whichever of the two is shown: put it in the page after the first `update`.
+ * @template T
+ * @typedef {object} ListOr
+ * @property {HTMLElement} node
+ * @property {(items: readonly T[], empty?: string) => void} update
+ *   shows `items`, or `empty` (when given, else the text it had) if there are none
+ */
+
+/**
+ * @template T
+ * @param {{
+ *   frame: HTMLElement,
+ *   container: HTMLElement,
+ *   empty: string,
+ *   key: (item: T) => string,
+ *   render: (item: T) => HTMLElement,
+ * }} options
+ * @returns {ListOr<T>}
+ */
+export function listOr({ frame, container, empty, key, render }) {
+  const placeholder = h("p", { class: "empty" }, empty);
+  /** @type {ListOr<T>} */
+  const list = {
+    node: placeholder,
+    update(items, emptyText) {
+      syncList(container, items, key, render);
+      if (emptyText !== undefined) placeholder.textContent = emptyText;
+      const shown = items.length > 0 ? frame : placeholder;
+      if (shown !== list.node) {
+        list.node.replaceWith(shown);
+        list.node = shown;
+      }
+    },
+  };
+  return list;
+}
+
+/**
+ * A table with a row per item under `headers` (null ones left out), updated row
+ * by row, or a paragraph saying `empty` while there are no items.
+ * @template T
+ * @param {{
+ *   id: string,
+ *   headers: readonly (string | null)[],
+ *   empty: string,
+ *   key: (item: T) => string,
+ *   row: (item: T) => HTMLTableRowElement,
+ * }} options
+ * @returns {ListOr<T>}
+ */
+export function liveTable({ id, headers, empty, key, row }) {
+  const body = h("tbody");
+  const head = h("tr", {}, headers.map((text) => text === null ? null : h("th", {}, text)));
+  const table = h("table", { id }, h("thead", {}, head), body);
+  return listOr({ frame: table, container: body, empty, key, render: row });
+}
