@@ -55,7 +55,7 @@ Deno.test("WriterLock: a process that dies gives the lock up", async () => {
         `const f = await Deno.open(${
           JSON.stringify(join(dir, "writer.lock"))
         }, { read: true, write: true, create: true });
-         await f.lock(true); console.log("held"); await new Promise(() => {});`,
+         await f.lock(true); console.log("held"); setInterval(() => {}, 60_000);`,
       ],
       stdout: "piped",
     }).spawn();
@@ -108,6 +108,37 @@ Deno.test("connect: through the control API while a runtime serves it, else a ru
     assert.equal(await exists(join(dir, CONTROL_SOCKET)), false, "the socket is removed");
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("control API: a long operation's progress reaches the caller as it goes", async () => {
+  const dir = await Deno.makeTempDir();
+  const stick = await Deno.makeTempDir();
+  const runtime = await Runtime.open(dir, { log: quiet });
+  try {
+    for (let i = 0; i < 3; i++) await Deno.writeTextFile(join(stick, `${i}.parcel`), "junk");
+    await runtime.serveControl();
+    const client = await connect(dir, {
+      open: () => Promise.reject(new Error("the runtime holds the directory")),
+      waitMs: 5_000,
+    });
+    assert.equal(client.remote, true);
+    const seen: unknown[] = [];
+    const report = await client.call("sneakernet.import", { directory: stick }, {
+      onProgress: (progress) => seen.push(progress),
+    }) as { refused: unknown[]; unreadable: unknown[] };
+    assert.deepEqual(seen, [1, 2, 3].map((done) => ({ done, total: 3 })));
+    assert.equal(report.refused.length + report.unreadable.length, 3, "junk taken in");
+    // An error after the stream began still comes back with its fault.
+    await assert.rejects(
+      () => client.call("sneakernet.import", { directory: "relative" }, { onProgress: () => {} }),
+      (error: Error) => faultOf(error) === "input" && /absolute path/.test(error.message),
+    );
+    await client.close();
+  } finally {
+    await runtime.close();
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(stick, { recursive: true });
   }
 });
 
@@ -200,6 +231,10 @@ Deno.test("faults: one table for exit codes and statuses", () => {
   assert.equal(exitCodeOf(new Error("boom")), 70);
   assert.equal(httpStatusOf(new Error("boom")), 500);
   assert.equal(EXIT_CODES.usage, 2);
+  // A path the person named: their mistake at the boundary, ours inside.
+  assert.equal(exitCodeOf(new Deno.errors.NotFound("no /media/usb")), 1);
+  assert.equal(exitCodeOf(new Deno.errors.PermissionDenied("read-only")), 1);
+  assert.equal(faultOf(new Deno.errors.NotFound("relaymail.sqlite")), "bug");
 });
 
 Deno.test("control-API JSON keeps dates and bytes", () => {

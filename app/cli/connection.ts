@@ -31,6 +31,12 @@ export interface Messenger {
     name: N,
     ...input: InputOf<N> extends undefined ? [] : [InputOf<N>]
   ): Promise<ResultOf<N>>;
+  /** Runs the operation `name` on `input`, passing what it reports of its progress to `onProgress`. */
+  track<N extends OperationName>(
+    name: N,
+    input: InputOf<N>,
+    onProgress: (progress: unknown) => void,
+  ): Promise<ResultOf<N>>;
 }
 
 /** The clock, shifted by `RELAYMAIL_CLOCK_OFFSET` (e.g. `181d`) for tests and drills. */
@@ -82,6 +88,8 @@ export async function withMessenger<T>(
     const messenger: Messenger = {
       remote: client.remote,
       call: (name, ...input) => client.call(name, input[0] ?? {}) as Promise<never>,
+      track: (name, input, onProgress) =>
+        client.call(name, input, { onProgress }) as Promise<never>,
     };
     return await fn(messenger, options);
   } finally {

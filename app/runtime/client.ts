@@ -11,13 +11,14 @@ import { CONTROL_FILE, CONTROL_SOCKET, ControlClient } from "./control.ts";
 import { WriterLock } from "./lock.ts";
 import type { Runtime } from "./runtime.ts";
 import type { DaemonStatus } from "../services/daemon.ts";
+import type { CallOptions } from "./types.ts";
 
 /** The messenger, as a command sees it. */
 export interface MessengerClient {
   /** True when the daemon runs the operations; false when this process does. */
   readonly remote: boolean;
   /** Runs the operation `name` (see `operations/`). */
-  call(name: string, input?: unknown): Promise<unknown>;
+  call(name: string, input?: unknown, options?: CallOptions): Promise<unknown>;
   /** Done: a local runtime is closed and its lock given up. */
   close(): Promise<void>;
 }
@@ -60,7 +61,7 @@ export async function connect(dataDir: string, options: ConnectOptions): Promise
 function remoteClient(control: ControlClient): MessengerClient {
   return {
     remote: true,
-    call: (name, input) => control.call(name, input),
+    call: (name, input, options) => control.call(name, input, options),
     close: () => Promise.resolve(control.close()),
   };
 }
@@ -74,9 +75,9 @@ function localClient(runtime: Runtime): MessengerClient {
   const messenger = runtime.messenger;
   return {
     remote: false,
-    async call(name, input) {
+    async call(name, input, options) {
       if (messenger.identity.exists()) await messenger.maintain();
-      const result = await runtime.call(name, input);
+      const result = await runtime.call(name, input, options);
       if (messenger.identity.exists()) await messenger.flush();
       return result;
     },

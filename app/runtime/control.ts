@@ -11,7 +11,9 @@
  *
  * `POST /v1/operations/<name>` runs an operation (see `operations/`) on the
  * control-API JSON (`json.ts`) in the body, and answers `{ "result": … }`, or
- * `{ "error": { "fault", "message" } }` with the status `faults.ts` gives.
+ * `{ "error": { "fault", "message" } }` with the status `faults.ts` gives. A
+ * request that accepts `application/x-ndjson` gets a stream instead: a line
+ * `{ "progress": … }` for each report of the operation, then the outcome's line.
  *
  * @module
  */
@@ -22,6 +24,7 @@ import { errorMessage } from "../../bindings/validation.ts";
 import { type Fault, FaultError, TransientError, UserInputError } from "../core/errors.ts";
 import { faultOf, httpStatusOf } from "./faults.ts";
 import { fromJson, toJson } from "./json.ts";
+import type { CallOptions } from "./types.ts";
 
 /** Name of the file that tells clients where the control API is, inside the data directory. */
 export const CONTROL_FILE = "control.json";
@@ -49,8 +52,11 @@ const MAX_BODY = 16 * 1024 * 1024;
 export interface ControlTarget {
   readonly dataDir: string;
   readonly log: (line: string) => void;
-  call(name: string, input: unknown): Promise<unknown>;
+  call(name: string, input: unknown, options?: CallOptions): Promise<unknown>;
 }
+
+/** The media type of a streamed answer: progress lines, then the outcome's line. */
+const NDJSON = "application/x-ndjson";
 
 /** The control API of one runtime. */
 export class ControlServer {
@@ -110,6 +116,8 @@ async function handle(target: ControlTarget, expected: Buffer, request: Request)
   if (!match || request.method !== "POST") {
     return Response.json({ error: { fault: "usage", message: "Not found" } }, { status: 404 });
   }
+  const name = match[1];
+  let input: unknown;
   try {
     const length = Number(request.headers.get("content-length") ?? NaN);
     if (!(length <= MAX_BODY)) {
@@ -117,21 +125,62 @@ async function handle(target: ControlTarget, expected: Buffer, request: Request)
         `A control request takes at most ${MAX_BODY} bytes, with its length`,
       );
     }
-    const input = fromJson(await request.text());
-    const result = await target.call(match[1], input);
+    input = fromJson(await request.text());
+  } catch (error) {
+    return failure(target, name, error);
+  }
+  if (request.headers.get("accept")?.includes(NDJSON)) return streamed(target, name, input);
+  try {
+    const result = await target.call(name, input);
     return new Response(toJson({ result: result ?? null }), {
       headers: { "content-type": "application/json" },
     });
   } catch (error) {
-    const fault = faultOf(error, { inputBoundary: true });
-    if (fault === "bug") {
-      target.log(`control: ${match[1]} failed: ${(error as Error)?.stack ?? error}`);
-    }
-    return Response.json(
-      { error: { fault, message: errorMessage(error) } },
-      { status: httpStatusOf(error, { inputBoundary: true }) },
-    );
+    return failure(target, name, error);
   }
+}
+
+/** The answer to a failed operation; our own bugs are logged with their stack. */
+function failure(target: ControlTarget, name: string, error: unknown): Response {
+  return Response.json({ error: errorBody(target, name, error) }, {
+    status: httpStatusOf(error, { inputBoundary: true }),
+  });
+}
+
+function errorBody(target: ControlTarget, name: string, error: unknown) {
+  const fault = faultOf(error, { inputBoundary: true });
+  if (fault === "bug") target.log(`control: ${name} failed: ${(error as Error)?.stack ?? error}`);
+  return { fault, message: errorMessage(error) };
+}
+
+/** Runs the operation, streaming its progress as lines; the last line is its outcome. */
+function streamed(target: ControlTarget, name: string, input: unknown): Response {
+  const encoder = new TextEncoder();
+  const body = new ReadableStream<Uint8Array>({
+    async start(controller) {
+      const line = (value: unknown) => {
+        try {
+          controller.enqueue(encoder.encode(`${toJson(value)}\n`));
+        } catch {
+          // The caller went away: the operation still finishes, unseen.
+        }
+      };
+      try {
+        const result = await target.call(name, input, {
+          onProgress: (progress) => line({ progress }),
+        });
+        line({ result: result ?? null });
+      } catch (error) {
+        line({ error: errorBody(target, name, error) });
+      }
+      try {
+        controller.close();
+      } catch {
+        // Already closed by the caller.
+      }
+    },
+  });
+  return new Response(body, { headers: { "content-type": NDJSON } });
 }
 
 /** The control API's address in `dataDir`, or null when none is published. */
@@ -186,7 +235,7 @@ export class ControlClient {
   }
 
   /** Runs the operation `name` in the runtime; throws what it threw, with its fault. */
-  async call(name: string, input: unknown = {}): Promise<unknown> {
+  async call(name: string, input: unknown = {}, options: CallOptions = {}): Promise<unknown> {
     let response: Response;
     try {
       response = await fetch(`${this.#base}/v1/operations/${name}`, {
@@ -195,20 +244,44 @@ export class ControlClient {
         headers: {
           authorization: `Bearer ${this.address.token}`,
           "content-type": "application/json",
+          accept: options.onProgress ? NDJSON : "application/json",
         },
         body: toJson(input),
       });
+      if (response.headers.get("content-type") !== NDJSON) {
+        return outcome(fromJson(await response.text()) as Outcome);
+      }
+      let buffer = "";
+      for await (const chunk of response.body!.pipeThrough(new TextDecoderStream())) {
+        buffer += chunk;
+        let end: number;
+        while ((end = buffer.indexOf("\n")) >= 0) {
+          const line = fromJson(buffer.slice(0, end)) as Outcome & { progress?: unknown };
+          buffer = buffer.slice(end + 1);
+          if ("progress" in line) options.onProgress?.(line.progress);
+          else return outcome(line);
+        }
+      }
     } catch (error) {
+      if (error instanceof FaultError) throw error;
       throw new TransientError(
         `Relaymail's daemon (pid ${this.address.pid}) does not answer: ${errorMessage(error)}`,
         { cause: error },
       );
     }
-    const body = fromJson(await response.text()) as {
-      result?: unknown;
-      error?: { fault: Fault; message: string };
-    };
-    if (body.error) throw new FaultError(body.error.fault, body.error.message);
-    return body.result;
+    throw new TransientError(
+      `Relaymail's daemon (pid ${this.address.pid}) stopped before it finished "${name}"`,
+    );
   }
+}
+
+/** What a control answer says: a result, or an error with its fault. */
+interface Outcome {
+  result?: unknown;
+  error?: { fault: Fault; message: string };
+}
+
+function outcome(body: Outcome): unknown {
+  if (body.error) throw new FaultError(body.error.fault, body.error.message);
+  return body.result;
 }

@@ -22,7 +22,8 @@ export type { Fault };
  *
  * `inputBoundary` is for errors raised while acting on what a person gave: there
  * the messenger reports bad arguments as `RangeError`/`TypeError` (std's
- * convention), which elsewhere would be our own bug.
+ * convention), and the file system refuses paths they named, which elsewhere
+ * would be our own bug.
  */
 export function faultOf(error: unknown, options: { inputBoundary?: boolean } = {}): Fault {
   if (error instanceof FaultError) return error.fault;
@@ -38,9 +39,15 @@ export function faultOf(error: unknown, options: { inputBoundary?: boolean } = {
   if (error instanceof Deno.errors.ConnectionRefused || error instanceof Deno.errors.TimedOut) {
     return "transient";
   }
-  if (
-    options.inputBoundary && (error instanceof RangeError || error instanceof TypeError)
-  ) return "input";
+  if (options.inputBoundary) {
+    if (error instanceof RangeError || error instanceof TypeError) return "input";
+    // A file or directory the person named that is missing or not one we may use.
+    if (error instanceof Deno.errors.NotFound) return "not-found";
+    if (
+      error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotADirectory ||
+      error instanceof Deno.errors.IsADirectory || error instanceof Deno.errors.AlreadyExists
+    ) return "input";
+  }
   return "bug";
 }
 

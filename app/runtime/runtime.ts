@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { errorMessage } from "../../bindings/validation.ts";
 import { ConflictError, UserInputError } from "../core/errors.ts";
 import { Settings } from "../core/settings.ts";
 import { Daemon, type DaemonOptions, type DaemonStatus } from "../services/daemon.ts";
@@ -16,7 +17,7 @@ import { ControlServer } from "./control.ts";
 import { roundTrip } from "./json.ts";
 import { WriterLock } from "./lock.ts";
 import { OPERATIONS } from "./operations/mod.ts";
-import type { DaemonState, OperationContext } from "./types.ts";
+import type { CallOptions, DaemonState, OperationContext } from "./types.ts";
 
 export type { DaemonState };
 
@@ -38,14 +39,14 @@ export type RuntimeEventName =
   | "peers";
 
 /** An open data directory, held by this process alone. */
-export class Runtime implements OperationContext {
+export class Runtime {
   /** Dispatches {@linkcode RuntimeEventName} events. */
   readonly events: EventTarget = new EventTarget();
   /** The user's settings. */
   readonly settings: Settings;
   readonly log: (line: string) => void;
   #daemon: Daemon | null = null;
-  #daemonError: string | null = null;
+  #daemonError: unknown = null;
   #daemonOptions: (() => DaemonOptions) | null = null;
   #restarting: Promise<void> | null = null;
   #control: ControlServer | null = null;
@@ -124,8 +125,8 @@ export class Runtime implements OperationContext {
         this.#daemon = daemon;
         this.#daemonError = null;
       } catch (error) {
-        this.#daemonError = (error as Error).message;
-        this.log(`the daemon could not start: ${this.#daemonError}`);
+        this.#daemonError = error;
+        this.log(`the daemon could not start: ${errorMessage(error)}`);
       }
       this.events.dispatchEvent(new CustomEvent("daemon", { detail: this.daemonState() }));
     })().finally(() => (this.#restarting = null));
@@ -137,12 +138,17 @@ export class Runtime implements OperationContext {
     if (this.#daemonOptions && this.messenger.identity.exists()) await this.restartDaemon();
   }
 
+  /** Why the daemon could not start (the error itself), or null. */
+  daemonFailure(): unknown {
+    return this.#daemonError;
+  }
+
   /** The daemon's state, for status views. */
   daemonState(): DaemonState {
     const status: DaemonStatus | undefined = this.#daemon?.status();
     return {
       running: this.#daemon !== null,
-      error: this.#daemonError,
+      error: this.#daemonError === null ? null : errorMessage(this.#daemonError),
       peerId: status?.peerId ?? null,
       addresses: status?.addresses ?? [],
       parcelsCarried: status?.parcelsCarried ?? 0,
@@ -161,11 +167,23 @@ export class Runtime implements OperationContext {
    * comes out take the control API's JSON round trip, so a command sees the same
    * whether it ran here or in the daemon.
    */
-  async call(name: string, input: unknown = {}): Promise<unknown> {
+  async call(name: string, input: unknown = {}, options: CallOptions = {}): Promise<unknown> {
     if (this.#closed) throw new ConflictError("Relaymail is stopping");
     const operation = Object.hasOwn(OPERATIONS, name) ? OPERATIONS[name] : undefined;
     if (!operation) throw new UserInputError(`No operation "${name}"`);
-    return roundTrip(await operation(this, roundTrip(input)));
+    const daemon = () => this.#daemon;
+    const context: OperationContext = {
+      messenger: this.messenger,
+      settings: this.settings,
+      dataDir: this.dataDir,
+      get daemon() {
+        return daemon();
+      },
+      daemonState: () => this.daemonState(),
+      settingsChanged: () => this.settingsChanged(),
+      progress: (data) => options.onProgress?.(roundTrip(data)),
+    };
+    return roundTrip(await operation(context, roundTrip(input)));
   }
 
   /** Stops the daemon and the control API, closes the messenger and gives the lock up. */

@@ -33,6 +33,14 @@ export interface OperationContext {
   daemonState(): DaemonState;
   /** To call after changing settings: a running daemon restarts with them. */
   settingsChanged(): Promise<void>;
+  /** Tells the caller how far a long operation got (plain data), for a progress bar. */
+  progress(data: unknown): void;
+}
+
+/** Options of a call to an operation. */
+export interface CallOptions {
+  /** Told what the operation reports with {@linkcode OperationContext.progress}. */
+  readonly onProgress?: (data: unknown) => void;
 }
 
 /**

@@ -25,6 +25,7 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash, timingSafeEqual } from "node:crypto";
+import { rotateWebSecret, webAppUrl, webSecret } from "../core/web_secret.ts";
 import type { SqliteDatabase } from "../../bindings/durable.ts";
 
 /** Default of {@linkcode WebSessionOptions.idleMs}: 12 hours. */
@@ -68,41 +69,7 @@ interface Ticket {
   readonly expiresAt: number;
 }
 
-const SECRET_KEY = "web.secret";
-
-/**
- * The install's secret, created on first use and kept in the data directory's
- * database. The address the app prints carries it.
- */
-export function webSecret(db: SqliteDatabase): string {
-  const row = db.get<{ value: string }>("SELECT value FROM meta WHERE key = ?", SECRET_KEY);
-  if (row) return row.value;
-  const secret = randomToken();
-  db.run("INSERT INTO meta (key, value) VALUES (?, ?)", SECRET_KEY, secret);
-  return secret;
-}
-
-/**
- * Replaces the install's secret and returns the new one. The old printed
- * address stops working, and every session opened with the old secret ends,
- * in this process or in a running `relaymail start`.
- *
- * @example
- * ```ts ignore
- * const secret = rotateWebSecret(node.ctx.db);
- * console.log(webAppUrl(new Settings(node.ctx.db).get("web.port"), secret));
- * ```
- */
-export function rotateWebSecret(db: SqliteDatabase): string {
-  const secret = randomToken();
-  db.run("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", SECRET_KEY, secret);
-  return secret;
-}
-
-/** The address to open: the secret rides in the fragment, which browsers never send. */
-export function webAppUrl(port: number, secret: string): string {
-  return `http://127.0.0.1:${port}/#key=${secret}`;
-}
+export { rotateWebSecret, webAppUrl, webSecret };
 
 /** Constant-time comparison of two strings. */
 export function sameSecret(a: string, b: string): boolean {

@@ -89,8 +89,9 @@ export function addDaemonCommand(program: Command): void {
     return withRuntime(this, flags, async (runtime, stopped) => {
       if (!runtime.messenger.identity.exists()) throw new NoIdentityError(runtime.dataDir);
       await runtime.runDaemon(() => daemonOptionsFrom(flags, runtime.settings));
-      const { error } = runtime.daemonState();
-      if (error !== null) throw new ConflictError(error);
+      // It could not start: the command fails with that error, whoever's fault it is.
+      const failure = runtime.daemonFailure();
+      if (failure !== null) throw failure;
       runtime.log(`stopping (${await stopped})`);
     });
   });

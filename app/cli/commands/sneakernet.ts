@@ -7,7 +7,9 @@
  */
 import { basename, resolve } from "node:path";
 import type { Command } from "commander";
+import type { SneakernetProgress } from "../../../bindings/sneakernet/sneakernet.ts";
 import { withMessenger } from "../connection.ts";
+import { progressBar } from "../progress.ts";
 import { size } from "../format.ts";
 import type { Output } from "../render.ts";
 
@@ -24,10 +26,11 @@ export function addSneakernetCommands(program: Command, output: Output): void {
     .option("--resend", "also write parcels that left before but are not delivered yet")
     .action(function (this: Command, dir: string, opts: { resend?: boolean }) {
       return withMessenger(this, async (messenger, options) => {
-        const report = await messenger.call("sneakernet.export", {
+        const bar = progressBar("Exporting");
+        const report = await messenger.track("sneakernet.export", {
           directory: resolve(dir),
           resend: opts.resend === true,
-        });
+        }, (progress) => bar.update(progress as SneakernetProgress)).finally(bar.stop);
         output.show(
           options,
           report,
@@ -41,7 +44,12 @@ export function addSneakernetCommands(program: Command, output: Output): void {
     .description("take in every parcel file found in <dir>")
     .action(function (this: Command, dir: string) {
       return withMessenger(this, async (messenger, options) => {
-        const report = await messenger.call("sneakernet.import", { directory: resolve(dir) });
+        const bar = progressBar("Importing");
+        const report = await messenger.track(
+          "sneakernet.import",
+          { directory: resolve(dir) },
+          (progress) => bar.update(progress as SneakernetProgress),
+        ).finally(bar.stop);
         output.show(options, report, () =>
           [
             `Imported ${report.accepted} new parcel(s); ${report.duplicates} already had; ` +

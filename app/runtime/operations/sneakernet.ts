@@ -24,12 +24,17 @@ export const SNEAKERNET_OPERATIONS = {
     onMedium(() =>
       exportParcels(context.messenger, absolute(input.directory), {
         includeHandedOver: input.resend === true,
+        onProgress: (progress) => context.progress(progress),
       })
     ),
 
   /** Takes in every parcel file found in `directory`. */
   "sneakernet.import": (context: OperationContext, input: { directory: string }) =>
-    onMedium(() => importParcels(context.messenger, absolute(input.directory))),
+    onMedium(() =>
+      importParcels(context.messenger, absolute(input.directory), {
+        onProgress: (progress) => context.progress(progress),
+      })
+    ),
 } satisfies Record<string, Operation>;
 
 function absolute(directory: unknown): string {
