@@ -19,6 +19,7 @@ import {
 import { toArrayBuffer } from "../../bindings/validation.ts";
 import { type EndpointSigner, signerFromPkcs8 } from "../../mesh/mod.ts";
 import type { NodeContext } from "./context.ts";
+import { ConflictError } from "./errors.ts";
 
 /** A Relaynet channel carrying Relaymail's service messages. */
 export class RelaymailChannel extends Channel<ServiceMessage, string> {}
@@ -88,7 +89,9 @@ export class IdentityManager {
       throw new RangeError("Cannot create identity: the name must have 1 to 100 characters");
     }
     if (this.exists()) {
-      throw new Error(`An identity already exists in ${this.ctx.dataDir}: ${this.info().id}`);
+      throw new ConflictError(
+        `An identity already exists in ${this.ctx.dataDir}: ${this.info().id}`,
+      );
     }
     const keyPair = await this.ctx.keys.privateKeyStore.generateIdentityKeyPair();
     const certificate = await this.#issueCertificate(keyPair.privateKey, keyPair.publicKey);

@@ -27,6 +27,7 @@ import { toArrayBuffer } from "../../bindings/validation.ts";
 import { emit, type NodeContext } from "../core/context.ts";
 import type { GatewayRegistration, IdentityManager } from "../core/identity.ts";
 import type { Pairing } from "../core/pairing.ts";
+import { ConflictError, TransientError, UserInputError } from "../core/errors.ts";
 
 /** How a registration is obtained (replaceable in tests). */
 export type Registrar = (url: string, keyPair: CryptoKeyPair) => Promise<PrivateNodeRegistration>;
@@ -61,14 +62,16 @@ export class GatewayAccount {
     try {
       registration = await this.registrar(canonical, endpoint.identityKeyPair);
     } catch (error) {
-      throw new Error(
+      throw new TransientError(
         `Could not register with the gateway at ${canonical}: ${(error as Error).message}`,
         { cause: error },
       );
     }
     const certificate = registration.privateNodeCertificate;
     if (await certificate.calculateSubjectId() !== this.identity.id) {
-      throw new Error(`The gateway at ${canonical} certified another key than ours`);
+      throw new UserInputError(
+        `The gateway at ${canonical} certified another key than ours: use another gateway`,
+      );
     }
     // The signature, not the dates: those are checked against our clock where used.
     if (
@@ -76,7 +79,9 @@ export class GatewayAccount {
         pkijsCertificateOf(registration.gatewayCertificate),
       )
     ) {
-      throw new Error(`The gateway at ${canonical} sent a certificate it did not issue`);
+      throw new UserInputError(
+        `The gateway at ${canonical} sent a certificate it did not issue: use another gateway`,
+      );
     }
     const previous = this.registration();
     // `.invalid` (RFC 2606) never resolves: a gateway without an Internet gateway says so.
@@ -125,7 +130,7 @@ export class GatewayAccount {
   /** The certificate and key that countersign deliveries and collection handshakes. */
   async credentials(): Promise<GatewayCredentials> {
     const registration = this.registration();
-    if (!registration) throw new Error("This endpoint is not registered with a gateway");
+    if (!registration) throw new ConflictError("This endpoint is not registered with a gateway");
     const endpoint = await this.identity.endpoint();
     return {
       certificate: registration.certificate,

@@ -55,6 +55,7 @@ import { Receiver } from "./receiver.ts";
 import { RefusalLog } from "../core/refusals.ts";
 import { Settings } from "../core/settings.ts";
 import { MIGRATIONS } from "../core/store/schema.ts";
+import { UserInputError } from "../core/errors.ts";
 
 /** Name of the database file inside a data directory. */
 export const DATABASE_FILE = "relaymail.sqlite";
@@ -339,7 +340,7 @@ function openSealer(db: SqliteDatabase, passphrase: string | undefined): KeySeal
   if (passphrase === undefined || passphrase === "") return null;
   const hasKeys = db.get("SELECT 1 FROM private_keys LIMIT 1") !== undefined;
   if (hasKeys) {
-    throw new Error(
+    throw new UserInputError(
       'This data directory has no passphrase; to protect its keys with one, run "relaymail passphrase set"',
     );
   }
