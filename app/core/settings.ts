@@ -88,63 +88,17 @@ export class Settings {
     return this.db.get("SELECT 1 FROM meta WHERE key = ?", `setting.${name}`) !== undefined;
   }
 
-  /** Sets a setting from its text form: a list is comma-separated, a boolean on/off, a size like 512M. */
+  /**
+   * Sets a setting from its text form: a list is comma-separated, a boolean on/off, a
+   * size like 512M. A value it cannot take is refused with a TypeError naming the
+   * setting and the value: `Setting <name> takes <what>, not "<value>": <why>`.
+   */
   set(name: string, text: string): void {
-    const setting = SETTINGS[checkName(name)];
-    let value: unknown;
-    switch (setting.kind) {
-      case "list":
-        value = text.split(",").map((item) => item.trim()).filter((item) => item.length > 0);
-        for (const address of value as string[]) {
-          try {
-            multiaddr(address);
-          } catch (error) {
-            throw new TypeError(
-              `Setting ${name} takes multiaddrs: "${address}" is not one (${
-                (error as Error).message
-              })`,
-            );
-          }
-        }
-        break;
-      case "names":
-        value = text.split(",").map((item) => item.trim()).filter((item) => item.length > 0);
-        for (const item of value as string[]) {
-          if (!/^[\w.:@-]{1,15}$/.test(item)) {
-            throw new TypeError(`Setting ${name} takes interface names: "${item}" is not one`);
-          }
-        }
-        break;
-      case "boolean":
-        if (!/^(on|off|true|false|yes|no)$/i.test(text.trim())) {
-          throw new TypeError(`Setting ${name} takes on or off, not "${text}"`);
-        }
-        value = /^(on|true|yes)$/i.test(text.trim());
-        break;
-      case "size":
-        value = parseSize(text);
-        break;
-      case "duration":
-        value = parseDuration(text);
-        if ((value as number) < 0) throw new TypeError(`Setting ${name} cannot be negative`);
-        break;
-      case "url":
-        value = text.trim() === "" ? "" : parsePoWebUrl(text.trim()).url;
-        break;
-      case "address":
-        value = formatAddress(parseAddress(text));
-        break;
-      case "port":
-        value = Number(text.trim());
-        if (!/^\d{1,5}$/.test(text.trim()) || (value as number) > 65535) {
-          throw new TypeError(`Setting ${name} takes a port number, not "${text}"`);
-        }
-        break;
-    }
+    const setting = checkName(name);
     this.db.run(
       "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-      `setting.${name}`,
-      JSON.stringify(value),
+      `setting.${setting}`,
+      JSON.stringify(parseSetting(setting, text)),
     );
   }
 
@@ -164,6 +118,103 @@ export class Settings {
   }
 }
 
+/** The value `text` gives setting `name`, or a TypeError naming both and what is wrong. */
+function parseSetting(name: SettingName, text: string): unknown {
+  const refuse = (what: string, value: string, why: string, cause?: unknown) =>
+    new TypeError(`Setting ${name} takes ${what}, not "${value}": ${why}`, { cause });
+  const trimmed = text.trim();
+  switch (SETTINGS[name].kind) {
+    case "list": {
+      const items = splitList(text);
+      for (const address of items) {
+        try {
+          multiaddr(address);
+        } catch (error) {
+          throw refuse("multiaddrs", address, (error as Error).message, error);
+        }
+      }
+      return items;
+    }
+    case "names": {
+      const items = splitList(text);
+      const bad = items.find((item) => !/^[\w.:@-]{1,15}$/.test(item));
+      if (bad !== undefined) {
+        throw refuse("interface names", bad, "a name is 1 to 15 letters, digits or . : @ _ -");
+      }
+      return items;
+    }
+    case "boolean":
+      if (!/^(on|off|true|false|yes|no)$/i.test(trimmed)) {
+        throw refuse("on or off", text, "use on/off, true/false or yes/no");
+      }
+      return /^(on|true|yes)$/i.test(trimmed);
+    case "size": {
+      const size = readSize(text);
+      if (typeof size === "string") throw refuse("a size", text, size);
+      return size;
+    }
+    case "duration": {
+      let ms: number;
+      try {
+        ms = parseDuration(text);
+      } catch (error) {
+        if (!(error instanceof TypeError)) throw error;
+        throw refuse("a duration", text, parserProblem(error, text), error);
+      }
+      if (ms < 0) throw refuse("a duration", text, "it cannot be negative");
+      if (!Number.isSafeInteger(ms)) {
+        throw refuse("a duration", text, `it exceeds ${Number.MAX_SAFE_INTEGER} ms`);
+      }
+      return ms;
+    }
+    case "url":
+      if (trimmed === "") return "";
+      try {
+        return parsePoWebUrl(trimmed).url;
+      } catch (error) {
+        if (!(error instanceof TypeError)) throw error;
+        throw refuse("a PoWeb URL", text, urlProblem(trimmed), error);
+      }
+    case "address": {
+      const address = readAddress(text);
+      if (typeof address === "string") throw refuse("a host:port address", text, address);
+      return formatAddress(address);
+    }
+    case "port": {
+      const port = Number(trimmed);
+      if (!/^\d{1,5}$/.test(trimmed) || port > 65535) {
+        throw refuse("a port number", text, "use a whole number from 0 to 65535");
+      }
+      return port;
+    }
+  }
+}
+
+/** The items of a comma-separated list, trimmed, empty ones dropped. */
+function splitList(text: string): string[] {
+  return text.split(",").map((item) => item.trim()).filter((item) => item.length > 0);
+}
+
+/**
+ * What a shared parser found wrong with `text`: its message after the quoted text
+ * (`Cannot parse duration "soon": use …`), or the whole message if it has no such part.
+ */
+function parserProblem(error: Error, text: string): string {
+  const quoted = `"${text}": `;
+  const at = error.message.indexOf(quoted);
+  return at === -1 ? error.message : error.message.slice(at + quoted.length);
+}
+
+/** Why parsePoWebUrl() refused `text`, said without repeating it. */
+function urlProblem(text: string): string {
+  if (!URL.canParse(text)) return "it is not a URL (e.g. http://127.0.0.1:13276)";
+  const scheme = new URL(text).protocol;
+  if (scheme !== "http:" && scheme !== "https:") {
+    return `it starts with ${scheme}//, not http:// or https://`;
+  }
+  return "a PoWeb URL has no path, query or credentials";
+}
+
 function checkName(name: string): SettingName {
   if (!(name in SETTINGS)) {
     throw new TypeError(
@@ -175,11 +226,19 @@ function checkName(name: string): SettingName {
 
 /** Parses `host:port` (IPv6 hosts in brackets). */
 export function parseAddress(text: string): { hostname: string; port: number } {
-  const match = /^(?:\[([0-9a-f:.]+)\]|([^:\s\[\]]+)):(\d{1,5})$/i.exec(text.trim());
-  const port = Number(match?.[3]);
-  if (!match || !(port >= 0 && port <= 65535)) {
-    throw new TypeError(`Cannot parse address "${text}": use host:port, e.g. 127.0.0.1:13276`);
+  const address = readAddress(text);
+  if (typeof address === "string") {
+    throw new TypeError(`Cannot parse address "${text}": ${address}`);
   }
+  return address;
+}
+
+/** `host:port` read from `text`, or what is wrong with it. */
+function readAddress(text: string): { hostname: string; port: number } | string {
+  const match = /^(?:\[([0-9a-f:.]+)\]|([^:\s\[\]]+)):(\d{1,5})$/i.exec(text.trim());
+  if (!match) return "use host:port, e.g. 127.0.0.1:13276 or [::1]:13276";
+  const port = Number(match[3]);
+  if (port > 65535) return `port ${port} is above 65535`;
   return { hostname: match[1] ?? match[2], port };
 }
 
@@ -190,11 +249,19 @@ function formatAddress(address: { hostname: string; port: number }): string {
 
 /** Parses `512M`, `2G`, `100K` or a plain number of octets. */
 export function parseSize(text: string): number {
+  const size = readSize(text);
+  if (typeof size === "string") throw new TypeError(`Cannot parse size "${text}": ${size}`);
+  return size;
+}
+
+/** The octets `text` says, or what is wrong with it. */
+function readSize(text: string): number | string {
   const match = /^(\d+(?:\.\d+)?)\s*([KMG]i?B?|B)?$/i.exec(text.trim());
-  if (!match) {
-    throw new TypeError(`Cannot parse size "${text}": use a number with K, M or G (e.g. 512M)`);
-  }
+  if (!match) return "use a number with K, M or G (e.g. 512M)";
   const unit = (match[2] ?? "B").toUpperCase()[0];
   const factor = unit === "K" ? 1024 : unit === "M" ? 1024 ** 2 : unit === "G" ? 1024 ** 3 : 1;
-  return Math.round(Number(match[1]) * factor);
+  const size = Math.round(Number(match[1]) * factor);
+  // Past this a number loses octets, and Infinity would be stored as null.
+  if (!Number.isSafeInteger(size)) return `it exceeds ${Number.MAX_SAFE_INTEGER} octets`;
+  return size;
 }

@@ -81,7 +81,7 @@ const MISTAKES: readonly Mistake[] = [
     path: "/api/settings",
     body: { "mesh.quota": "lots" },
     status: 400,
-    error: /Cannot parse size "lots"/,
+    error: /Setting mesh\.quota takes a size, not "lots"/,
   },
   {
     what: "a passphrase that is a number",
