@@ -243,7 +243,7 @@ Deno.test("relaymail daemon: other commands go through it, each job done once; a
       assert.equal(run.code, 1, run.stderr);
       assert.match(
         run.stderr,
-        new RegExp(`^relaymail: Another Relaymail process \\(pid ${daemon!.pid}\\)`),
+        new RegExp(`^relaymail: Relaymail is already running for .* \\(pid ${daemon!.pid}\\)`),
       );
       assert.ok(Date.now() - started < 20_000, "at once, not after a wait");
     });

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConflictError, NotFoundError, TransientError } from "../app/core/errors.ts";
-import { connect } from "../app/runtime/client.ts";
+import { connect, lockForDaemon } from "../app/runtime/client.ts";
 import { CONTROL_FILE, CONTROL_SOCKET, ControlClient } from "../app/runtime/control.ts";
 import { EXIT_CODES, exitCodeOf, faultOf, httpStatusOf } from "../app/runtime/faults.ts";
 import { fromJson, toJson } from "../app/runtime/json.ts";
@@ -209,6 +209,34 @@ Deno.test("a second runtime on the same directory is refused at once, naming the
     );
   } finally {
     await first.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("lockForDaemon: waits for a command to finish, but not for another daemon", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A command holds the directory for a moment: the daemon starts after it.
+    const command = (await WriterLock.acquire(dir))!;
+    setTimeout(() => command.release(), 200);
+    (await lockForDaemon(dir, 10_000)).release();
+
+    // A daemon runs: a second one is turned away at once, naming it.
+    const runtime = await Runtime.open(dir, { log: quiet });
+    await runtime.serveControl();
+    try {
+      const started = Date.now();
+      await assert.rejects(
+        () => lockForDaemon(dir, 10_000),
+        (error: Error) =>
+          error instanceof ConflictError &&
+          error.message.includes(`already running for ${dir} (pid ${Deno.pid})`),
+      );
+      assert.ok(Date.now() - started < 5_000, "at once");
+    } finally {
+      await runtime.close();
+    }
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -8,6 +8,7 @@
  */
 import { join } from "node:path";
 import { CONTROL_FILE, CONTROL_SOCKET, ControlClient } from "./control.ts";
+import { ConflictError } from "../core/errors.ts";
 import { WriterLock } from "./lock.ts";
 import type { Runtime } from "./runtime.ts";
 import type { DaemonStatus } from "../services/daemon.ts";
@@ -83,6 +84,26 @@ function localClient(runtime: Runtime): MessengerClient {
     },
     close: () => runtime.close(),
   };
+}
+
+/**
+ * Takes `dataDir`'s writer lock to run a daemon there. A command holds the lock
+ * only while it works, so this waits for it (up to `waitMs`); but when another
+ * daemon holds it (its control API answers), this fails at once, naming it.
+ */
+export async function lockForDaemon(dataDir: string, waitMs = 60_000): Promise<WriterLock> {
+  await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  let running: ControlClient | null = null;
+  const lock = await WriterLock.acquire(dataDir, {
+    waitMs,
+    giveUp: async () => (running = await ControlClient.connect(dataDir)) !== null,
+  });
+  if (lock) return lock;
+  const pid = running!.address.pid;
+  running!.close();
+  throw new ConflictError(
+    `Relaymail is already running for ${dataDir} (pid ${pid}): stop it first, or use another data directory`,
+  );
 }
 
 /** The status of the daemon running `dataDir`, or null when none runs. */

@@ -12,6 +12,7 @@ import { parseDuration } from "../../core/clock.ts";
 import { ConflictError, UserInputError } from "../../core/errors.ts";
 import { NoIdentityError } from "../../core/identity.ts";
 import { parseAddress, parseSize, type Settings } from "../../core/settings.ts";
+import { lockForDaemon } from "../../runtime/client.ts";
 import type { Runtime } from "../../runtime/runtime.ts";
 import type { DaemonOptions } from "../../services/daemon.ts";
 import type { WebApp } from "../../web/server.ts";
@@ -108,7 +109,14 @@ async function withRuntime(
   fn: (runtime: Runtime, stopped: Promise<Deno.Signal>) => Promise<void>,
 ): Promise<void> {
   const options = command.optsWithGlobals<GlobalOptions>();
-  const runtime = await openRuntime(options.dataDir, { passphraseFile: options.passphraseFile });
+  const lock = await lockForDaemon(options.dataDir);
+  let runtime: Runtime;
+  try {
+    runtime = await openRuntime(options.dataDir, { passphraseFile: options.passphraseFile, lock });
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
   const stop = Promise.withResolvers<Deno.Signal>();
   const handlers = (["SIGINT", "SIGTERM"] as const).map((name) =>
     [name, () => stop.resolve(name)] as const
