@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConflictError, NotFoundError, TransientError } from "../app/core/errors.ts";
-import { connect, lockForDaemon } from "../app/runtime/client.ts";
+import { connect, lockForDaemon, readDaemonStatus } from "../app/runtime/client.ts";
 import { CONTROL_FILE, CONTROL_SOCKET, ControlClient } from "../app/runtime/control.ts";
 import { EXIT_CODES, exitCodeOf, faultOf, httpStatusOf } from "../app/runtime/faults.ts";
 import { fromJson, toJson } from "../app/runtime/json.ts";
@@ -94,6 +94,8 @@ Deno.test("connect: through the control API while a runtime serves it, else a ru
       assert.equal(remote.remote, true);
       const status = await remote.call("runtime.status") as { dataDir: string };
       assert.equal(status.dataDir, dir);
+      // No daemon in this runtime: it says so, rather than saying nothing.
+      assert.equal(await readDaemonStatus(dir), null);
       // Errors keep their fault across the trip.
       await assert.rejects(
         () => remote.call("no.such.operation"),

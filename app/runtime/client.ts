@@ -12,6 +12,7 @@ import { ConflictError } from "../core/errors.ts";
 import { WriterLock } from "./lock.ts";
 import type { Runtime } from "./runtime.ts";
 import type { DaemonStatus } from "../services/daemon.ts";
+import type { ResultOf } from "./operations/mod.ts";
 import type { CallOptions } from "./types.ts";
 
 /** The messenger, as a command sees it. */
@@ -111,7 +112,7 @@ export async function readDaemonStatus(dataDir: string): Promise<DaemonStatus | 
   const control = await ControlClient.connect(dataDir);
   if (!control) return null;
   try {
-    const { status } = await control.call("runtime.status") as { status: DaemonStatus | null };
+    const { status } = await control.call("runtime.status") as ResultOf<"runtime.status">;
     return status;
   } finally {
     control.close();

@@ -26,6 +26,8 @@ const RUNTIME_OPERATIONS = {
     pid: Deno.pid,
     dataDir: context.dataDir,
     daemon: context.daemonState(),
+    /** The running daemon's full status (its peers and all), or null. */
+    status: context.daemon?.status() ?? null,
   }),
 } satisfies Record<string, Operation>;
 
