@@ -76,12 +76,46 @@ function storageError(error: unknown, path: string): unknown {
 }
 
 /**
+ * Raised for a file Relaymail will not write through: a symbolic link, something
+ * other than a regular file, or a file another user owns, where its own file
+ * belongs. Someone who could write into the directory before it was made
+ * private may have planted it, to have keys and mail written elsewhere.
+ */
+export class ForeignFileError extends Error {
+  constructor(readonly path: string, why: string) {
+    super(`Cannot use ${path} as it is ${why}: remove it, and Relaymail makes its own`);
+    this.name = "ForeignFileError";
+  }
+}
+
+/**
+ * Throws a {@linkcode ForeignFileError} if `path` exists and is a link, not a
+ * regular file, or another user's. Its absence is fine.
+ */
+export function refuseForeignFile(path: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
+  }
+  if (info.isSymlink) throw new ForeignFileError(path, "a symbolic link");
+  if (!info.isFile) throw new ForeignFileError(path, "not a regular file");
+  const me = Deno.uid();
+  if (me !== null && info.uid !== null && info.uid !== me) {
+    throw new ForeignFileError(path, `owned by another user (uid ${info.uid})`);
+  }
+}
+
+/**
  * Makes the database file readable by its owner only (0600), creating it if
  * needed, before SQLite opens it: SQLite gives its WAL and shared-memory files the
- * database file's mode.
+ * database file's mode. A link or another user's file in their place is refused.
  */
 function ownerOnly(path: string): void {
   if (Deno.build.os === "windows") return;
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) refuseForeignFile(file);
   try {
     Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 }).close();
     Deno.chmodSync(path, 0o600);

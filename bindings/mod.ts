@@ -69,7 +69,14 @@ export {
   type FastValidatorOptions,
   type ParcelFacts,
 } from "./fast_validation.ts";
-export { type OpenDatabaseOptions, type Row, SqliteDatabase, StorageFullError } from "./durable.ts";
+export {
+  ForeignFileError,
+  type OpenDatabaseOptions,
+  refuseForeignFile,
+  type Row,
+  SqliteDatabase,
+  StorageFullError,
+} from "./durable.ts";
 export {
   type ExportOptions,
   exportParcels,

@@ -135,7 +135,8 @@ async function exists(path: string): Promise<boolean> {
 
 /** Whether some process holds `dataDir`'s writer lock (this one cannot take it). */
 async function lockHeld(dataDir: string): Promise<boolean> {
-  using file = await Deno.open(join(dataDir, "writer.lock"), { read: true, write: true });
+  // A writer locks the data directory itself (writer.lock only names it).
+  using file = await Deno.open(dataDir, { read: true });
   if (!(await file.tryLock(true))) return true;
   await file.unlock();
   return false;

@@ -52,9 +52,8 @@ Deno.test("WriterLock: a process that dies gives the lock up", async () => {
     const holder = new Deno.Command(Deno.execPath(), {
       args: [
         "eval",
-        `const f = await Deno.open(${
-          JSON.stringify(join(dir, "writer.lock"))
-        }, { read: true, write: true, create: true });
+        // A writer locks the data directory itself.
+        `const f = await Deno.open(${JSON.stringify(dir)}, { read: true });
          await f.lock(true); console.log("held"); setInterval(() => {}, 60_000);`,
       ],
       stdout: "piped",
@@ -150,7 +149,9 @@ Deno.test("control API: without the token, nothing", async () => {
   try {
     await runtime.serveControl();
     const address = JSON.parse(await Deno.readTextFile(join(dir, CONTROL_FILE)));
-    const client = Deno.createHttpClient({ proxy: { transport: "unix", path: address.socket } });
+    const client = Deno.createHttpClient({
+      proxy: { transport: "unix", path: join(dir, CONTROL_SOCKET) },
+    });
     try {
       for (const authorization of [undefined, "Bearer wrong", `Bearer ${address.token}x`]) {
         const response = await fetch("http://relaymail/v1/operations/runtime.status", {

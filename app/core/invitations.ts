@@ -66,7 +66,7 @@ export class Invitations {
   /** Creates an invitation: a line of text good for one pairing, until it expires. */
   async create(options: CreateInvitationOptions = {}): Promise<CreatedInvitation> {
     const ttl = options.ttlMs ?? this.ctx.tunables.invitationTtlMs;
-    if (!(ttl > 0 && ttl <= MAX_INVITATION_TTL_MS)) {
+    if (typeof ttl !== "number" || !(ttl > 0 && ttl <= MAX_INVITATION_TTL_MS)) {
       throw new RangeError(
         `An invitation must last between 1 second and 90 days: got ${ttl / 1000} seconds`,
       );

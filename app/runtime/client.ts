@@ -6,8 +6,9 @@
  *
  * @module
  */
-import { join } from "node:path";
-import { CONTROL_FILE, CONTROL_SOCKET, ControlClient } from "./control.ts";
+import { join, resolve } from "node:path";
+import { ControlClient } from "./control.ts";
+import { CONTROL_FILE, controlSocketPath } from "./control_address.ts";
 import { ConflictError } from "../core/errors.ts";
 import { WriterLock } from "./lock.ts";
 import type { Runtime } from "./runtime.ts";
@@ -39,6 +40,8 @@ export interface ConnectOptions {
  * to another (one without a daemon) waits for it to finish.
  */
 export async function connect(dataDir: string, options: ConnectOptions): Promise<MessengerClient> {
+  // Absolute, so that the control socket is found whatever the working directory.
+  dataDir = resolve(dataDir);
   await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
   let remote: ControlClient | null = null;
   // The lock first: when it is free no daemon runs, whatever control.json says
@@ -51,7 +54,8 @@ export async function connect(dataDir: string, options: ConnectOptions): Promise
   try {
     // What a daemon that was killed left behind.
     await Deno.remove(join(dataDir, CONTROL_FILE)).catch(() => {});
-    await Deno.remove(join(dataDir, CONTROL_SOCKET)).catch(() => {});
+    const socket = await controlSocketPath(dataDir);
+    if (socket) await Deno.remove(socket).catch(() => {});
     const runtime = await options.open(lock);
     return localClient(runtime);
   } catch (error) {
@@ -93,6 +97,7 @@ function localClient(runtime: Runtime): MessengerClient {
  * daemon holds it (its control API answers), this fails at once, naming it.
  */
 export async function lockForDaemon(dataDir: string, waitMs = 60_000): Promise<WriterLock> {
+  dataDir = resolve(dataDir);
   await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
   let running: ControlClient | null = null;
   const lock = await WriterLock.acquire(dataDir, {

@@ -1,13 +1,12 @@
 /**
  * The control API: how a CLI command reaches the runtime that holds a data
- * directory, so that only one process ever writes it. HTTP over the Unix socket
- * `control.sock` in the data directory (on 127.0.0.1, on a port chosen at start,
- * where a socket cannot be: on Windows, or when the directory's path is too long
- * for one). A socket works across network namespaces, where loopback does not.
- * Every request carries a bearer token. The token and the address are in
- * `control.json` in the data directory, which only its owner can read (the
- * directory is 0700, the socket and the file 0600): being able to read it is
- * what makes a caller the owner.
+ * directory, so that only one process ever writes it. HTTP over a Unix socket,
+ * `control.sock` in the data directory (see `control_address.ts`; on Windows,
+ * 127.0.0.1 on a port chosen at start). A socket works across network
+ * namespaces, where loopback does not. Every request carries a bearer token,
+ * kept in `control.json` in the data directory, which only its owner can read
+ * (the directory is 0700, the socket and the file 0600): being able to read it
+ * is what makes a caller the owner.
  *
  * `POST /v1/operations/<name>` runs an operation (see `operations/`) on the
  * control-API JSON (`json.ts`) in the body, and answers `{ "result": … }`, or
@@ -19,31 +18,23 @@
  */
 import { Buffer } from "node:buffer";
 import { timingSafeEqual } from "node:crypto";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { ForeignFileError } from "../../bindings/durable.ts";
 import { errorMessage } from "../../bindings/validation.ts";
 import { type Fault, FaultError, TransientError, UserInputError } from "../core/errors.ts";
+import {
+  CONTROL_FILE,
+  CONTROL_SOCKET,
+  type ControlAddress,
+  controlSocketPath,
+  publishAddress,
+  readControlAddress,
+} from "./control_address.ts";
 import { faultOf, httpStatusOf } from "./faults.ts";
+
+export { CONTROL_FILE, CONTROL_SOCKET, type ControlAddress, readControlAddress };
 import { fromJson, toJson } from "./json.ts";
 import type { CallOptions } from "./types.ts";
-
-/** Name of the file that tells clients where the control API is, inside the data directory. */
-export const CONTROL_FILE = "control.json";
-
-/** Name of the control API's Unix socket, inside the data directory. */
-export const CONTROL_SOCKET = "control.sock";
-
-/** What {@linkcode CONTROL_FILE} holds. */
-export interface ControlAddress {
-  readonly pid: number;
-  /** The Unix socket's path, when the API is served on one. */
-  readonly socket?: string;
-  /** The port on 127.0.0.1, when the API is served there. */
-  readonly port?: number;
-  readonly token: string;
-}
-
-/** Longest Unix socket path that fits in `sockaddr_un` everywhere (104 on macOS, 108 on Linux). */
-const MAX_SOCKET_PATH = 100;
 
 /** Largest request body: a message with attachments at the mail limit, in base64. */
 const MAX_BODY = 16 * 1024 * 1024;
@@ -58,48 +49,101 @@ export interface ControlTarget {
 /** The media type of a streamed answer: progress lines, then the outcome's line. */
 const NDJSON = "application/x-ndjson";
 
+/** How long a caller may take to send its request's body, in ms. */
+const BODY_DEADLINE_MS = 30_000;
+
+/** How long stopping waits for operations under way, in ms, before it cuts them off. */
+const STOP_DEADLINE_MS = 30_000;
+
+/** How long stopping waits, once no operation runs, for their answers to go out, in ms. */
+const ANSWER_GRACE_MS = 500;
+
+/** Every fault an answer may name; anything else is read as a bug. */
+const FAULTS: readonly Fault[] = ["usage", "input", "not-found", "conflict", "transient", "bug"];
+
 /** The control API of one runtime. */
 export class ControlServer {
   private constructor(
     private readonly server: Deno.HttpServer<Deno.Addr>,
-    private readonly path: string,
+    private readonly dataDir: string,
     private readonly token: string,
-    private readonly socket: string | undefined,
+    private readonly socket: string | null,
+    private readonly running: Set<Promise<unknown>>,
   ) {}
 
   /** Serves `target`'s control API and publishes its address in the data directory. */
   static async start(target: ControlTarget): Promise<ControlServer> {
     const token = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
     const expected = Buffer.from(`Bearer ${token}`);
-    const handler = (request: Request) => handle(target, expected, request);
-    let socket: string | undefined = join(target.dataDir, CONTROL_SOCKET);
+    // Operations under way, which stopping waits for (a caller still sending is not one).
+    const running = new Set<Promise<unknown>>();
+    const tracked: ControlTarget = {
+      dataDir: target.dataDir,
+      log: target.log,
+      call(name, input, options) {
+        const operation = target.call(name, input, options);
+        running.add(operation);
+        operation.catch(() => {}).finally(() => running.delete(operation));
+        return operation;
+      },
+    };
+    const handler = (request: Request) => handle(tracked, expected, request);
+    const socket = await controlSocketPath(target.dataDir);
     let server: Deno.HttpServer<Deno.Addr>;
-    if (Deno.build.os !== "windows" && socket.length <= MAX_SOCKET_PATH) {
+    if (socket) {
       // Only a runtime holding the writer lock serves: a socket left here is stale.
+      // (Removing a link removes the link, not what it points to.)
       await Deno.remove(socket).catch(() => {});
-      server = Deno.serve({ path: socket, onListen: () => {} }, handler);
-      await Deno.chmod(socket, 0o600);
+      // Made owner-only from the start (bind() is synchronous here); the chmod below
+      // only confirms it. Other files made meanwhile would be stricter, never looser.
+      const umask = Deno.umask(0o177);
+      try {
+        server = Deno.serve({ path: socket, onListen: () => {} }, handler);
+      } finally {
+        Deno.umask(umask);
+      }
     } else {
-      socket = undefined;
       server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, handler);
     }
-    const path = join(target.dataDir, CONTROL_FILE);
-    const address: ControlAddress = socket
-      ? { pid: Deno.pid, socket, token }
-      : { pid: Deno.pid, port: (server.addr as Deno.NetAddr).port, token };
-    const temporary = `${path}.${Deno.pid}.tmp`;
-    await Deno.writeTextFile(temporary, JSON.stringify(address), { mode: 0o600 });
-    await Deno.rename(temporary, path);
-    return new ControlServer(server, path, token, socket);
+    const control = new ControlServer(server, target.dataDir, token, socket, running);
+    try {
+      if (socket) {
+        // The directory is private already; the socket is made so too, never through a link.
+        if (!(await Deno.lstat(socket)).isSocket) {
+          throw new ForeignFileError(socket, "not the socket just made");
+        }
+        await Deno.chmod(socket, 0o600);
+      }
+      await publishAddress(target.dataDir, {
+        pid: Deno.pid,
+        token,
+        ...(socket ? {} : { port: (server.addr as Deno.NetAddr).port }),
+      });
+    } catch (error) {
+      await control.stop();
+      throw error;
+    }
+    return control;
   }
 
-  /** Stops answering, after the requests under way, and withdraws the address. */
+  /**
+   * Withdraws the address and stops answering, after the operations under way
+   * (cut off after a while); a caller still sending its request is cut off.
+   */
   async stop(): Promise<void> {
     // Another runtime may have published its own address since: leave that one.
-    const current = await readControlAddress(join(this.path, "..")).catch(() => null);
-    if (current?.token === this.token) await Deno.remove(this.path).catch(() => {});
-    await this.server.shutdown();
-    if (this.socket && current?.token === this.token) {
+    const current = await readControlAddress(this.dataDir).catch(() => null);
+    if (current?.token === this.token) {
+      await Deno.remove(join(this.dataDir, CONTROL_FILE)).catch(() => {});
+    }
+    const stopping = this.server.shutdown();
+    const timers: ReturnType<typeof setTimeout>[] = [];
+    const after = (ms: number) =>
+      new Promise<void>((resolve) => timers.push(setTimeout(resolve, ms)));
+    const answered = Promise.allSettled([...this.running]).then(() => after(ANSWER_GRACE_MS));
+    await Promise.race([stopping, answered, after(STOP_DEADLINE_MS)]);
+    for (const timer of timers) clearTimeout(timer);
+    if (this.socket && (current === null || current.token === this.token)) {
       await Deno.remove(this.socket).catch(() => {});
     }
   }
@@ -125,8 +169,16 @@ async function handle(target: ControlTarget, expected: Buffer, request: Request)
         `A control request takes at most ${MAX_BODY} bytes, with its length`,
       );
     }
-    input = fromJson(await request.text());
+    input = fromJson(await withDeadline(request.text(), BODY_DEADLINE_MS));
   } catch (error) {
+    if (error instanceof SyntaxError) {
+      return failure(target, name, new UserInputError(`The request is not JSON: ${error.message}`));
+    }
+    if (error instanceof DeadlineError) {
+      return Response.json({ error: { fault: "input", message: error.message } }, {
+        status: 408,
+      });
+    }
     return failure(target, name, error);
   }
   if (request.headers.get("accept")?.includes(NDJSON)) return streamed(target, name, input);
@@ -183,28 +235,14 @@ function streamed(target: ControlTarget, name: string, input: unknown): Response
   return new Response(body, { headers: { "content-type": NDJSON } });
 }
 
-/** The control API's address in `dataDir`, or null when none is published. */
-export async function readControlAddress(dataDir: string): Promise<ControlAddress | null> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(join(dataDir, CONTROL_FILE));
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  }
-  const address = JSON.parse(text) as ControlAddress;
-  const reachable = typeof address.socket === "string" || Number.isInteger(address.port);
-  return reachable && typeof address.token === "string" ? address : null;
-}
-
 /** A client of a running runtime's control API. */
 export class ControlClient {
   readonly #client: Deno.HttpClient | undefined;
   readonly #base: string;
 
-  private constructor(readonly address: ControlAddress) {
-    if (address.socket) {
-      this.#client = Deno.createHttpClient({ proxy: { transport: "unix", path: address.socket } });
+  private constructor(readonly address: ControlAddress, socket: string | null) {
+    if (socket) {
+      this.#client = Deno.createHttpClient({ proxy: { transport: "unix", path: socket } });
       this.#base = "http://relaymail";
     } else {
       this.#base = `http://127.0.0.1:${address.port}`;
@@ -216,9 +254,12 @@ export class ControlClient {
    * runs, or the address is left from one that ended).
    */
   static async connect(dataDir: string): Promise<ControlClient | null> {
+    dataDir = resolve(dataDir);
     const address = await readControlAddress(dataDir).catch(() => null);
     if (!address) return null;
-    const client = new ControlClient(address);
+    const socket = await controlSocketPath(dataDir);
+    if (!socket && !Number.isInteger(address.port)) return null;
+    const client = new ControlClient(address, socket);
     try {
       await client.call("runtime.status");
       return client;
@@ -282,6 +323,28 @@ interface Outcome {
 }
 
 function outcome(body: Outcome): unknown {
-  if (body.error) throw new FaultError(body.error.fault, body.error.message);
+  if (body?.error) {
+    const fault = FAULTS.includes(body.error.fault) ? body.error.fault : "bug";
+    throw new FaultError(fault, String(body.error.message ?? "The daemon failed"));
+  }
+  if (!body || !("result" in body)) {
+    throw new FaultError("bug", "The daemon's answer holds neither a result nor an error");
+  }
   return body.result;
+}
+
+/** Raised when a caller does not finish sending in time. */
+class DeadlineError extends Error {}
+
+/** `promise`, or a {@linkcode DeadlineError} if it takes longer than `ms`. */
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new DeadlineError(`The request's body did not arrive within ${ms} ms`)),
+      ms,
+    );
+  });
+  promise.catch(() => {}); // its failure after the deadline is nobody's concern
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }

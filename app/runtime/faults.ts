@@ -5,10 +5,11 @@
  *
  * @module
  */
-import { StorageFullError } from "../../bindings/durable.ts";
+import { ForeignFileError, StorageFullError } from "../../bindings/durable.ts";
 import { ContactLookupError } from "../core/contacts.ts";
 import { type Fault, FaultError } from "../core/errors.ts";
 import { NoIdentityError } from "../core/identity.ts";
+import { CurrentPassphraseWrongError, TooManyGuessesError } from "../core/passphrase_guard.ts";
 import { PassphraseRequiredError } from "../core/keys/key_stores.ts";
 import { WrongPassphraseError } from "../core/keys/sealing.ts";
 import { MessageLookupError, MessageTooLargeError } from "../core/mailbox.ts";
@@ -26,7 +27,7 @@ export type { Fault };
  * would be our own bug.
  */
 export function faultOf(error: unknown, options: { inputBoundary?: boolean } = {}): Fault {
-  if (error instanceof FaultError) return error.fault;
+  if (error instanceof FaultError) return FAULTS.includes(error.fault) ? error.fault : "bug";
   if (error instanceof ContactLookupError || error instanceof MessageLookupError) {
     return "not-found";
   }
@@ -36,6 +37,10 @@ export function faultOf(error: unknown, options: { inputBoundary?: boolean } = {
     error instanceof MalformedStructureError || error instanceof NoIdentityError
   ) return "input";
   if (error instanceof StorageFullError) return "transient";
+  if (error instanceof ForeignFileError) return "input";
+  // A full disk or quota, however the runtime reports it, passes when there is room.
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === "ENOSPC" || code === "EDQUOT") return "transient";
   if (error instanceof Deno.errors.ConnectionRefused || error instanceof Deno.errors.TimedOut) {
     return "transient";
   }
@@ -43,6 +48,7 @@ export function faultOf(error: unknown, options: { inputBoundary?: boolean } = {
     if (error instanceof RangeError || error instanceof TypeError) return "input";
     // A file or directory the person named that is missing or not one we may use.
     if (error instanceof Deno.errors.NotFound) return "not-found";
+    if (code === "EROFS") return "input"; // a read-only stick they named
     if (
       error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotADirectory ||
       error instanceof Deno.errors.IsADirectory || error instanceof Deno.errors.AlreadyExists
@@ -50,6 +56,8 @@ export function faultOf(error: unknown, options: { inputBoundary?: boolean } = {
   }
   return "bug";
 }
+
+const FAULTS: readonly Fault[] = ["usage", "input", "not-found", "conflict", "transient", "bug"];
 
 /** The CLI's exit code for each fault: 2 for usage, as Unix tools do; sysexits for the rest. */
 export const EXIT_CODES: Readonly<Record<Fault, number>> = {
@@ -65,12 +73,14 @@ export const EXIT_CODES: Readonly<Record<Fault, number>> = {
 
 /** The exit code for `error`, raised by a command acting on the person's input. */
 export function exitCodeOf(error: unknown): number {
-  return EXIT_CODES[faultOf(error, { inputBoundary: true })];
+  return EXIT_CODES[faultOf(error, { inputBoundary: true })] ?? EXIT_CODES.bug;
 }
 
 /** The HTTP status for `error`, given whether it was raised acting on the request's input. */
 export function httpStatusOf(error: unknown, options: { inputBoundary?: boolean } = {}): number {
   if (error instanceof MessageTooLargeError) return 413;
+  if (error instanceof CurrentPassphraseWrongError) return 403;
+  if (error instanceof TooManyGuessesError) return 429;
   if (error instanceof StorageFullError) return 507;
   switch (faultOf(error, options)) {
     case "usage":

@@ -1,13 +1,16 @@
 /**
  * One writer per data directory. The process that writes a data directory holds
- * an exclusive lock on its `writer.lock` file: the daemon for as long as it runs,
- * a CLI command for the moment it works when no daemon does. The operating
- * system drops the lock when the process ends, however it ends, so a crash never
- * leaves the directory locked.
+ * an exclusive lock on the directory itself (on Windows, on its `writer.lock`
+ * file): the daemon for as long as it runs, a CLI command for the moment it
+ * works when no daemon does. The operating system drops the lock when the
+ * process ends, however it ends, so a crash never leaves the directory locked;
+ * and no file deleted or planted in the directory can undo it. `writer.lock`
+ * names the holder's pid, replaced whole (never written through a link).
  *
  * @module
  */
 import { join } from "node:path";
+import { Buffer } from "node:buffer";
 import { ConflictError } from "../core/errors.ts";
 
 /** Name of the lock file, inside the data directory. */
@@ -32,31 +35,28 @@ export class WriterLock {
    */
   static async acquire(dataDir: string, options: AcquireOptions = {}): Promise<WriterLock | null> {
     const path = join(dataDir, LOCK_FILE);
-    const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
     const deadline = Date.now() + (options.waitMs ?? 0);
-    try {
-      for (let pause = 10;; pause = Math.min(pause * 2, 200)) {
+    for (let pause = 10;; pause = Math.min(pause * 2, 200)) {
+      const file = await openLockTarget(dataDir);
+      try {
         if (await file.tryLock(true)) {
-          await file.truncate(0);
-          await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+          await nameHolder(path);
           return new WriterLock(path, file);
         }
-        if (await options.giveUp?.()) {
-          file.close();
-          return null;
-        }
-        if (Date.now() >= deadline) break;
-        await new Promise((resolve) => setTimeout(resolve, pause));
+      } catch (error) {
+        file.close();
+        throw error;
       }
-    } catch (error) {
       file.close();
-      throw error;
+      if (await options.giveUp?.()) return null;
+      if (Date.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, pause));
     }
-    file.close();
     const holder = (await Deno.readTextFile(path).catch(() => "")).trim();
     throw new ConflictError(
-      `Another Relaymail process${holder ? ` (pid ${holder})` : ""} is writing ${dataDir}: ` +
-        `wait for it to finish, or stop it`,
+      `Another Relaymail process${
+        /^\d+$/.test(holder) ? ` (pid ${holder})` : ""
+      } is writing ${dataDir}: wait for it to finish, or stop it`,
     );
   }
 
@@ -67,5 +67,26 @@ export class WriterLock {
     } finally {
       this.file.close();
     }
+  }
+}
+
+/** What is locked: the data directory, or on Windows (which cannot open one) its lock file. */
+function openLockTarget(dataDir: string): Promise<Deno.FsFile> {
+  return Deno.build.os === "windows"
+    ? Deno.open(join(dataDir, LOCK_FILE), { read: true, write: true, create: true })
+    : Deno.open(dataDir, { read: true });
+}
+
+/** Writes this process's pid to the lock file, replacing it whole (a link in its place too). */
+async function nameHolder(path: string): Promise<void> {
+  if (Deno.build.os === "windows") return; // the locked file itself; its pid is not needed
+  const random = Buffer.from(crypto.getRandomValues(new Uint8Array(12))).toString("hex");
+  const temporary = `${path}.${random}.tmp`;
+  try {
+    await Deno.writeTextFile(temporary, `${Deno.pid}\n`, { createNew: true, mode: 0o600 });
+    await Deno.rename(temporary, path);
+  } catch (error) {
+    await Deno.remove(temporary).catch(() => {});
+    throw error;
   }
 }

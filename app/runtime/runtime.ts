@@ -8,8 +8,10 @@
  *
  * @module
  */
+import { resolve } from "node:path";
 import { errorMessage } from "../../bindings/validation.ts";
 import { ConflictError, UserInputError } from "../core/errors.ts";
+import { PassphraseGuard } from "../core/passphrase_guard.ts";
 import { Settings } from "../core/settings.ts";
 import { Daemon, type DaemonOptions, type DaemonStatus } from "../services/daemon.ts";
 import { type OpenOptions, Relaymail } from "../services/relaymail.ts";
@@ -44,6 +46,8 @@ export class Runtime {
   readonly events: EventTarget = new EventTarget();
   /** The user's settings. */
   readonly settings: Settings;
+  /** Checks the current passphrase before it is changed or removed, counting wrong ones. */
+  readonly passphrases: PassphraseGuard;
   readonly log: (line: string) => void;
   #daemon: Daemon | null = null;
   #daemonError: unknown = null;
@@ -59,11 +63,14 @@ export class Runtime {
     private readonly ownsMessenger = true,
   ) {
     this.settings = new Settings(messenger.ctx.db);
+    this.passphrases = new PassphraseGuard(messenger.ctx.now);
     this.log = log;
   }
 
   /** Takes `dataDir`'s writer lock (unless given) and opens the messenger in it. */
   static async open(dataDir: string, options: RuntimeOptions = {}): Promise<Runtime> {
+    // Absolute: operations and the control socket must not depend on a working directory.
+    dataDir = resolve(dataDir);
     await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
     const lock = options.lock ??
       (await WriterLock.acquire(dataDir, { waitMs: options.lockWaitMs }))!;
@@ -181,6 +188,8 @@ export class Runtime {
       },
       daemonState: () => this.daemonState(),
       settingsChanged: () => this.settingsChanged(),
+      checkPassphrase: (current) =>
+        this.passphrases.check(this.messenger.ctx.db, this.messenger.hasPassphrase, current),
       progress: (data) => options.onProgress?.(roundTrip(data)),
     };
     return roundTrip(await operation(context, roundTrip(input)));

@@ -33,6 +33,11 @@ export interface OperationContext {
   daemonState(): DaemonState;
   /** To call after changing settings: a running daemon restarts with them. */
   settingsChanged(): Promise<void>;
+  /**
+   * Returns when `current` is the passphrase the keys are sealed under (or they
+   * are not); throws otherwise, counting wrong guesses.
+   */
+  checkPassphrase(current: string | undefined): void;
   /** Tells the caller how far a long operation got (plain data), for a progress bar. */
   progress(data: unknown): void;
 }

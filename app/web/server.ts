@@ -16,7 +16,7 @@ import { errorAnswer, fromUser, HttpError } from "./errors.ts";
 import type { MessageDetail as ApiMessageDetail, Sendable, State } from "./api_types.ts";
 import { EventStreams, type PushEvent } from "./events.ts";
 import { jsonFields, requiredText, textField } from "./input.ts";
-import { PassphraseGuard } from "./passphrase.ts";
+import { PassphraseGuard } from "../core/passphrase_guard.ts";
 import type { RouteContext } from "./routes/context.ts";
 import { deviceRoutes } from "./routes/device.ts";
 import { mailRoutes } from "./routes/mail.ts";
@@ -84,7 +84,8 @@ export class WebApp {
     this.node = node;
     const now = options.now ?? node.ctx.now;
     this.#sessions = new WebSessions(node.ctx.db, { ...options.sessions, now });
-    this.#passphrases = new PassphraseGuard(now);
+    // One count of wrong guesses for the web app and the control API, unless a test sets the clock.
+    this.#passphrases = options.now ? new PassphraseGuard(now) : runtime.passphrases;
     this.#log = options.log ?? ((line) => console.log(line));
     // Pages whose sessions all ended (a new secret) are told at once.
     this.#sessions.onEndAll(() => this.#events.endAll("session", { ended: true }));

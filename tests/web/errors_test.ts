@@ -5,8 +5,11 @@
  * passphrase asks for the current one.
  */
 import assert from "node:assert/strict";
-import { passphraseUnlocks } from "../../app/web/passphrase.ts";
-import { MAX_WRONG_PASSPHRASES, WRONG_PASSPHRASE_WINDOW_MS } from "../../app/web/passphrase.ts";
+import {
+  MAX_WRONG_PASSPHRASES,
+  passphraseUnlocks,
+  WRONG_PASSPHRASE_WINDOW_MS,
+} from "../../app/core/passphrase_guard.ts";
 import { makeNode, pair, TestClock } from "../helpers.ts";
 import { startWeb } from "./_web.ts";
 

@@ -6,7 +6,7 @@
  */
 import type { Command } from "commander";
 import { UserInputError } from "../../core/errors.ts";
-import { withMessenger } from "../connection.ts";
+import { type GlobalOptions, type Messenger, withMessenger } from "../connection.ts";
 import { shortDate } from "../format.ts";
 import { passphraseFrom, promptPassphrase } from "../passphrase.ts";
 import type { Output } from "../render.ts";
@@ -69,20 +69,36 @@ export function addPassphraseCommands(program: Command): void {
     )
     .option("--new-passphrase-file <file>", "read the new passphrase from this file")
     .action(function (this: Command, opts: { newPassphraseFile?: string }) {
-      return withMessenger(this, async (messenger) => {
+      return withMessenger(this, async (messenger, options) => {
+        const current = await currentPassphrase(messenger, options);
         const next = await passphraseFrom(opts.newPassphraseFile, "RELAYMAIL_NEW_PASSPHRASE") ??
           await promptPassphrase("New passphrase: ");
         if (!next) throw new UserInputError("No new passphrase given");
-        await messenger.call("passphrase.set", { passphrase: next });
+        await messenger.call("passphrase.set", { passphrase: next, current });
         console.error("Private keys are now sealed under the new passphrase.");
       });
     });
   passphrase.command("remove")
     .description("store private keys without a passphrase")
     .action(function (this: Command) {
-      return withMessenger(this, async (messenger) => {
-        await messenger.call("passphrase.remove");
+      return withMessenger(this, async (messenger, options) => {
+        const current = await currentPassphrase(messenger, options);
+        await messenger.call("passphrase.remove", { current });
         console.error("Private keys are no longer passphrase-protected.");
       });
     });
+}
+
+/**
+ * The passphrase the keys are sealed under now, which changing or removing it
+ * asks for: from `--passphrase-file`, `RELAYMAIL_PASSPHRASE` or a prompt. None
+ * when they are not sealed.
+ */
+async function currentPassphrase(
+  messenger: Messenger,
+  options: GlobalOptions,
+): Promise<string | undefined> {
+  if (!(await messenger.call("passphrase.status")).protected) return undefined;
+  return await passphraseFrom(options.passphraseFile, "RELAYMAIL_PASSPHRASE") ??
+    await promptPassphrase("Current passphrase: ");
 }

@@ -45,16 +45,29 @@ export const IDENTITY_OPERATIONS = {
     return null;
   },
 
-  /** Seals every private key under a new passphrase. */
-  "passphrase.set": (context: OperationContext, input: { passphrase: string }) => {
+  /** Whether the private keys are sealed under a passphrase. */
+  "passphrase.status": (context: OperationContext) => ({
+    protected: context.messenger.hasPassphrase,
+  }),
+
+  /**
+   * Seals every private key under a new passphrase. When they are sealed
+   * already, `current` must be the passphrase they are sealed under.
+   */
+  "passphrase.set": (
+    context: OperationContext,
+    input: { passphrase: string; current?: string },
+  ) => {
     const passphrase = text(input.passphrase, "The passphrase");
     if (!passphrase) throw new UserInputError("No new passphrase given");
+    context.checkPassphrase(optionalText(input.current, "The current passphrase"));
     context.messenger.setPassphrase(passphrase);
     return null;
   },
 
-  /** Stores private keys without a passphrase. */
-  "passphrase.remove": (context: OperationContext) => {
+  /** Stores private keys without a passphrase; `current` must be the one they are sealed under. */
+  "passphrase.remove": (context: OperationContext, input: { current?: string }) => {
+    context.checkPassphrase(optionalText(input.current, "The current passphrase"));
     context.messenger.setPassphrase(null);
     return null;
   },

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Operation, OperationContext } from "../types.ts";
-import { contactNames, optionalText, text } from "./_input.ts";
+import { contactNames, count, optionalText, text } from "./_input.ts";
 
 /** The invitation operations. */
 export const INVITATION_OPERATIONS = {
@@ -15,7 +15,9 @@ export const INVITATION_OPERATIONS = {
   "invitations.create": (context: OperationContext, input: { name?: string; ttlMs?: number }) =>
     context.messenger.pairing.createInvitation({
       contactName: optionalText(input.name, "The name"),
-      ttlMs: input.ttlMs,
+      ttlMs: input.ttlMs === undefined || input.ttlMs === null
+        ? undefined
+        : count(input.ttlMs, "The invitation's lifetime (ms)", 0, Number.MAX_SAFE_INTEGER),
     }),
 
   /** The invitations this device made, and the names of the contacts who used them. */

@@ -10,7 +10,7 @@ import type { MessageDetail } from "../../core/mailbox.ts";
 import type { Runtime } from "../../runtime/runtime.ts";
 import type { Relaymail } from "../../services/relaymail.ts";
 import type { PushEvent } from "../events.ts";
-import type { PassphraseGuard } from "../passphrase.ts";
+import type { PassphraseGuard } from "../../core/passphrase_guard.ts";
 
 /** The web app, as its routes see it. */
 export interface RouteContext {

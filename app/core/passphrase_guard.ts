@@ -1,6 +1,7 @@
 /**
- * Changing or removing the passphrase from the web app asks for the current one,
- * so that an unattended open page (or a stolen session) cannot unseal the keys.
+ * Changing or removing the passphrase asks for the current one, from the web app
+ * and over the control API alike, so that an unattended open page, a stolen
+ * session or any process that can reach a running daemon cannot unseal the keys.
  * Wrong guesses are limited: after {@linkcode MAX_WRONG_PASSPHRASES} within
  * {@linkcode WRONG_PASSPHRASE_WINDOW_MS}, further tries wait.
  *
@@ -8,8 +9,24 @@
  */
 import { Buffer } from "node:buffer";
 import type { SqliteDatabase } from "../../bindings/durable.ts";
-import { KeySealer, WrongPassphraseError } from "../core/keys/sealing.ts";
-import { HttpError } from "./errors.ts";
+import { TransientError, UserInputError } from "./errors.ts";
+import { KeySealer, WrongPassphraseError } from "./keys/sealing.ts";
+
+/** Raised when the current passphrase given to change or remove it is wrong (HTTP 403). */
+export class CurrentPassphraseWrongError extends UserInputError {
+  constructor() {
+    super("The current passphrase is wrong: nothing was changed");
+    this.name = "CurrentPassphraseWrongError";
+  }
+}
+
+/** Raised when too many wrong passphrases were given lately (HTTP 429). */
+export class TooManyGuessesError extends TransientError {
+  constructor(message: string) {
+    super(message);
+    this.name = "TooManyGuessesError";
+  }
+}
 
 /** Wrong current passphrases accepted within {@linkcode WRONG_PASSPHRASE_WINDOW_MS}. */
 export const MAX_WRONG_PASSPHRASES = 5;
@@ -47,23 +64,20 @@ export class PassphraseGuard {
 
   /**
    * Returns when `current` is the passphrase of `db`'s directory (or it has
-   * none); otherwise throws a 400 (none given), a 403 (wrong) or a 429 (too
-   * many wrong ones lately).
+   * none); otherwise throws a {@linkcode UserInputError} (none given), a
+   * {@linkcode CurrentPassphraseWrongError} or a {@linkcode TooManyGuessesError}
+   * (too many wrong ones lately).
    */
   check(db: SqliteDatabase, protectedNow: boolean, current: string | undefined): void {
     if (!protectedNow) return;
     if (current === undefined) {
-      throw new HttpError(
-        400,
-        "Give your current passphrase to change or remove it",
-      );
+      throw new UserInputError("Give your current passphrase to change or remove it");
     }
     const now = this.now().getTime();
     this.#wrong = this.#wrong.filter((at) => now - at < WRONG_PASSPHRASE_WINDOW_MS);
     if (this.#wrong.length >= MAX_WRONG_PASSPHRASES) {
       const minutes = Math.ceil((this.#wrong[0] + WRONG_PASSPHRASE_WINDOW_MS - now) / 60_000);
-      throw new HttpError(
-        429,
+      throw new TooManyGuessesError(
         `Too many wrong passphrases (${MAX_WRONG_PASSPHRASES} in ${
           WRONG_PASSPHRASE_WINDOW_MS / 60_000
         } minutes): try again in ${minutes} minute${minutes === 1 ? "" : "s"}`,
@@ -71,7 +85,7 @@ export class PassphraseGuard {
     }
     if (!passphraseUnlocks(db, current)) {
       this.#wrong.push(now);
-      throw new HttpError(403, "The current passphrase is wrong: nothing was changed");
+      throw new CurrentPassphraseWrongError();
     }
   }
 }
