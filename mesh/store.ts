@@ -8,83 +8,22 @@
  * Retention states of a parcel are explicit: `held` (carried, copies left to
  * give), then `delivered` (a tombstone replaces it) or `expired` (purged).
  *
+ * The schema is in `store_schema.ts`, tombstones in `store_tombstones.ts`, the
+ * storage shares relayed parcels count against in `store_shares.ts`, and the
+ * reconciliation items the store lists in `sync_item.ts`; this module
+ * re-exports what callers use of them.
+ *
  * @module
  */
 import { SqliteDatabase } from "../bindings/durable.ts";
-import { fromHex, toHex } from "../bindings/validation.ts";
+import { MIGRATIONS } from "./store_schema.ts";
+import { type ShareKey, ShareLedger, type ShareRow } from "./store_shares.ts";
+import { Tombstones } from "./store_tombstones.ts";
+import { type Item, ItemKind } from "./sync_item.ts";
 
-const MIGRATIONS = [
-  `
-CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-
-CREATE TABLE parcels (
-  key TEXT PRIMARY KEY,          -- hex SHA-256 of the parcel
-  recipient_id TEXT NOT NULL,
-  sender_id TEXT NOT NULL,
-  size INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL,   -- ms since the epoch
-  received_at INTEGER NOT NULL,
-  origin TEXT NOT NULL CHECK (origin IN ('local', 'relay')),
-  copies INTEGER NOT NULL,       -- spray-and-wait: copies this node may still hand out
-  from_peer TEXT,
-  handed_to TEXT,                -- first peer that acknowledged it (for local parcels)
-  handed_to_recipient INTEGER NOT NULL DEFAULT 0,
-  bytes BLOB NOT NULL
-);
-CREATE INDEX parcels_by_recipient ON parcels (recipient_id);
-CREATE INDEX parcels_by_expiry ON parcels (expires_at);
-CREATE INDEX parcels_by_sender ON parcels (origin, sender_id);
-
-CREATE TABLE delivered (
-  key TEXT PRIMARY KEY,
-  expires_at INTEGER NOT NULL,
-  delivered_at INTEGER NOT NULL,
-  local INTEGER NOT NULL DEFAULT 0  -- the parcel was handed in by this node's own host
-);
-CREATE INDEX delivered_by_expiry ON delivered (expires_at);
-`,
-  `
--- Protocol 2: only a recipient's signature makes a tombstone worth spreading.
--- proven: its proof was checked against the parcel's recipient; unverified: a
--- peer's proof for a parcel never held here (bounded, checked if the parcel comes);
--- local: this node's own knowledge, with no proof (a gateway, a PoWeb endpoint).
-ALTER TABLE delivered ADD COLUMN state TEXT NOT NULL DEFAULT 'local'
-  CHECK (state IN ('proven', 'unverified', 'local'));
-ALTER TABLE delivered ADD COLUMN proof BLOB;
-ALTER TABLE delivered ADD COLUMN from_peer TEXT;
-ALTER TABLE delivered ADD COLUMN from_host TEXT;
-CREATE INDEX delivered_unverified ON delivered (state, from_peer);
-ALTER TABLE parcels ADD COLUMN from_host TEXT;
-ALTER TABLE parcels ADD COLUMN known_recipient INTEGER NOT NULL DEFAULT 1;
--- Recipients known to be real: hosted here, or seen in a verified proof or claim.
-CREATE TABLE known_recipients (id TEXT PRIMARY KEY, until INTEGER NOT NULL);
-`,
-  `
--- A parcel is (sender, parcel id), whatever its octets: one signed parcel can be
--- re-encoded (BER) into other octets under the same signature.
-ALTER TABLE parcels ADD COLUMN parcel_id TEXT;
-CREATE INDEX parcels_by_id ON parcels (sender_id, parcel_id);
-ALTER TABLE delivered ADD COLUMN sender_id TEXT;
-ALTER TABLE delivered ADD COLUMN parcel_id TEXT;
-CREATE INDEX delivered_by_id ON delivered (sender_id, parcel_id);
-`,
-  `
--- Making room for a peer's unverifiable proofs evicts the oldest: without this
--- index each eviction sorted every unverified tombstone.
-CREATE INDEX delivered_unverified_by_age ON delivered (state, delivered_at);
-`,
-];
-
-/** How much of a store a class of parcels may fill, counted by these keys. */
-export type ShareKey =
-  | `sender:${string}`
-  | `recipient:${string}`
-  | `peer:${string}`
-  | `host:${string}`
-  | "unknown";
-
-/** State of a tombstone (see the migration above). */
-export type TombstoneState = "proven" | "unverified" | "local";
+export { type ShareKey, shareKeys } from "./store_shares.ts";
+export type { TombstoneState } from "./store_tombstones.ts";
+export { decodeItem, encodeItem, type Item, ITEM_LENGTH, ItemKind } from "./sync_item.ts";
 
 /** A parcel the store holds, without its bytes. */
 export interface StoredParcel {
@@ -118,71 +57,6 @@ export type ParcelRecord = StoredParcel & {
   readonly parcelId?: string;
 };
 
-/** The share keys a relayed parcel counts against. */
-export function shareKeys(parcel: {
-  senderId: string;
-  recipientId: string;
-  fromPeer?: string | null;
-  fromHost?: string | null;
-  knownRecipient?: boolean;
-}): ShareKey[] {
-  const keys: ShareKey[] = [`sender:${parcel.senderId}`, `recipient:${parcel.recipientId}`];
-  if (parcel.fromPeer) keys.push(`peer:${parcel.fromPeer}`);
-  if (parcel.fromHost) keys.push(`host:${parcel.fromHost}`);
-  if (parcel.knownRecipient === false) keys.push("unknown");
-  return keys;
-}
-
-/** Kind byte of a reconciliation item. */
-export const ItemKind = { PARCEL: 0, DELIVERED: 1 } as const;
-
-/** Length of a reconciliation item: kind, 32-byte key, expiry in seconds (uint32). */
-export const ITEM_LENGTH = 37;
-
-/** A parcel or a tombstone, as the two sides of a connection compare them. */
-export interface Item {
-  /** What it is, by {@linkcode ItemKind}: 0 a parcel, 1 a tombstone. */
-  readonly kind: 0 | 1;
-  /** Hex SHA-256 of the parcel. */
-  readonly key: string;
-  /** When the parcel expires (or would have), to the second. */
-  readonly expiresAt: Date;
-}
-
-/** Encodes an item as {@linkcode ITEM_LENGTH} bytes. */
-export function encodeItem(item: Item): Uint8Array {
-  const bytes = new Uint8Array(ITEM_LENGTH);
-  bytes[0] = item.kind;
-  bytes.set(fromHex(item.key), 1);
-  new DataView(bytes.buffer).setUint32(
-    33,
-    Math.min(Math.floor(item.expiresAt.getTime() / 1000), 0xffffffff),
-  );
-  return bytes;
-}
-
-/** Decodes an item; throws on an unknown kind. */
-export function decodeItem(bytes: Uint8Array): Item {
-  if (bytes.length !== ITEM_LENGTH || (bytes[0] !== 0 && bytes[0] !== 1)) {
-    throw new RangeError("Not a reconciliation item");
-  }
-  const seconds = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(33);
-  return {
-    kind: bytes[0] as 0 | 1,
-    key: toHex(bytes.subarray(1, 33)),
-    expiresAt: new Date(seconds * 1000),
-  };
-}
-
-interface ShareRow {
-  sender_id: string;
-  recipient_id: string;
-  from_peer: string | null;
-  from_host: string | null;
-  known_recipient: number;
-  size: number;
-}
-
 interface ParcelRow {
   key: string;
   recipient_id: string;
@@ -196,50 +70,26 @@ interface ParcelRow {
 /** The mesh node's durable state. */
 export class MeshStore {
   readonly #db: SqliteDatabase;
+  readonly #tombstones: Tombstones;
   /** Octets of relayed parcels, in all and by share key, kept in step with the table. */
-  #relayBytes = 0;
-  #relayParcels = 0;
-  readonly #shares = new Map<ShareKey, { bytes: number; parcels: number }>();
+  readonly #usage = new ShareLedger();
   /** Writes whose loss in a crash is harmless, committed together a moment later. */
   readonly #later: (() => void)[] = [];
   #laterTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(db: SqliteDatabase, private readonly now: () => Date) {
     this.#db = db;
+    this.#tombstones = new Tombstones(db, now);
     this.#countUsage();
   }
 
   #countUsage(): void {
-    this.#shares.clear();
-    this.#relayBytes = 0;
-    this.#relayParcels = 0;
-    for (
-      const row of this.#db.all<ShareRow>(
+    this.#usage.reset(
+      this.#db.all<ShareRow>(
         `SELECT sender_id, recipient_id, from_peer, from_host, known_recipient, size
          FROM parcels WHERE origin = 'relay'`,
-      )
-    ) {
-      this.#count(row, 1);
-    }
-  }
-
-  #count(row: ShareRow, sign: 1 | -1): void {
-    const keys = shareKeys({
-      senderId: row.sender_id,
-      recipientId: row.recipient_id,
-      fromPeer: row.from_peer,
-      fromHost: row.from_host,
-      knownRecipient: row.known_recipient !== 0,
-    });
-    for (const key of keys) {
-      const entry = this.#shares.get(key) ?? { bytes: 0, parcels: 0 };
-      entry.bytes += sign * row.size;
-      entry.parcels += sign;
-      if (entry.parcels <= 0) this.#shares.delete(key);
-      else this.#shares.set(key, entry);
-    }
-    this.#relayBytes += sign * row.size;
-    this.#relayParcels += sign;
+      ),
+    );
   }
 
   /**
@@ -325,10 +175,7 @@ export class MeshStore {
   knows(key: string): "held" | "delivered" | null {
     if (this.#deliveredLater.has(key)) return "delivered";
     if (this.#db.get("SELECT 1 FROM parcels WHERE key = ?", key)) return "held";
-    if (this.#db.get("SELECT 1 FROM delivered WHERE key = ? AND state <> 'unverified'", key)) {
-      return "delivered";
-    }
-    return null;
+    return this.#tombstones.has(key) ? "delivered" : null;
   }
 
   /**
@@ -345,36 +192,24 @@ export class MeshStore {
     ) {
       return "held";
     }
-    return this.#db.get(
-        "SELECT 1 FROM delivered WHERE sender_id = ? AND parcel_id = ? AND state <> 'unverified'",
-        senderId,
-        parcelId,
-      )
-      ? "delivered"
-      : null;
+    return this.#tombstones.hasId(senderId, parcelId) ? "delivered" : null;
   }
 
   /** The delivery proof of a delivered parcel, when this node has one it checked. */
   proofOf(key: string): Uint8Array | undefined {
     const later = this.#deliveredLater.get(key);
     if (later) return later.proof;
-    return this.#db.get<{ proof: Uint8Array }>(
-      "SELECT proof FROM delivered WHERE key = ? AND state = 'proven'",
-      key,
-    )?.proof ?? undefined;
+    return this.#tombstones.provenProof(key);
   }
 
   /** A peer's proof for a parcel never held here, kept to check if the parcel comes. */
   unverifiedProof(key: string): Uint8Array | undefined {
-    return this.#db.get<{ proof: Uint8Array }>(
-      "SELECT proof FROM delivered WHERE key = ? AND state = 'unverified'",
-      key,
-    )?.proof;
+    return this.#tombstones.unverifiedProof(key);
   }
 
   /** Forgets an unverified tombstone (its proof turned out false). */
   dropUnverified(key: string): void {
-    this.#db.run("DELETE FROM delivered WHERE key = ? AND state = 'unverified'", key);
+    this.#tombstones.dropUnverified(key);
   }
 
   /**
@@ -387,63 +222,12 @@ export class MeshStore {
     from: { peer: string; host: string },
     limits: { perPeer: number; perHost: number; total: number },
   ): number {
-    if (tombstones.length === 0) return 0;
-    return this.#db.transaction(() => {
-      const count = (sql: string, ...args: string[]) =>
-        this.#db.get<{ n: number }>(sql, ...args)!.n;
-      let peerRoom = limits.perPeer -
-        count(
-          "SELECT count(*) AS n FROM delivered WHERE state = 'unverified' AND from_peer = ?",
-          from.peer,
-        );
-      let hostRoom = limits.perHost -
-        count(
-          "SELECT count(*) AS n FROM delivered WHERE state = 'unverified' AND from_host = ?",
-          from.host,
-        );
-      let total = count("SELECT count(*) AS n FROM delivered WHERE state = 'unverified'");
-      let kept = 0;
-      const now = this.now().getTime();
-      for (const t of tombstones) {
-        if (peerRoom <= 0 || hostRoom <= 0) break;
-        if (total >= limits.total) {
-          this.#db.run(
-            `DELETE FROM delivered WHERE rowid =
-               (SELECT rowid FROM delivered WHERE state = 'unverified' ORDER BY delivered_at LIMIT 1)`,
-          );
-          total--;
-        }
-        const added = this.#db.run(
-          `INSERT OR IGNORE INTO delivered (key, expires_at, delivered_at, local, state, proof, from_peer, from_host)
-           VALUES (?, ?, ?, 0, 'unverified', ?, ?, ?)`,
-          t.key,
-          t.expiresAt.getTime(),
-          now,
-          t.proof,
-          from.peer,
-          from.host,
-        );
-        if (added === 0) continue;
-        kept++;
-        peerRoom--;
-        hostRoom--;
-        total++;
-      }
-      return kept;
-    });
+    return this.#tombstones.addUnverified(tombstones, from, limits);
   }
 
   /** Tombstones with their proofs, for the keys asked (those without a proof are left out). */
   proofs(keys: readonly string[]): { key: string; expiresAt: Date; proof: Uint8Array }[] {
-    const out = [];
-    for (const key of keys) {
-      const row = this.#db.get<{ expires_at: number; proof: Uint8Array }>(
-        "SELECT expires_at, proof FROM delivered WHERE key = ? AND proof IS NOT NULL",
-        key,
-      );
-      if (row) out.push({ key, expiresAt: new Date(row.expires_at), proof: row.proof });
-    }
-    return out;
+    return this.#tombstones.proofs(keys);
   }
 
   /** Whether `recipientId` is known to be real (hosted here, or in a verified proof or claim). */
@@ -500,7 +284,7 @@ export class MeshStore {
       parcel.bytes,
     ) === 1;
     if (inserted && parcel.origin === "relay") {
-      this.#count({
+      this.#usage.count({
         sender_id: parcel.senderId,
         recipient_id: parcel.recipientId,
         from_peer: parcel.fromPeer ?? null,
@@ -566,17 +350,14 @@ export class MeshStore {
         ? { peer: held.handed_to, toRecipient: held.handed_to_recipient === 1 }
         : undefined;
     }
-    return this.#db.get("SELECT 1 FROM delivered WHERE key = ?", key)
-      ? { peer: null, toRecipient: true }
-      : undefined;
+    return this.#tombstones.exists(key) ? { peer: null, toRecipient: true } : undefined;
   }
 
   /** Whether this node's own host handed the parcel in (held or delivered). */
   isLocal(key: string): boolean {
     if (this.#deliveredLater.get(key)?.local) return true;
     return this.#db.get("SELECT 1 FROM parcels WHERE key = ? AND origin = 'local'", key) !==
-        undefined ||
-      this.#db.get("SELECT 1 FROM delivered WHERE key = ? AND local = 1", key) !== undefined;
+        undefined || this.#tombstones.isLocal(key);
   }
 
   /** Sets how many copies this node may still hand out. */
@@ -597,26 +378,13 @@ export class MeshStore {
         key,
       );
       const removed = gone ? 1 : 0;
-      if (gone?.origin === "relay") this.#count(gone, -1);
-      // A proof replaces what was there without one (a local or unverified tombstone).
-      const added = this.#db.run(
-        `INSERT INTO delivered
-           (key, expires_at, delivered_at, local, state, proof, sender_id, parcel_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (key) DO UPDATE SET state = excluded.state, proof = excluded.proof,
-           local = max(local, excluded.local), from_peer = NULL, from_host = NULL,
-           sender_id = coalesce(excluded.sender_id, sender_id),
-           parcel_id = coalesce(excluded.parcel_id, parcel_id)
-         WHERE excluded.state = 'proven' AND delivered.state <> 'proven'`,
-        key,
-        expiresAt.getTime(),
-        this.now().getTime(),
-        local ? 1 : 0,
-        proof ? "proven" : "local",
-        proof ?? null,
-        gone?.sender_id ?? null,
-        gone?.parcel_id ?? null,
-      );
+      if (gone?.origin === "relay") this.#usage.count(gone, -1);
+      const added = this.#tombstones.record(key, expiresAt, {
+        local,
+        proof,
+        senderId: gone?.sender_id ?? null,
+        parcelId: gone?.parcel_id ?? null,
+      });
       return removed + added > 0;
     });
   }
@@ -625,7 +393,7 @@ export class MeshStore {
   purgeExpired(): number {
     const now = this.now().getTime();
     const purged = this.#db.transaction(() => {
-      this.#db.run("DELETE FROM delivered WHERE expires_at <= ?", now);
+      this.#tombstones.purge(now);
       return this.#db.run("DELETE FROM parcels WHERE expires_at <= ?", now);
     });
     if (purged > 0) this.#countUsage();
@@ -634,14 +402,13 @@ export class MeshStore {
 
   /** Octets of relayed parcels held, in all and from one sender. */
   usage(senderId?: string): { bytes: number; parcels: number } {
-    if (senderId === undefined) return { bytes: this.#relayBytes, parcels: this.#relayParcels };
+    if (senderId === undefined) return this.#usage.total();
     return this.share(`sender:${senderId}`);
   }
 
   /** Octets and parcels of relayed parcels counted against one share key. */
   share(key: ShareKey): { bytes: number; parcels: number } {
-    const entry = this.#shares.get(key);
-    return { bytes: entry?.bytes ?? 0, parcels: entry?.parcels ?? 0 };
+    return this.#usage.share(key);
   }
 
   /**
@@ -656,23 +423,14 @@ export class MeshStore {
       now,
       limit,
     );
-    const delivered = this.#db.all<{ key: string; expires_at: number }>(
-      `SELECT key, expires_at FROM delivered WHERE expires_at > ? AND proof IS NOT NULL
-       ORDER BY state = 'proven' DESC, delivered_at DESC LIMIT ?`,
-      now,
-      Math.max(0, limit - parcels.length),
-    );
+    const delivered = this.#tombstones.items(now, Math.max(0, limit - parcels.length));
     return [
-      ...parcels.map((r) => ({
+      ...parcels.map((r): Item => ({
         kind: ItemKind.PARCEL,
         key: r.key,
         expiresAt: new Date(r.expires_at),
       })),
-      ...delivered.map((r) => ({
-        kind: ItemKind.DELIVERED,
-        key: r.key,
-        expiresAt: new Date(r.expires_at),
-      })),
+      ...delivered,
     ];
   }
 
