@@ -36,22 +36,9 @@
  * ## What a host is
  *
  * {@linkcode Admission.hostOf} names the host of an address, the key of the
- * per-host limits here and of the per-host rate limit (rate_limit.ts):
- *
- * - IPv4: the address. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a
- *   dual-stack socket reports) is the IPv4 address it maps.
- * - IPv6: the /64 prefix (`2001:db8:1:2::/64`). A /64 is the smallest block a
- *   network normally hands out, and every device on it may pick any of its
- *   2^64 addresses (privacy extensions rotate them on purpose), so counting per
- *   address would bound nothing. The price: honest peers on one IPv6 LAN,
- *   talking over global or unique-local addresses, share one host's limits
- *   (and one host's rate limit). The mesh listens on IPv4 by default, where
- *   neighbours are distinct hosts.
- * - IPv6 link-local (`fe80::/10`): the whole address. Every neighbour on the
- *   link shares `fe80::/64`, and a neighbour that wants many addresses can take
- *   them from the LAN's IPv4 subnet as easily, so a /64 there would only punish
- *   honest neighbours.
- * - Anything else (no IP component): the address itself.
+ * per-host limits here and of the per-host rate limit (rate_limit.ts): an IPv4
+ * address, the /64 of an IPv6 address, a whole link-local IPv6 address
+ * (host_key.ts says why).
  *
  * ## What an attacker with many addresses can still do
  *
@@ -98,6 +85,7 @@
  * import { yamux } from "@chainsafe/libp2p-yamux";
  * import { tcp } from "@libp2p/tcp";
  * import { createLibp2p } from "libp2p";
+ * import assert from "node:assert/strict";
  * import { Admission } from "./admission.ts";
  *
  * const admission = new Admission({ maxConnectionsPerHost: 4 });
@@ -108,7 +96,7 @@
  *   streamMuxers: [yamux()],
  *   ...admission.libp2pOptions(),
  * });
- * if (admission.stats().limits.maxConnectionsPerHost !== 4) throw new Error("Limits not applied");
+ * assert.equal(admission.stats().limits.maxConnectionsPerHost, 4);
  * await node.stop();
  * ```
  *
@@ -122,11 +110,13 @@ import type {
   MultiaddrConnection,
   PeerId,
 } from "@libp2p/interface";
-import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
+import type { Multiaddr } from "@multiformats/multiaddr";
 import type {
   /** @internal */
   ConnectionManagerInit,
 } from "libp2p";
+import { hostKeyOf } from "./host_key.ts";
+import { createLogger, type Logger } from "./log.ts";
 
 /** Limits on inbound connections, per remote host and in all. */
 export interface AdmissionLimits {
@@ -181,6 +171,12 @@ const GRACE_DIVISOR = 10;
 
 /** Most suspect hosts remembered (the oldest marks go first). */
 const MAX_SUSPECTS = 4096;
+
+/** Options of {@linkcode Admission} beyond its limits. */
+export interface AdmissionOptions {
+  /** Where refusals, evictions and timeouts are logged, at debug (default: warnings on stderr). */
+  readonly logger?: Logger;
+}
 
 /** Connections of one host. */
 export interface HostCounts {
@@ -256,9 +252,10 @@ export class Admission {
   readonly #refused = { hostConnections: 0, hostPending: 0, pendingTotal: 0 };
   /** A handshake this young is evicted only if its host is suspect. */
   readonly #graceMs: number;
+  readonly #log: Logger;
 
   /** Takes the limits to enforce; those left out are {@linkcode DEFAULT_ADMISSION_LIMITS}. */
-  constructor(limits: Partial<AdmissionLimits> = {}) {
+  constructor(limits: Partial<AdmissionLimits> = {}, options: AdmissionOptions = {}) {
     const resolved = { ...DEFAULT_ADMISSION_LIMITS, ...limits };
     for (const [name, value] of Object.entries(resolved)) {
       if (!Number.isSafeInteger(value) || value < 1) {
@@ -269,6 +266,19 @@ export class Admission {
     }
     this.limits = resolved;
     this.#graceMs = resolved.handshakeTimeoutMs / GRACE_DIVISOR;
+    this.#log = options.logger ?? createLogger({ component: "mesh/admission" });
+  }
+
+  /**
+   * Forgets every connection and stops the handshake timers, once the libp2p
+   * node it served has stopped (its connections are closed by then).
+   */
+  stop(): void {
+    for (const entry of this.#entries.values()) clearTimeout(entry.timer);
+    this.#entries.clear();
+    this.#pending.clear();
+    this.#hosts.clear();
+    this.#open = 0;
   }
 
   /**
@@ -312,14 +322,7 @@ export class Admission {
    * ```
    */
   static hostOf(address: Multiaddr | string): string {
-    if (typeof address === "string" && !address.startsWith("/")) return hostOfIp(address);
-    const ma = typeof address === "string" ? multiaddr(address) : address;
-    for (const component of ma.getComponents()) {
-      if ((component.name === "ip4" || component.name === "ip6") && component.value) {
-        return hostOfIp(component.value);
-      }
-    }
-    return ma.toString();
+    return hostKeyOf(address);
   }
 
   /** Counters for tests and status: pending and open connections, refusals, evictions. */
@@ -349,16 +352,19 @@ export class Admission {
     const pending = state?.pending.size ?? 0;
     if (pending + (state?.open ?? 0) >= this.limits.maxConnectionsPerHost) {
       this.#refused.hostConnections++;
+      this.#log.debug("Connection refused: its host has all its connections", { host });
       return true;
     }
     if (pending >= this.limits.maxPendingPerHost) {
       this.#refused.hostPending++;
+      this.#log.debug("Connection refused: its host has all its handshakes pending", { host });
       return true;
     }
     if (this.#pending.size >= this.limits.maxPendingTotal) {
       const victim = this.#victimFor(host, pending);
       if (!victim) {
         this.#refused.pendingTotal++;
+        this.#log.debug("Connection refused: every handshake slot is taken", { host });
         return true;
       }
       this.#evicted++;
@@ -458,6 +464,7 @@ export class Admission {
 
   /** Aborts a pending handshake, its slot freed at once, and marks its host suspect. */
   #drop(entry: Entry, reason: string): void {
+    this.#log.debug("Handshake dropped", { host: entry.host, reason });
     this.#forget(entry);
     this.#suspect(entry.host);
     entry.connection.abort(new HandshakeDroppedError(reason));
@@ -491,39 +498,4 @@ export class Admission {
     }
     return state;
   }
-}
-
-/** The host key of an IP address (see the module doc). */
-function hostOfIp(ip: string): string {
-  if (!ip.includes(":")) return ip;
-  const groups = parseIpv6(ip);
-  if (!groups) return ip.toLowerCase();
-  const hex = groups.map((g) => g.toString(16));
-  const mapped = groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff;
-  if (mapped) {
-    return [groups[6] >> 8, groups[6] & 0xff, groups[7] >> 8, groups[7] & 0xff].join(".");
-  }
-  if ((groups[0] & 0xffc0) === 0xfe80) return hex.join(":");
-  return `${hex.slice(0, 4).join(":")}::/64`;
-}
-
-/** The eight 16-bit groups of an IPv6 address (zone dropped), or null if it is not one. */
-function parseIpv6(ip: string): number[] | null {
-  let text = ip.split("%")[0].toLowerCase();
-  const dotted = text.match(/^(.*:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/);
-  if (dotted) {
-    const [a, b, c, d] = dotted.slice(2).map(Number);
-    if ([a, b, c, d].some((n) => n > 255)) return null;
-    text = `${dotted[1]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const halves = text.split("::");
-  if (halves.length > 2) return null;
-  const part = (s: string) => (s === "" ? [] : s.split(":"));
-  const head = part(halves[0]);
-  const tail = halves.length === 2 ? part(halves[1]) : [];
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
-  const groups = [...head, ...Array(halves.length === 2 ? missing : 0).fill("0"), ...tail];
-  if (groups.some((g) => !/^[0-9a-f]{1,4}$/.test(g))) return null;
-  return groups.map((g) => parseInt(g, 16));
 }

@@ -8,6 +8,7 @@
  */
 import type { ParcelNode } from "../bindings/binding.ts";
 import { ParcelRefusedError } from "../bindings/validation.ts";
+import { createLogger, type Logger } from "./log.ts";
 import type { MeshNode } from "./node.ts";
 import type { EndpointSigner } from "./proofs.ts";
 
@@ -28,6 +29,8 @@ export interface AttachOptions {
   readonly pollIntervalMs?: number;
   /** Told about parcels the mesh would not take (expired, invalid). */
   readonly onRefused?: (key: string, error: ParcelRefusedError) => void;
+  /** Where failures to record a handover or to pump go (default: the mesh's warn level on stderr). */
+  readonly logger?: Logger;
 }
 
 /** A node joined to a mesh. */
@@ -44,6 +47,7 @@ export function attachParcelNode(
   node: ParcelNode,
   options: AttachOptions,
 ): Attachment {
+  const logger = options.logger ?? createLogger({ component: "mesh/attach" });
   const reported = new Set<string>();
   const refused = new Set<string>();
   for (const id of options.endpointIds) {
@@ -58,11 +62,19 @@ export function attachParcelNode(
       reported.add(key);
     });
   const offHanded = mesh.on("parcel:handed", ({ key, peer, toRecipient }) => {
-    if (mesh.store.isLocal(key)) report(key, peer, toRecipient).catch(() => {});
+    if (mesh.store.isLocal(key)) {
+      report(key, peer, toRecipient).catch((error) =>
+        logger.warn("Could not record a handover", { key, peer, error })
+      );
+    }
   });
   // Learnt from another node's tombstone: the parcel reached its recipient's node.
   const offDelivered = mesh.on("parcel:delivered", ({ key }) => {
-    if (mesh.store.isLocal(key)) report(key, null, true).catch(() => {});
+    if (mesh.store.isLocal(key)) {
+      report(key, null, true).catch((error) =>
+        logger.warn("Could not record a delivery", { key, error })
+      );
+    }
   });
 
   let pumping: Promise<number> | null = null;
@@ -95,7 +107,12 @@ export function attachParcelNode(
     return pumping;
   };
   const interval = options.pollIntervalMs ?? 2000;
-  const timer = interval > 0 ? setInterval(() => pump().catch(() => {}), interval) : undefined;
+  const timer = interval > 0
+    ? setInterval(
+      () => pump().catch((error) => logger.warn("Could not hand parcels to the mesh", { error })),
+      interval,
+    )
+    : undefined;
   return {
     pump,
     stop() {

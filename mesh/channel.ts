@@ -28,12 +28,15 @@ export class StallError extends Error {
 export class Channel {
   readonly #lp: LengthPrefixedStream<Stream>;
   readonly #watchdog: ReturnType<typeof setInterval>;
+  readonly #signal: AbortSignal | undefined;
+  readonly #onAbort: () => void;
   #pending = 0;
   bytesRead = 0;
   bytesWritten = 0;
   /** Octets that arrived on the stream so far, whole frames or not. */
   octetsSeen = 0;
 
+  /** `signal`, when given, aborts the stream (its node is stopping, say). */
   constructor(
     readonly stream: Stream,
     maxFrame: number,
@@ -41,6 +44,7 @@ export class Channel {
     frames: number,
     private readonly activity: { last: number },
     onStall: (error: StallError) => void,
+    signal?: AbortSignal,
   ) {
     this.#lp = lpStream(stream, { maxDataLength: maxFrame, maxBufferSize: maxFrame * frames + 64 });
     const touch = () => (this.activity.last = Date.now());
@@ -58,6 +62,10 @@ export class Channel {
       }
     }, Math.max(100, Math.floor(stallMs / 4)));
     stream.addEventListener("close", () => clearInterval(this.#watchdog), { once: true });
+    this.#signal = signal;
+    this.#onAbort = () => stream.abort(asError(signal?.reason ?? "Aborted"));
+    if (signal?.aborted) this.#onAbort();
+    else signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
 
   /** The next frame, or null once the peer has closed its side. */
@@ -116,10 +124,15 @@ export class Channel {
     }
   }
 
-  /** Stops the watchdog (it also stops when the stream closes). */
+  /** Stops the watchdog (it also stops when the stream closes) and forgets the signal. */
   dispose(): void {
     clearInterval(this.#watchdog);
+    this.#signal?.removeEventListener("abort", this.#onAbort);
   }
+}
+
+function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
 }
 
 function varintLength(n: number): number {

@@ -23,6 +23,9 @@ export interface KeepAliveOptions {
 export class KeepAlive {
   readonly #missed = new Map<string, number>();
   readonly #busy = new Set<string>();
+  /** Pings in flight, so that stopping waits for them. */
+  readonly #pinging = new Set<Promise<unknown>>();
+  #controller = new AbortController();
   #timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(
@@ -33,12 +36,16 @@ export class KeepAlive {
   ) {}
 
   start(): void {
+    if (this.#controller.signal.aborted) this.#controller = new AbortController();
     this.#timer ??= setInterval(() => this.#round(), this.options.intervalMs ?? 3_000);
   }
 
-  stop(): void {
+  /** Stops pinging: the pings in flight are aborted, and it resolves once they are over. */
+  async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#controller.abort(new Error("The keep-alive stopped"));
+    while (this.#pinging.size > 0) await Promise.allSettled([...this.#pinging]);
   }
 
   /** A peer's connections closed: forget its count. */
@@ -50,9 +57,15 @@ export class KeepAlive {
     for (const peer of this.peers()) {
       if (this.#busy.has(peer)) continue;
       this.#busy.add(peer);
-      this.ping(peer, AbortSignal.timeout(this.options.timeoutMs ?? 3_000)).then(
+      const stopped = this.#controller.signal;
+      const signal = AbortSignal.any([
+        AbortSignal.timeout(this.options.timeoutMs ?? 3_000),
+        stopped,
+      ]);
+      const pinging = this.ping(peer, signal).then(
         () => this.#missed.delete(peer),
         () => {
+          if (stopped.aborted) return; // not the peer's fault
           const missed = (this.#missed.get(peer) ?? 0) + 1;
           this.#missed.set(peer, missed);
           if (missed >= (this.options.misses ?? 2)) {
@@ -60,7 +73,11 @@ export class KeepAlive {
             this.onDead(peer);
           }
         },
-      ).finally(() => this.#busy.delete(peer));
+      ).finally(() => {
+        this.#busy.delete(peer);
+        this.#pinging.delete(pinging);
+      });
+      this.#pinging.add(pinging);
     }
   }
 }

@@ -9,11 +9,15 @@
  *   peers and parcels through events.
  * - {@linkcode attachParcelNode}: join a node implementing the binding contract
  *   (bindings/binding.ts) to a mesh node.
+ * - {@linkcode createLogger}: where a node logs (its `logger` option), and
+ *   {@linkcode Libp2pFactory}: how it builds its libp2p host (its `createLibp2p`
+ *   option, which tests use to run meshes in memory).
  *
  * The protocol is specified in docs/mesh-protocol.md.
  *
  * @example Two programs exchanging a parcel
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MeshNode } from "./mod.ts";
  * import { createParcelFixture } from "../bindings/testing/fixtures.ts";
  *
@@ -38,7 +42,7 @@
  * await alice.start();
  * await alice.send(parcel);
  *
- * console.assert((await received.promise).length === parcel.length);
+ * assert.deepEqual(await received.promise, parcel);
  * await alice.stop();
  * await bob.stop();
  * ```
@@ -48,15 +52,28 @@
 export {
   type HostedParcel,
   type HostOptions,
+  type Libp2pFactory,
   MAX_ITEMS,
   type MeshEventMap,
   MeshNode,
   type MeshNodeOptions,
   type MeshPeer,
+  type MeshServices,
   type MeshStats,
   type ParcelHandler,
   type SendResult,
 } from "./node.ts";
+export {
+  createLogger,
+  formatRecord,
+  type LogFields,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+  type LogRecord,
+  type LogSink,
+  silentLogger,
+} from "./log.ts";
 export { StallError } from "./channel.ts";
 export { type Attachment, type AttachOptions, attachParcelNode, MESH } from "./attach.ts";
 export { DEFAULT_INITIAL_COPIES } from "./routing.ts";
@@ -74,6 +91,7 @@ export { DEFAULT_RATE_LIMIT, type RateLimit } from "./rate_limit.ts";
 export {
   Admission,
   type AdmissionLimits,
+  type AdmissionOptions,
   type AdmissionStats,
   DEFAULT_ADMISSION_LIMITS,
   type HostCounts,

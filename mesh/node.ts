@@ -10,152 +10,189 @@
  * Every parcel is validated against its recipient's own PDA chain before it is
  * stored: spam stops at the first hop.
  *
+ * The node is a facade over its services, each given only what it uses:
+ *
+ * - peers (peers.ts): the connected peers, discovery, reconnection, keep-alive;
+ * - sync (sync.ts, reconcile.ts): reconciliation;
+ * - transfer (transfer.ts, sender.ts, intake.ts): moving parcels;
+ * - admission (admission.ts): which inbound connections libp2p accepts;
+ * - the store (store.ts), which the node opens and closes.
+ *
  * @module
  */
-import { noise } from "@chainsafe/libp2p-noise";
-import { yamux } from "@chainsafe/libp2p-yamux";
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@libp2p/crypto/keys";
-import type { PeerId } from "@libp2p/interface";
-import { type Ping, ping } from "@libp2p/ping";
-import { tcp } from "@libp2p/tcp";
-import { multiaddr } from "@multiformats/multiaddr";
+import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import { createLibp2p, type Libp2p } from "libp2p";
 import { isSafelyStored } from "../bindings/binding.ts";
-import {
-  MAX_CLOCK_DRIFT_TOLERANCE_MS,
-  ParcelRefusedError,
-  sha256Hex,
-} from "../bindings/validation.ts";
-import { encodeProof, type EndpointSigner, makeDeliveryProof } from "./proofs.ts";
-import { DEFAULT_QUOTA_SHARES } from "./quota.ts";
+import { FastParcelValidator, type ParcelFacts } from "../bindings/fast_validation.ts";
+import { ParcelRefusedError, sha256Hex } from "../bindings/validation.ts";
 import { Admission } from "./admission.ts";
-import { MdnsDiscovery } from "./mdns.ts";
-import { KeepAlive } from "./keepalive.ts";
-import { type KnownPeer, Reconnector } from "./reconnect.ts";
+import { discoveryOf, libp2pConfig, privateKeyOf, resolveOptions } from "./config.ts";
+import { type Emit, reportMisbehaviour } from "./core.ts";
+import { type HostedEndpoint, Hosting } from "./hosting.ts";
+import { Links } from "./links.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { PeerService } from "./peers.ts";
+import { encodeProof, makeDeliveryProof, SignatureVerifier } from "./proofs.ts";
+import { StorageQuota } from "./quota.ts";
 import { DEFAULT_RATE_LIMIT, RateLimiter } from "./rate_limit.ts";
-import { DEFAULT_INITIAL_COPIES } from "./routing.ts";
 import { MeshStore } from "./store.ts";
-import { SYNC_PROTOCOL, TRANSFER_PROTOCOL } from "./wire.ts";
-import type {
-  MeshEventMap,
-  MeshPeer,
-  MeshStats,
-  ParcelHandler,
-  PeerState,
-  ResolvedOptions,
-} from "./types.ts";
-import { CLAIM_LIFETIME_MS, DIAL_TIMEOUT_MS, FIRST_RETRY_MS } from "./types.ts";
-import { hostOf, MeshCore } from "./core.ts";
 import { SyncService } from "./sync.ts";
+import { TaskGroup } from "./tasks.ts";
 import { TransferService } from "./transfer.ts";
-import type { HostOptions, MeshNodeOptions, SendResult } from "./types.ts";
-
-export type {
-  HostedParcel,
+import type {
   HostOptions,
   MeshEventMap,
   MeshNodeOptions,
   MeshPeer,
+  MeshServices,
+  MeshStats,
+  ParcelHandler,
+  SendResult,
+} from "./types.ts";
+
+export type {
+  HostedParcel,
+  HostOptions,
+  Libp2pFactory,
+  MeshEventMap,
+  MeshNodeOptions,
+  MeshPeer,
+  MeshServices,
   MeshStats,
   ParcelHandler,
   SendResult,
 } from "./types.ts";
 export { MAX_ITEMS } from "./types.ts";
 
+/** What a node is made of, built by {@linkcode MeshNode.create}. */
+interface NodeParts {
+  readonly libp2p: Libp2p<MeshServices>;
+  readonly store: MeshStore;
+  readonly admission: Admission;
+  readonly logger: Logger;
+  readonly options: MeshNodeOptions;
+}
+
 /** A node of the Relaymail mesh. */
 export class MeshNode extends EventTarget {
-  readonly #core: MeshCore;
-  readonly #syncs: SyncService;
-  readonly #transfers: TransferService;
-  readonly #discovery: { intervalMs: number; interfaces?: readonly string[] } | null;
-  #mdns: MdnsDiscovery | undefined;
-  readonly #timers: ReturnType<typeof setInterval>[] = [];
-  #started = false;
+  readonly #libp2p: Libp2p<MeshServices>;
+  readonly #store: MeshStore;
+  readonly #admission: Admission;
+  readonly #log: Logger;
+  readonly #hosting: Hosting;
+  readonly #peers: PeerService;
+  readonly #sync: SyncService;
+  readonly #transfer: TransferService;
+  readonly #validator = new FastParcelValidator();
+  readonly #validate: (bytes: Uint8Array) => Promise<ParcelFacts>;
+  readonly #initialCopies: number;
+  readonly #stats: MeshStats = {
+    syncBytesSent: 0,
+    syncBytesReceived: 0,
+    syncs: 0,
+    parcelsSent: 0,
+    parcelsReceived: 0,
+    parcelBytesSent: 0,
+    parcelBytesReceived: 0,
+    transferBytesSent: 0,
+    transferBytesReceived: 0,
+    refusals: 0,
+  };
+  /** Work of the node's own: parcels held here handed to an endpoint it starts hosting. */
+  readonly #tasks = new TaskGroup();
+  #purgeTimer: ReturnType<typeof setInterval> | undefined;
+  #state: "created" | "started" | "stopped" = "created";
+  #starting: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
 
-  private constructor(
-    libp2p: Libp2p,
-    store: MeshStore,
-    options: ResolvedOptions,
-    limiter: RateLimiter,
-    discovery: { intervalMs: number; interfaces?: readonly string[] } | null,
-  ) {
+  private constructor(parts: NodeParts) {
     super();
-    this.#discovery = discovery;
-    this.#core = new MeshCore(libp2p, store, options, limiter, this, () => this.peerId);
-    this.#syncs = new SyncService(this.#core);
-    this.#transfers = new TransferService(this.#core);
-    // What one service asks of the other goes through the core.
-    this.#core.syncAll = (except) => this.#syncs.syncAll(except);
-    this.#core.scheduleSync = (peer, delayMs) => this.#syncs.scheduleSync(peer, delayMs);
-    this.#core.retryLater = (peer) => this.#syncs.retryLater(peer);
-    this.#core.push = (peer) => this.#transfers.push(peer);
-    this.#core.pushToHosts = (key, recipientId) => this.#transfers.pushToHosts(key, recipientId);
+    const { libp2p, store, admission, logger } = parts;
+    const options = resolveOptions(parts.options);
+    const node = libp2p.peerId.toString();
+    const child = (component: string) => logger.child(component, { node });
+    const emit: Emit = (type, detail) => this.dispatchEvent(new CustomEvent(type, { detail }));
+    const verifier = new SignatureVerifier();
+    const links = new Links({
+      connections: (peer) => libp2p.getConnections(peer),
+      stallTimeoutMs: options.stallTimeoutMs,
+      logger: child("links"),
+    });
+    this.#libp2p = libp2p;
+    this.#store = store;
+    this.#admission = admission;
+    this.#log = child("node");
+    this.#initialCopies = options.initialCopies;
+    this.#validate = (bytes) =>
+      this.#validator.validate(bytes, {
+        now: options.now(),
+        clockDriftToleranceMs: options.clockDriftToleranceMs,
+      });
+    const hostingLog = { logger: child("hosting"), emit };
+    this.#hosting = new Hosting({
+      store,
+      verifier,
+      peerId: node,
+      now: options.now,
+      misbehaved: (peer, reason) => reportMisbehaviour(hostingLog, peer, reason),
+    });
+    this.#peers = new PeerService({
+      libp2p,
+      store,
+      emit,
+      logger: child("peers"),
+      options: { ...options, discovery: discoveryOf(parts.options) },
+      // One reconciliation per new connection: the node with the smaller peer id
+      // starts it; the other starts one only if none came (a lost race, an old peer).
+      onConnect: (peer) => this.#sync.scheduleSync(peer, node < peer.id ? 0 : 2_000),
+      onDisconnect: (peer) => this.#sync.forget(peer),
+    });
+    const peers = this.#peers.table;
+    this.#sync = new SyncService({
+      registrar: libp2p,
+      peers,
+      store,
+      links,
+      hosting: this.#hosting,
+      verifier,
+      stats: this.#stats,
+      emit,
+      logger: child("sync"),
+      options,
+      push: (peer) => this.#transfer.push(peer),
+    });
+    this.#transfer = new TransferService({
+      registrar: libp2p,
+      peers,
+      store,
+      links,
+      hosting: this.#hosting,
+      verifier,
+      quota: new StorageQuota(store, options.quotaBytes, options.maxParcels, options.shares),
+      limiter: new RateLimiter({ ...DEFAULT_RATE_LIMIT, ...parts.options.rateLimit }),
+      validate: this.#validate,
+      stats: this.#stats,
+      emit,
+      logger: child("transfer"),
+      options,
+      syncAll: (except) => this.#sync.syncAll(except),
+      retryLater: (peer) => this.#sync.retryLater(peer),
+    });
   }
 
   /** Creates a node (not yet started); its peer key persists in the store. */
   static async create(options: MeshNodeOptions): Promise<MeshNode> {
-    const now = options.now ?? (() => new Date());
-    const store = MeshStore.open(options.storePath, now);
+    const logger = options.logger ?? createLogger();
+    const store = MeshStore.open(options.storePath, options.now ?? (() => new Date()));
     try {
-      let privateKey;
-      if (options.privateKey) {
-        privateKey = privateKeyFromProtobuf(options.privateKey);
-        store.deleteMeta("libp2p.private-key");
-      } else {
-        const keyBytes = store.getMeta("libp2p.private-key");
-        if (!keyBytes) {
-          privateKey = await generateKeyPair("Ed25519");
-          store.setMeta("libp2p.private-key", privateKeyToProtobuf(privateKey));
-        } else {
-          privateKey = privateKeyFromProtobuf(keyBytes);
-        }
-      }
-      const useMdns = options.mdns ?? true;
-      const admission = new Admission(options.admission);
-      const libp2p = await createLibp2p({
-        ...admission.libp2pOptions(),
-        privateKey,
-        start: false,
-        addresses: { listen: [...(options.listen ?? ["/ip4/0.0.0.0/tcp/0"])] },
-        transports: [tcp()],
-        connectionEncrypters: [noise()],
-        streamMuxers: [yamux()],
-        // Our keep-alive (keepalive.ts) decides when a connection is dead; libp2p's own
-        // monitor would abort a connection whose second concurrent ping it could not open.
-        services: { ping: ping({ maxInboundStreams: 2, maxOutboundStreams: 2, timeout: 5_000 }) },
-        connectionMonitor: { enabled: false },
+      const privateKey = await privateKeyOf(options, store);
+      const node = peerIdFromPrivateKey(privateKey).toString();
+      const admission = new Admission(options.admission, {
+        logger: logger.child("admission", { node }),
       });
-      const discovery = useMdns
-        ? {
-          intervalMs: options.mdnsIntervalMs ?? 10_000,
-          interfaces: options.mdnsInterfaces,
-        }
-        : null;
-      const resolved = {
-        peers: options.peers ?? [],
-        quotaBytes: options.quotaBytes ?? 512 * 1024 * 1024,
-        maxParcels: options.maxParcels ?? 50_000,
-        senderShare: options.senderShare ?? DEFAULT_QUOTA_SHARES.sender,
-        shares: {
-          ...DEFAULT_QUOTA_SHARES,
-          sender: options.senderShare ?? DEFAULT_QUOTA_SHARES.sender,
-          ...options.shares,
-        },
-        unverifiedTombstones: {
-          perPeer: 2_000,
-          perHost: 4_000,
-          total: 20_000,
-          ...options.unverifiedTombstones,
-        },
-        initialCopies: options.initialCopies ?? DEFAULT_INITIAL_COPIES,
-        stallTimeoutMs: options.stallTimeoutMs ?? 20_000,
-        syncIntervalMs: options.syncIntervalMs ?? 60_000,
-        clockDriftToleranceMs: options.clockDriftToleranceMs ?? MAX_CLOCK_DRIFT_TOLERANCE_MS,
-        now,
-        reconciliation: options.reconciliation ?? "auto",
-      };
-      const limiter = new RateLimiter({ ...DEFAULT_RATE_LIMIT, ...options.rateLimit });
-      return new MeshNode(libp2p, store, resolved, limiter, discovery);
+      const build = options.createLibp2p ?? createLibp2p<MeshServices>;
+      const libp2p = await build(libp2pConfig(privateKey, options.listen, admission));
+      return new MeshNode({ libp2p, store, admission, logger, options });
     } catch (error) {
       store.close();
       throw error;
@@ -164,100 +201,70 @@ export class MeshNode extends EventTarget {
 
   /** The node's libp2p peer id. */
   get peerId(): string {
-    return this.#core.libp2p.peerId.toString();
+    return this.#libp2p.peerId.toString();
   }
 
   /** Multiaddrs others can dial this node at (with its peer id). */
   get addresses(): string[] {
-    return this.#core.libp2p.getMultiaddrs().map(String);
+    return this.#libp2p.getMultiaddrs().map(String);
   }
 
   /** The parcel store (read it; change it only through the node). */
   get store(): MeshStore {
-    return this.#core.store;
+    return this.#store;
   }
 
   /** Counters since start. */
   get stats(): MeshStats {
-    return this.#core.stats;
+    return this.#stats;
   }
 
   /** The connected peers. */
   peers(): MeshPeer[] {
-    return [...this.#core.peers.values()].map(describe);
+    return this.#peers.describe();
   }
 
   /** Starts listening, discovering and dialling. */
   async start(): Promise<void> {
-    if (this.#started) return;
-    this.#started = true;
-    const libp2p = this.#core.libp2p;
-    await libp2p.handle(
-      SYNC_PROTOCOL,
-      (stream, connection) => this.#syncs.respondToSync(stream, connection),
-      {
-        maxInboundStreams: 4,
-      },
-    );
-    await libp2p.handle(
-      TRANSFER_PROTOCOL,
-      (stream, connection) => this.#transfers.receiveParcels(stream, connection),
-      {
-        maxInboundStreams: 4,
-      },
-    );
-    libp2p.addEventListener("peer:connect", (event) => this.#onConnect(event.detail));
-    libp2p.addEventListener(
-      "peer:disconnect",
-      (event) => this.#onDisconnect(event.detail.toString()),
-    );
-    await libp2p.start();
-    if (this.#discovery) {
-      // Our own mDNS: one socket per interface (a relay bridges its segments), and
-      // every sighting reported, so a peer that comes back is dialled again.
-      const mdns = new MdnsDiscovery({
-        ...this.#discovery,
-        peerId: this.peerId,
-        addresses: () => this.#core.libp2p.getMultiaddrs().map(String),
-      });
-      mdns.on("peer", (sighting) => this.#reconnector.seen(sighting.peerId, sighting.multiaddrs));
-      mdns.on(
-        "warning",
-        ({ interfaceName, error }) => this.#core.log(`mDNS on ${interfaceName}: ${error.message}`),
-      );
-      mdns.start();
-      this.#mdns = mdns;
-    }
-    for (const address of this.#core.options.peers) {
-      const id = multiaddr(address).getComponents().find((c) => c.name === "p2p")?.value ?? null;
-      this.#reconnector.addStatic(address, id);
-    }
-    // Neighbours from before a restart are dialled at once, not at the next mDNS round.
-    for (const known of this.#knownPeers()) {
-      if (known.id) this.#reconnector.seen(known.id, known.addresses, "learned");
-    }
-    this.#reconnector.start();
-    this.#keepAlive.start();
-    this.#timers.push(setInterval(() => this.#rememberPeers(), 30_000));
-    this.#timers.push(setInterval(() => this.#purge(), 60_000));
-    this.#timers.push(setInterval(() => this.#syncs.syncAll(), this.#core.options.syncIntervalMs));
+    if (this.#state === "started") return;
+    if (this.#state === "stopped") throw new Error("Cannot start a node that was stopped");
+    this.#state = "started";
+    this.#starting = (async () => {
+      await this.#sync.start();
+      await this.#transfer.start();
+      await this.#libp2p.start();
+      this.#peers.start();
+      this.#purgeTimer = setInterval(() => this.#purge(), 60_000);
+    })();
+    await this.#starting;
   }
 
-  /** Stops: open transfers end unacknowledged (their parcels stay with the sender). */
-  async stop(): Promise<void> {
-    for (const timer of this.#timers) clearInterval(timer);
-    this.#timers.length = 0;
-    this.#reconnector.stop();
-    this.#keepAlive.stop();
-    await this.#mdns?.stop();
-    this.#mdns = undefined;
-    if (this.#started) this.#rememberPeers();
-    for (const peer of this.#core.peers.values()) clearTimeout(peer.syncTimer);
-    if (this.#started) await this.#core.libp2p.stop();
-    this.#started = false;
-    await Promise.allSettled([...this.#core.peers.values()].flatMap((p) => [p.syncing, p.pushing]));
-    this.#core.peers.clear();
-    this.#core.store.close();
+  /**
+   * Stops, and resolves once nothing of the node runs any more: reconciliations
+   * and transfers in flight are aborted (their parcels stay with their senders,
+   * unacknowledged), what they were committing is written, parcels being handed
+   * to a hosted endpoint are waited for, and the store is closed.
+   */
+  stop(): Promise<void> {
+    // A second call waits for the first: it too resolves only once all is over.
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    // Stopping halfway through a start would leave what starts later running.
+    await this.#starting?.catch(() => {}); // start() rejected already, to its caller
+    const started = this.#state === "started";
+    this.#state = "stopped";
+    clearInterval(this.#purgeTimer);
+    if (started) {
+      await Promise.all([this.#sync.stop(), this.#transfer.stop()]);
+      await this.#peers.stop();
+      await this.#libp2p.stop();
+    }
+    await this.#tasks.close(new Error("The node is stopping"));
+    this.#admission.stop();
+    this.#store.close();
   }
 
   /**
@@ -270,50 +277,42 @@ export class MeshNode extends EventTarget {
     if (signer && signer.id !== endpointId) {
       throw new RangeError(`The signer is endpoint ${signer.id}, not ${endpointId}`);
     }
-    const hosted = { handler, signer };
-    this.#core.hosts.set(endpointId, hosted);
-    this.#core.store.noteKnownRecipient(endpointId, new Date(Date.now() + CLAIM_LIFETIME_MS));
-    this.#handHeld(endpointId, hosted).catch((error) =>
-      this.#core.log(`could not hand held parcels to ${endpointId}: ${error?.message ?? error}`)
+    const hosted = this.#hosting.add(endpointId, handler, signer);
+    this.#tasks.run((signal) => this.#handHeld(endpointId, hosted, signal))?.catch((error) =>
+      this.#log.warn("Could not hand held parcels to a hosted endpoint", {
+        endpoint: endpointId,
+        error,
+      })
     );
-    this.#syncs.syncAll();
+    this.#sync.syncAll();
   }
 
-  async #handHeld(
-    endpointId: string,
-    hosted: { handler: ParcelHandler; signer?: EndpointSigner },
-  ): Promise<void> {
-    for (const parcel of this.#core.store.heldFor(endpointId)) {
-      const bytes = this.#core.store.bytes(parcel.key);
-      if (!bytes || this.#core.hosts.get(endpointId) !== hosted) continue;
+  async #handHeld(endpointId: string, hosted: HostedEndpoint, signal: AbortSignal): Promise<void> {
+    for (const parcel of this.#store.heldFor(endpointId)) {
+      if (signal.aborted) return;
+      const bytes = this.#store.bytes(parcel.key);
+      if (!bytes || this.#hosting.get(endpointId) !== hosted) continue;
       const outcome = await hosted.handler(bytes, { binding: "mesh", hop: "local" }, parcel);
       if (!isSafelyStored(outcome)) continue;
       const proof = hosted.signer && encodeProof(makeDeliveryProof(hosted.signer, parcel.key));
-      this.#core.store.markDelivered(
-        parcel.key,
-        parcel.expiresAt,
-        parcel.origin === "local",
-        proof,
-      );
-      this.#core.emit("parcel:delivered", { key: parcel.key });
+      this.#store.markDelivered(parcel.key, parcel.expiresAt, parcel.origin === "local", proof);
+      this.dispatchEvent(new CustomEvent("parcel:delivered", { detail: { key: parcel.key } }));
     }
   }
 
   /** Stops hosting an endpoint. */
   unhost(endpointId: string): void {
-    this.#core.hosts.delete(endpointId);
+    this.#hosting.remove(endpointId);
   }
 
   /** Endpoints this node hosts. */
   get endpoints(): string[] {
-    return [...this.#core.hosts.keys()];
+    return this.#hosting.ids();
   }
 
   /** Dials a peer by multiaddr. */
   async dial(address: string): Promise<void> {
-    await this.#core.libp2p.dial(multiaddr(address), {
-      signal: AbortSignal.timeout(this.#core.options.stallTimeoutMs),
-    });
+    await this.#peers.dial(address);
   }
 
   /**
@@ -322,9 +321,9 @@ export class MeshNode extends EventTarget {
    */
   async send(bytes: Uint8Array): Promise<SendResult> {
     const key = await sha256Hex(bytes);
-    if (this.#core.store.knows(key)) return { key, status: "known" };
-    const parcel = await this.#core.validate(bytes);
-    const host = this.#core.hosts.get(parcel.recipientId);
+    if (this.#store.knows(key)) return { key, status: "known" };
+    const parcel = await this.#validate(bytes);
+    const host = this.#hosting.get(parcel.recipientId);
     if (host) {
       const outcome = await host.handler(bytes, { binding: "mesh", hop: "local" }, {
         key,
@@ -333,22 +332,22 @@ export class MeshNode extends EventTarget {
       });
       if (outcome.status === "refused") throw new ParcelRefusedError(outcome.code, outcome.reason);
       const proof = host.signer && encodeProof(makeDeliveryProof(host.signer, key));
-      this.#core.store.markDelivered(key, parcel.expiresAt, true, proof);
+      this.#store.markDelivered(key, parcel.expiresAt, true, proof);
       return { key, status: "delivered" };
     }
-    this.#core.store.put({
+    this.#store.put({
       key,
       recipientId: parcel.recipientId,
       senderId: parcel.senderId,
       size: bytes.byteLength,
       expiresAt: parcel.expiresAt,
       origin: "local",
-      copies: this.#core.options.initialCopies,
+      copies: this.#initialCopies,
       parcelId: parcel.id,
       bytes,
     });
-    this.#transfers.pushToHosts(key, parcel.recipientId);
-    this.#syncs.syncAll();
+    this.#transfer.pushToHosts(key, parcel.recipientId);
+    this.#sync.syncAll();
     return { key, status: "stored" };
   }
 
@@ -360,23 +359,18 @@ export class MeshNode extends EventTarget {
    * valid parcel.
    */
   async noteDelivered(key: string, bytes: Uint8Array): Promise<void> {
-    if (this.#core.store.knows(key) === "delivered" && this.#core.store.proofOf(key)) return;
-    const held = this.#core.store.get(key);
+    if (this.#store.knows(key) === "delivered" && this.#store.proofOf(key)) return;
+    const held = this.#store.get(key);
     // The tombstone lasts as long as the parcel would have: its expiry comes from
     // the copy held here, or from the parcel itself.
-    const facts = held ?? await this.#core.validate(bytes);
+    const facts = held ?? await this.#validate(bytes);
     // For an endpoint hosted here, this node can sign the proof that makes peers
     // drop their copies; otherwise the tombstone stays its own knowledge.
-    const signer = this.#core.hosts.get(facts.recipientId)?.signer;
+    const signer = this.#hosting.get(facts.recipientId)?.signer;
     const proof = signer && encodeProof(makeDeliveryProof(signer, key));
-    const news = this.#core.store.markDelivered(
-      key,
-      facts.expiresAt,
-      held?.origin === "local",
-      proof,
-    );
-    if (held) this.#core.emit("parcel:delivered", { key });
-    if (news) this.#syncs.syncAll();
+    const news = this.#store.markDelivered(key, facts.expiresAt, held?.origin === "local", proof);
+    if (held) this.dispatchEvent(new CustomEvent("parcel:delivered", { detail: { key } }));
+    if (news) this.#sync.syncAll();
   }
 
   /**
@@ -384,12 +378,13 @@ export class MeshNode extends EventTarget {
    * transfers are over. For tests, benchmarks and a "sync now" button.
    */
   async syncNow(): Promise<void> {
+    const peers = [...this.#peers.table.values()];
     // An explicit request retries what peers turned down for now.
-    for (const peer of this.#core.peers.values()) peer.backoff.clear();
-    await Promise.all([...this.#core.peers.values()].map(async (peer) => {
+    for (const peer of peers) peer.backoff.clear();
+    await Promise.all(peers.map(async (peer) => {
       // A reconciliation already running may predate what the caller just did.
-      await peer.syncing?.catch(() => {});
-      await this.#syncs.sync(peer);
+      await peer.syncing;
+      await this.#sync.sync(peer);
     }));
     await this.idle();
   }
@@ -400,13 +395,13 @@ export class MeshNode extends EventTarget {
    */
   async idle(): Promise<void> {
     for (;;) {
-      const busy = [...this.#core.peers.values()].flatMap((p) => [p.syncing, p.pushing]).filter((
-        p,
-      ) => p !== null);
+      const busy = [...this.#peers.table.values()]
+        .flatMap((p) => [p.syncing, p.pushing])
+        .filter((p) => p !== null);
       if (busy.length === 0) break;
       await Promise.allSettled(busy);
     }
-    this.#core.store.flush();
+    this.#store.flush();
   }
 
   /** Adds a typed listener. */
@@ -420,113 +415,7 @@ export class MeshNode extends EventTarget {
     return () => this.removeEventListener(type, wrapped);
   }
 
-  #onConnect(peerId: PeerId): void {
-    const id = peerId.toString();
-    if (this.#core.peers.has(id)) return;
-    const connections = this.#core.libp2p.getConnections(peerId);
-    const addresses = connections.map((c) => c.remoteAddr.toString());
-    const peer: PeerState = {
-      id,
-      peerId,
-      host: connections[0] ? hostOf(connections[0].remoteAddr.toString()) : "unknown",
-      nonce: null,
-      announcements: new Map(),
-      hosts: new Map(),
-      connectedAt: this.#core.options.now(),
-      addresses,
-      syncing: null,
-      syncAgain: false,
-      queue: new Map(),
-      sending: new Set(),
-      pushing: null,
-      refused: new Set(),
-      backoff: new Map(),
-      retryMs: FIRST_RETRY_MS,
-    };
-    this.#core.peers.set(id, peer);
-    this.#reconnector.connected(id, connections[0]?.remoteAddr.toString().split("/p2p/")[0]);
-    this.#core.emit("peer:connect", describe(peer));
-    // One reconciliation per new connection: the node with the smaller peer id
-    // starts it; the other starts one only if none came (a lost race, an old peer).
-    this.#syncs.scheduleSync(peer, this.peerId < id ? 0 : 2_000);
-  }
-
-  #onDisconnect(id: string): void {
-    const peer = this.#core.peers.get(id);
-    if (!peer) return;
-    if (this.#core.libp2p.getConnections(peer.peerId).length > 0) return; // another connection remains
-    clearTimeout(peer.syncTimer);
-    this.#core.peers.delete(id);
-    this.#keepAlive.forget(id);
-    this.#reconnector.disconnected(id);
-    this.#core.emit("peer:disconnect", { id });
-  }
-
-  /** Dials one of a peer's addresses; resolves with its peer id once connected. */
-  async #dialPeer(peer: { id: string | null; addresses: readonly string[] }): Promise<string> {
-    let failure: unknown = new Error("No address to dial");
-    for (const address of peer.addresses) {
-      try {
-        let target = multiaddr(address);
-        if (peer.id && !address.includes("/p2p/")) target = multiaddr(`${address}/p2p/${peer.id}`);
-        const connection = await this.#core.libp2p.dial(target, {
-          signal: AbortSignal.timeout(DIAL_TIMEOUT_MS),
-        });
-        return connection.remotePeer.toString();
-      } catch (error) {
-        failure = error;
-      }
-    }
-    throw failure;
-  }
-
-  readonly #reconnector = new Reconnector((peer) => this.#dialPeer(peer));
-  readonly #keepAlive = new KeepAlive(
-    () => [...this.#core.peers.keys()],
-    (id, signal) => {
-      const peer = this.#core.peers.get(id);
-      if (!peer) return Promise.resolve();
-      return (this.#core.libp2p.services as { ping: Ping }).ping.ping(peer.peerId, { signal });
-    },
-    (id) => {
-      const peer = this.#core.peers.get(id);
-      if (!peer) return;
-      this.#core.log(`peer ${id} stopped answering: closing its connections`);
-      for (const connection of this.#core.libp2p.getConnections(peer.peerId)) {
-        connection.abort(new Error("The peer stopped answering pings"));
-      }
-    },
-  );
-
-  /** Peers remembered from before a restart. */
-  #knownPeers(): KnownPeer[] {
-    try {
-      const bytes = this.#core.store.getMeta("known-peers");
-      return bytes ? JSON.parse(new TextDecoder().decode(bytes)) : [];
-    } catch {
-      return [];
-    }
-  }
-
-  #rememberPeers(): void {
-    try {
-      const snapshot = JSON.stringify(this.#reconnector.snapshot());
-      this.#core.store.setMeta("known-peers", new TextEncoder().encode(snapshot));
-    } catch (error) {
-      this.#core.log(`could not remember peers: ${(error as Error)?.message ?? error}`);
-    }
-  }
-
   #purge(): void {
-    if (this.#core.store.purgeExpired() > 0) this.#syncs.syncAll();
+    if (this.#store.purgeExpired() > 0) this.#sync.syncAll();
   }
-}
-
-function describe(peer: PeerState): MeshPeer {
-  return {
-    id: peer.id,
-    addresses: peer.addresses,
-    endpoints: [...peer.hosts].filter(([, proven]) => proven).map(([id]) => id),
-    connectedAt: peer.connectedAt,
-  };
 }

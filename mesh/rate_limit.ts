@@ -18,6 +18,7 @@
  *
  * @example A peer's budget survives a reconnect
  * ```ts
+ * import assert from "node:assert/strict";
  * import { RateLimiter } from "./rate_limit.ts";
  *
  * let now = 0;
@@ -29,9 +30,9 @@
  * limiter.take(keys, 10);
  * limiter.take(keys, 10);
  * // The peer disconnects and comes back at once: still out of budget.
- * if (limiter.take(keys, 10)) throw new Error("A reconnect reset the budget");
+ * assert.equal(limiter.take(keys, 10), false, "a reconnect does not reset the budget");
  * now += 1000;
- * if (!limiter.take(keys, 10)) throw new Error("The bucket did not refill");
+ * assert.equal(limiter.take(keys, 10), true, "the bucket refills");
  * ```
  *
  * @module

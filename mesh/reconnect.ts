@@ -59,10 +59,22 @@ interface Entry {
   nextDialAt: number;
 }
 
+/**
+ * Dials one of a peer's addresses and resolves with its peer id once connected;
+ * `signal` aborts the dial when the reconnector stops.
+ */
+export type DialPeer = (
+  peer: { id: string | null; addresses: readonly string[] },
+  signal: AbortSignal,
+) => Promise<string>;
+
 /** Decides when to dial whom; `dial` does it and resolves once connected. */
 export class Reconnector {
   readonly #entries = new Map<string, Entry>();
-  readonly #dial: (peer: { id: string | null; addresses: readonly string[] }) => Promise<string>;
+  readonly #dial: DialPeer;
+  /** Dials in flight, so that stopping waits for them. */
+  readonly #dialing = new Set<Promise<unknown>>();
+  #controller = new AbortController();
   readonly #minBackoff: number;
   readonly #maxBackoff: number;
   readonly #forgetAfter: number;
@@ -72,10 +84,7 @@ export class Reconnector {
   #timer: ReturnType<typeof setInterval> | undefined;
 
   /** `dial` connects to one of the peer's addresses and resolves with its peer id. */
-  constructor(
-    dial: (peer: { id: string | null; addresses: readonly string[] }) => Promise<string>,
-    options: ReconnectOptions = {},
-  ) {
+  constructor(dial: DialPeer, options: ReconnectOptions = {}) {
     this.#dial = dial;
     this.#minBackoff = options.minBackoffMs ?? 1_000;
     this.#maxBackoff = options.maxBackoffMs ?? 6_000;
@@ -87,12 +96,16 @@ export class Reconnector {
 
   /** Starts checking, every `tickMs`, who is due a dial. */
   start(tickMs = 250): void {
+    if (this.#controller.signal.aborted) this.#controller = new AbortController();
     this.#timer ??= setInterval(() => this.tick(), tickMs);
   }
 
-  stop(): void {
+  /** Stops dialling: the dials in flight are aborted, and it resolves once they are over. */
+  async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#controller.abort(new Error("The reconnector stopped"));
+    while (this.#dialing.size > 0) await Promise.allSettled([...this.#dialing]);
   }
 
   /** A static address to dial for as long as the node runs. */
@@ -140,6 +153,7 @@ export class Reconnector {
 
   /** Dials every peer that is due. */
   tick(): void {
+    if (this.#controller.signal.aborted) return;
     const now = this.#now();
     for (const [key, entry] of this.#entries) {
       if (entry.connected || entry.dialing || entry.nextDialAt > now) continue;
@@ -148,7 +162,10 @@ export class Reconnector {
         continue;
       }
       entry.dialing = true;
-      this.#dial({ id: entry.id, addresses: entry.addresses }).then(
+      const dialing = this.#dial(
+        { id: entry.id, addresses: entry.addresses },
+        this.#controller.signal,
+      ).then(
         (id) => {
           entry.failures = 0;
           if (entry.id === null) this.#name(key, entry, id);
@@ -163,7 +180,9 @@ export class Reconnector {
         },
       ).finally(() => {
         entry.dialing = false;
+        this.#dialing.delete(dialing);
       });
+      this.#dialing.add(dialing);
     }
   }
 

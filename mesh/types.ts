@@ -4,12 +4,25 @@
  *
  * @module
  */
+// `@internal` marks types of npm packages that our public API names: they are documented
+// upstream, and `deno doc --lint` should not ask us to export them (denoland/deno#27364).
 import type { PeerId } from "@libp2p/interface";
+import type {
+  /** @internal */
+  Ping,
+} from "@libp2p/ping";
+import type {
+  /** @internal */
+  Libp2p,
+  /** @internal */
+  Libp2pOptions,
+} from "libp2p";
 import { type ParcelOrigin, type ReceiveOutcome, type RefusalCode } from "../bindings/binding.ts";
 import { MAX_CLOCK_DRIFT_TOLERANCE_MS, RAMF_MAX_TTL_SECONDS } from "../bindings/validation.ts";
 import { type EndpointSigner } from "./proofs.ts";
 import { type QuotaShares } from "./quota.ts";
 import { type AdmissionLimits } from "./admission.ts";
+import type { Logger } from "./log.ts";
 import type { RateLimit } from "./rate_limit.ts";
 import { ITEM_LENGTH } from "./store.ts";
 import { MAX_SYNC_FRAME_LENGTH } from "./wire.ts";
@@ -68,7 +81,51 @@ export interface MeshNodeOptions {
    * smaller) or always `full-list` (for comparison in benchmarks).
    */
   readonly reconciliation?: "auto" | "full-list";
+  /**
+   * Builds the node's libp2p host from the configuration the node asks for
+   * (default: libp2p's `createLibp2p`). Replace it to run nodes over another
+   * transport: tests run whole meshes in memory this way.
+   */
+  readonly createLibp2p?: Libp2pFactory;
+  /**
+   * Where the node logs, each service under its own component (`mesh/sync`,
+   * `mesh/transfer`, …). Default: warnings and errors on stderr (see
+   * `createLogger`).
+   */
+  readonly logger?: Logger;
 }
+
+/** The libp2p services a mesh node uses: ping, for its keep-alive. */
+export type MeshServices = { ping: Ping };
+
+/**
+ * Builds a node's libp2p host. `config` has the node's key, listen addresses,
+ * TCP transport, Noise, Yamux, connection gater and limits, and ping service,
+ * with `start: false`; a replacement may change any of it (say, swap TCP for an
+ * in-memory transport) and must leave the node to start the host.
+ *
+ * @example A node over an in-memory transport
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { memory } from "@libp2p/memory";
+ * import { createLibp2p } from "libp2p";
+ * import { type Libp2pFactory, MeshNode } from "./mod.ts";
+ *
+ * const inMemory: Libp2pFactory = (config) => createLibp2p({ ...config, transports: [memory()] });
+ * const node = await MeshNode.create({
+ *   storePath: ":memory:",
+ *   listen: ["/memory/libp2p-factory-example"],
+ *   mdns: false,
+ *   createLibp2p: inMemory,
+ * });
+ * await node.start();
+ * assert.ok(node.addresses[0].startsWith("/memory/libp2p-factory-example/p2p/"));
+ * await node.stop();
+ * ```
+ */
+export type Libp2pFactory = (
+  config: Libp2pOptions<MeshServices>,
+) => Promise<Libp2p<MeshServices>>;
 
 /** What the node already knows of a parcel it hands to a hosted endpoint (it was validated). */
 export interface HostedParcel {
@@ -235,6 +292,8 @@ export type ResolvedOptions =
       | "unverifiedTombstones"
       | "admission"
       | "privateKey"
+      | "createLibp2p"
+      | "logger"
     >
   >
   & {

@@ -12,7 +12,14 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@libp2p/crypto/keys";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
-import { type Attachment, attachParcelNode, MeshNode } from "../../mesh/mod.ts";
+import {
+  type Attachment,
+  attachParcelNode,
+  createLogger,
+  formatRecord,
+  type Logger,
+  MeshNode,
+} from "../../mesh/mod.ts";
 import {
   type FallbackStatus,
   type GatewayService,
@@ -96,6 +103,7 @@ export class Daemon {
     readonly mesh: MeshNode,
     private readonly options: DaemonOptions,
     private readonly log: (line: string) => void,
+    private readonly logger: Logger,
   ) {
     this.#pump = () => {
       this.#attachment?.pump().catch((e) =>
@@ -110,6 +118,9 @@ export class Daemon {
   /** Starts the mesh (and gateway roles) for `node`, which must have an identity. */
   static async start(node: Relaymail, options: DaemonOptions = {}): Promise<Daemon> {
     const log = options.log ?? timestamped;
+    // The mesh's own records go in the daemon's log, at its default level (warn; debug
+    // with RELAYMAIL_MESH_DEBUG).
+    const logger = createLogger({ component: "mesh", sink: (record) => log(formatRecord(record)) });
     const storePath = join(node.dataDir, MESH_STORE_FILE);
     const mesh = await MeshNode.create({
       storePath,
@@ -124,9 +135,10 @@ export class Daemon {
       stallTimeoutMs: options.stallTimeoutMs,
       now: node.ctx.now,
       clockDriftToleranceMs: node.ctx.tunables.clockDriftToleranceMs,
+      logger,
     });
     logMeshEvents(mesh, node, log);
-    const daemon = new Daemon(node, mesh, options, log);
+    const daemon = new Daemon(node, mesh, options, log, logger);
     try {
       await daemon.#start();
     } catch (error) {
@@ -142,6 +154,7 @@ export class Daemon {
     this.#attachment = attachParcelNode(mesh, node, {
       endpointIds: [endpointId],
       signers: [await node.identity.meshSigner()],
+      logger: this.logger.child("attach"),
       onRefused: (key, error) =>
         log(`own parcel ${key.slice(0, 12)} not carried: ${error.code}: ${error.message}`),
     });

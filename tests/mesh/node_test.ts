@@ -1,6 +1,10 @@
 /**
  * What a mesh node stores and refuses, exercised on loopback (mDNS off) with a
  * raw peer that speaks the documented transfer protocol.
+ *
+ * Deno's op and resource sanitizers are on: `MeshNode.stop()` resolves only once
+ * the node's stream handlers, exchanges, dials and pings are over, so a test that
+ * stops its nodes leaves nothing running.
  */
 import assert from "node:assert/strict";
 import { noise } from "@chainsafe/libp2p-noise";
@@ -85,8 +89,6 @@ const fixture = () => (shared ??= createParcelFixture());
 Deno.test({
   name:
     "MeshNode refuses expired, future-dated, forged and mislabelled parcels and stores none of them",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const relay = await node();
     try {
@@ -118,8 +120,6 @@ Deno.test({
 
 Deno.test({
   name: "MeshNode stores a parcel once, however often it is offered",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const relay = await node();
     try {
@@ -135,8 +135,6 @@ Deno.test({
 
 Deno.test({
   name: "MeshNode keeps one sender from filling its quota, and stops at the quota",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const quota = 40_000;
     // Only the sender's share is under test here: the other shares are opened wide.
@@ -177,8 +175,6 @@ Deno.test({
 
 Deno.test({
   name: "MeshNode refuses a peer over its rate limit, for now only",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const relay = await node({ rateLimit: { parcelsPerSecond: 2, burstSeconds: 1 } });
     try {
@@ -199,8 +195,6 @@ Deno.test({
 Deno.test({
   name:
     "MeshNode sprays copies, delivers to the recipient's node, and purges copies once delivered",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const fx = await fixture();
     const a = await node();
@@ -246,8 +240,6 @@ Deno.test({
 
 Deno.test({
   name: "MeshNode purges parcels once they expire",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     let offset = 0;
     const now = () => new Date(Date.now() + offset);
@@ -269,8 +261,6 @@ Deno.test({
 Deno.test({
   name:
     "MeshNode stores one parcel once, whatever its encoding (a BER re-encoding is the same parcel)",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const relay = await node();
     try {
@@ -291,8 +281,6 @@ Deno.test({
 
 Deno.test({
   name: "MeshNode caps the copies a peer grants at the copies a parcel starts with",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const relay = await node({ initialCopies: 8 });
     try {
@@ -311,8 +299,6 @@ Deno.test({
 
 Deno.test({
   name: "MeshNode takes a full window of the largest parcels on one stream, each received once",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const fx = await fixture();
     const a = await node();

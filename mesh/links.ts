@@ -1,0 +1,131 @@
+/**
+ * The streams a node's protocols run on: opening and accepting them as framed
+ * channels whose stall detection watches the whole connection, and counting the
+ * ones answered against per-peer, per-host and total caps
+ * (docs/mesh-protocol.md §1 and §4.2).
+ *
+ * @module
+ */
+import type { Connection, PeerId, Stream } from "@libp2p/interface";
+import { Channel } from "./channel.ts";
+import type { Logger } from "./log.ts";
+import { ProtocolError } from "./wire.ts";
+
+/** What {@linkcode Links} needs. */
+export interface LinksDeps {
+  /** The open connections to a peer (libp2p's `getConnections`). */
+  readonly connections: (peer: PeerId) => Connection[];
+  /** A connection on which no octet moves for this long while a stream waits is dead. */
+  readonly stallTimeoutMs: number;
+  readonly logger: Logger;
+}
+
+/** Opens and accepts framed streams. */
+export class Links {
+  /** When octets last moved on each connection, whatever the stream. */
+  readonly #activity = new WeakMap<Connection, { last: number }>();
+
+  constructor(private readonly deps: LinksDeps) {}
+
+  /**
+   * Opens a stream to a peer on its current connection, with a framed channel;
+   * `signal` aborts the opening and, later, the stream.
+   */
+  async open(
+    peer: PeerId,
+    protocol: string,
+    maxFrame: number,
+    signal: AbortSignal,
+  ): Promise<Channel> {
+    const connection = this.deps.connections(peer)[0];
+    if (!connection) throw new ProtocolError("Not connected");
+    const stream = await connection.newStream(protocol, {
+      signal: AbortSignal.any([AbortSignal.timeout(this.deps.stallTimeoutMs * 3), signal]),
+    });
+    return this.accept(stream, connection, maxFrame, 2, signal);
+  }
+
+  /**
+   * A framed channel over a stream that holds at most `frames` frames of
+   * `maxFrame` octets unread. Octets moving on any stream of the connection
+   * count as progress (a small exchange may wait behind a large parcel); a
+   * connection with no progress at all for the stall timeout is dead: it is
+   * closed, and the peer is dialled again or rediscovered. `signal` aborts the
+   * stream.
+   */
+  accept(
+    stream: Stream,
+    connection: Connection,
+    maxFrame: number,
+    frames: number,
+    signal: AbortSignal,
+  ): Channel {
+    let activity = this.#activity.get(connection);
+    if (!activity) {
+      activity = { last: Date.now() };
+      this.#activity.set(connection, activity);
+    }
+    return new Channel(stream, maxFrame, this.deps.stallTimeoutMs, frames, activity, (error) => {
+      this.deps.logger.warn("Closing a stalled connection", {
+        peer: connection.remotePeer.toString(),
+        error,
+      });
+      connection.abort(error);
+    }, signal);
+  }
+}
+
+/** Caps on streams answered at once: from one peer, one remote host, and in all. */
+export interface StreamLimits {
+  readonly perPeer: number;
+  readonly perHost: number;
+  readonly total: number;
+}
+
+/** Counts the streams of one protocol being answered, against {@linkcode StreamLimits}. */
+export class StreamSlots {
+  readonly #counts = new Map<string, number>();
+
+  constructor(private readonly limits: StreamLimits) {}
+
+  /** A slot for a stream from `peer` at `host`, or null when a cap is reached. */
+  take(peer: string, host: string): { release(): void } | null {
+    const counts = this.#counts;
+    const keys = [`peer:${peer}`, `host:${host}`, "total"];
+    const caps = [this.limits.perPeer, this.limits.perHost, this.limits.total];
+    if (keys.some((key, i) => (counts.get(key) ?? 0) >= caps[i])) return null;
+    for (const key of keys) counts.set(key, (counts.get(key) ?? 0) + 1);
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        for (const key of keys) {
+          const n = (counts.get(key) ?? 1) - 1;
+          if (n <= 0) counts.delete(key);
+          else counts.set(key, n);
+        }
+      },
+    };
+  }
+}
+
+/**
+ * Refuses a stream over its caps: ERROR, then a graceful close, so that the
+ * ERROR reaches the peer (sent just before a reset, it is dropped with the
+ * reset); a peer that does not close its side within 2 s is reset.
+ */
+export async function refuseBusy(
+  channel: Channel,
+  error: Uint8Array,
+  logger: Logger,
+): Promise<void> {
+  const stream = channel.stream;
+  try {
+    await channel.write(error);
+    await stream.close({ signal: AbortSignal.timeout(2_000) });
+  } catch (failure) {
+    logger.debug("A refused stream did not close in time: reset", { error: failure });
+    stream.abort(new Error("Busy"));
+  }
+}

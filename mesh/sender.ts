@@ -1,0 +1,243 @@
+/**
+ * The sending side of transfer (docs/mesh-protocol.md §3): pushing a peer the
+ * parcels queued for it, five at most in flight on one stream, and acting on
+ * its answers: a parcel handed to a relay stays here, one delivered goes only
+ * with the recipient's proof.
+ *
+ * @module
+ */
+import {
+  asError,
+  type Emit,
+  logFailure,
+  recordDelivery,
+  reportMisbehaviour,
+  safeDecodeProof,
+} from "./core.ts";
+import type { Hosting } from "./hosting.ts";
+import type { Links } from "./links.ts";
+import type { Logger } from "./log.ts";
+import type { SignatureVerifier } from "./proofs.ts";
+import type { MeshStore } from "./store.ts";
+import type { TaskGroup } from "./tasks.ts";
+import {
+  AckStatus,
+  decodeTransfer,
+  encodeParcelFrame,
+  MAX_IN_FLIGHT,
+  ProtocolError,
+  TRANSFER_PROTOCOL,
+  type TransferMessage,
+} from "./wire.ts";
+import type { MeshStats, PeerState, PushJob } from "./types.ts";
+import { FIRST_RETRY_MS, TRANSIENT_BACKOFF_MS } from "./types.ts";
+
+/** What {@linkcode ParcelSender} needs. */
+export interface SenderDeps {
+  /** The connected peers, by peer id. */
+  readonly peers: ReadonlyMap<string, PeerState>;
+  readonly store: MeshStore;
+  readonly links: Links;
+  readonly hosting: Hosting;
+  readonly verifier: SignatureVerifier;
+  readonly stats: MeshStats;
+  readonly emit: Emit;
+  readonly logger: Logger;
+  /** The transfer service's running work: pushes start only while it is open. */
+  readonly tasks: TaskGroup;
+  /** Schedules a reconciliation with every peer but `except` (a parcel was delivered). */
+  readonly syncAll: (except?: string) => void;
+  /** Tries a failed exchange with `peer` again later, backing off. */
+  readonly retryLater: (peer: PeerState) => void;
+}
+
+/** Pushes parcels to peers. */
+export class ParcelSender {
+  readonly #deps: SenderDeps;
+  readonly #log: Logger;
+
+  constructor(deps: SenderDeps) {
+    this.#deps = deps;
+    this.#log = deps.logger;
+  }
+
+  /**
+   * Sends a parcel at once to every connected peer that hosts its recipient, without
+   * waiting for the next reconciliation: that is the path of least latency.
+   */
+  pushToHosts(key: string, recipientId: string): void {
+    for (const peer of this.#deps.peers.values()) {
+      if (
+        !this.#deps.hosting.peerHosts(peer, recipientId) || peer.refused.has(key) ||
+        peer.sending.has(key)
+      ) continue;
+      peer.queue.set(key, { give: 0, direct: true });
+      this.push(peer);
+    }
+  }
+
+  /** Starts pushing `peer`'s queue, unless it is being pushed or the service is stopping. */
+  push(peer: PeerState): void {
+    if (peer.pushing || peer.queue.size === 0 || !this.#deps.peers.has(peer.id)) return;
+    const running = this.#deps.tasks.run((signal) =>
+      this.#pushQueue(peer, signal)
+        .then(() => {
+          peer.retryMs = FIRST_RETRY_MS;
+        })
+        .catch((error) => {
+          // The parcels in flight were not acknowledged: a new reconciliation offers them again.
+          peer.queue.clear();
+          logFailure(this.#log, signal, "Transfer to a peer failed", { peer: peer.id, error });
+          this.#deps.retryLater(peer);
+        })
+        .finally(() => {
+          peer.pushing = null;
+          if (peer.queue.size > 0 && this.#deps.peers.has(peer.id)) this.push(peer);
+        })
+    );
+    if (running) peer.pushing = running;
+  }
+
+  async #pushQueue(peer: PeerState, signal: AbortSignal): Promise<void> {
+    const { links, store, stats } = this.#deps;
+    const channel = await links.open(peer.peerId, TRANSFER_PROTOCOL, 4096, signal);
+    const stream = channel.stream;
+    const inFlight = new Map<string, { job: PushJob }>();
+    let slot = Promise.withResolvers<void>();
+    let failed: unknown = null;
+    const reader = (async () => {
+      try {
+        while (true) {
+          const frame = await channel.read();
+          if (frame === null) {
+            if (inFlight.size > 0) {
+              throw new ProtocolError("Peer closed the stream with parcels unacknowledged");
+            }
+            return;
+          }
+          const message = decodeTransfer(frame);
+          if (message.type === "progress") continue; // the receiver is alive and reading
+          if (message.type === "error") throw new ProtocolError(`Peer says: ${message.message}`);
+          if (message.type !== "ack" && message.type !== "refuse") {
+            throw new ProtocolError(`Unexpected ${message.type} on a transfer stream`);
+          }
+          const sent = inFlight.get(message.key);
+          if (!sent) throw new ProtocolError("Acknowledgement of a parcel not in flight");
+          inFlight.delete(message.key);
+          peer.sending.delete(message.key);
+          this.#settle(peer, message, sent.job);
+          slot.resolve();
+        }
+      } catch (error) {
+        failed ??= error;
+        slot.resolve();
+      }
+    })();
+    try {
+      while (peer.queue.size > 0 && failed === null) {
+        const [key, job] = peer.queue.entries().next().value!;
+        peer.queue.delete(key);
+        const bytes = store.bytes(key);
+        if (!bytes) continue; // delivered or expired meanwhile
+        while (inFlight.size >= MAX_IN_FLIGHT && failed === null) {
+          await slot.promise;
+          slot = Promise.withResolvers();
+        }
+        if (failed !== null) {
+          peer.queue.set(key, job);
+          break;
+        }
+        inFlight.set(key, { job });
+        peer.sending.add(key);
+        const copies = job.direct ? 0 : job.give;
+        await channel.write(encodeParcelFrame(key, copies, bytes));
+        stats.parcelsSent++;
+        stats.parcelBytesSent += bytes.byteLength;
+      }
+      while (inFlight.size > 0 && failed === null) {
+        await slot.promise;
+        slot = Promise.withResolvers();
+      }
+      try {
+        await stream.close();
+      } catch (error) {
+        // Every parcel was answered: a close that fails loses nothing.
+        this.#log.debug("Could not close a transfer stream", { peer: peer.id, error });
+      }
+    } catch (error) {
+      failed ??= error;
+      // The reader ends once the stream is aborted.
+      stream.abort(asError(error));
+    }
+    await reader;
+    channel.dispose();
+    stats.transferBytesSent += channel.bytesWritten;
+    stats.transferBytesReceived += channel.bytesRead;
+    // What went unanswered may be offered again.
+    for (const key of inFlight.keys()) peer.sending.delete(key);
+    if (failed !== null) {
+      stream.abort(asError(failed));
+      // Unacknowledged parcels stay here and are offered again after the next sync.
+      throw failed;
+    }
+  }
+
+  #settle(peer: PeerState, message: TransferMessage, job: PushJob): void {
+    const { store, stats, emit } = this.#deps;
+    if (message.type === "refuse") {
+      stats.refusals++;
+      if (message.transient) peer.backoff.set(message.key, Date.now() + TRANSIENT_BACKOFF_MS);
+      else peer.refused.add(message.key);
+      emit("parcel:refused", {
+        key: message.key,
+        peer: peer.id,
+        code: message.code,
+        reason: message.reason,
+      });
+      return;
+    }
+    if (message.type !== "ack") return;
+    const parcel = store.get(message.key);
+    switch (message.status) {
+      case AckStatus.DELIVERED:
+      case AckStatus.ALREADY_DELIVERED: {
+        // Only the recipient can say "delivered": believed with its proof, never without.
+        peer.refused.add(message.key);
+        if (!parcel) break; // delivered meanwhile: nothing left to drop
+        const proof = message.proof && safeDecodeProof(message.proof);
+        if (
+          !proof || proof.key !== message.key ||
+          !this.#deps.verifier.verifyProof(proof, parcel.recipientId)
+        ) {
+          const reason = `acknowledged ${
+            message.key.slice(0, 12)
+          } as delivered without a valid proof`;
+          reportMisbehaviour(this.#deps, peer.id, reason);
+          break;
+        }
+        if (parcel.origin === "local") {
+          store.later(() => store.recordHandover(message.key, peer.id, true));
+        }
+        recordDelivery(this.#deps, message.key, parcel, message.proof!);
+        emit("parcel:handed", { key: message.key, peer: peer.id, toRecipient: true });
+        this.#deps.syncAll(peer.id);
+        break;
+      }
+      case AckStatus.STORED:
+        if (parcel && !job.direct) {
+          // Lost in a crash, it would only let a few more copies out.
+          const copies = Math.max(1, parcel.copies - job.give);
+          store.later(() => store.setCopies(message.key, copies));
+        }
+        // falls through
+      case AckStatus.ALREADY_HELD:
+        peer.refused.add(message.key); // it has it: no need to offer it again
+        // Lost in a crash, the sender's app would only show "queued" until delivery.
+        if (parcel?.origin === "local") {
+          store.later(() => store.recordHandover(message.key, peer.id, false));
+        }
+        emit("parcel:handed", { key: message.key, peer: peer.id, toRecipient: false });
+        break;
+    }
+  }
+}
