@@ -31,15 +31,22 @@ export interface OpenDatabaseOptions {
  *
  * @example Telling a full disk from other failures
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SqliteDatabase, StorageFullError } from "./durable.ts";
  *
  * const db = SqliteDatabase.open(":memory:", { migrations: ["CREATE TABLE t (x)"] });
+ * // A database of one page fills at the first row: SQLite says "full", as on a full disk.
+ * db.exec("PRAGMA max_page_count = 1");
+ * let refused = false;
  * try {
- *   db.transaction(() => db.run("INSERT INTO t (x) VALUES (1)"));
+ *   db.transaction(() => db.run("INSERT INTO t (x) VALUES (?)", "x".repeat(10_000)));
  * } catch (error) {
  *   if (!(error instanceof StorageFullError)) throw error;
  *   // Nothing was kept: refuse transiently, and let the sender try again later.
+ *   refused = true;
  * }
+ * assert.ok(refused);
+ * assert.equal(db.get("SELECT count(*) AS n FROM t")?.n, 0);
  * db.close();
  * ```
  */
@@ -82,6 +89,7 @@ function storageError(error: unknown, path: string): unknown {
  * private may have planted it, to have keys and mail written elsewhere.
  */
 export class ForeignFileError extends Error {
+  /** Creates the error for `path`, saying `why` (e.g. "a symbolic link"). */
   constructor(readonly path: string, why: string) {
     super(`Cannot use ${path} as it is ${why}: remove it, and Relaymail makes its own`);
     this.name = "ForeignFileError";

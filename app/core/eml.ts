@@ -107,10 +107,11 @@ const DEVICE_NAME =
  *
  * @example A hostile attachment name
  * ```ts
+ * import assert from "node:assert/strict";
  * import { safeFileName } from "./eml.ts";
  *
- * if (safeFileName("..", "attachment") !== "attachment") throw new Error("unsafe");
- * if (safeFileName("../../.bashrc") !== ".._.._.bashrc") throw new Error("unsafe");
+ * assert.equal(safeFileName("..", "attachment"), "attachment");
+ * assert.equal(safeFileName("../../.bashrc"), ".._.._.bashrc");
  * ```
  */
 export function safeFileName(text: string, fallback = "message"): string {
@@ -130,9 +131,10 @@ export function safeFileName(text: string, fallback = "message"): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { numberedFileName } from "./eml.ts";
  *
- * if (numberedFileName("report.pdf", 2) !== "report (2).pdf") throw new Error("misnumbered");
+ * assert.equal(numberedFileName("report.pdf", 2), "report (2).pdf");
  * ```
  */
 export function numberedFileName(name: string, n: number): string {

@@ -37,10 +37,11 @@ export interface TextFieldOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { textField } from "./input.ts";
  *
- * if (textField({ name: "Bob" }, "name") !== "Bob") throw new Error("not read");
- * if (textField({ name: "" }, "name") !== undefined) throw new Error("empty is missing");
+ * assert.equal(textField({ name: "Bob" }, "name"), "Bob");
+ * assert.equal(textField({ name: "" }, "name"), undefined);
  * ```
  */
 export function textField(
