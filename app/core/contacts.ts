@@ -159,6 +159,19 @@ export class Contacts {
   }
 
   /** How many contacts there are, in any state. */
+  /**
+   * The active contacts, heard from or written to since `activeSince`, whose
+   * authorisation ends before `renewBefore` (or who have none): renewal is due.
+   */
+  dueForRenewal(activeSince: number, renewBefore: number): string[] {
+    return this.ctx.db.all<{ id: string }>(
+      `SELECT id FROM contacts WHERE state = 'active' AND last_activity_at > ?
+         AND (pda_expires_at IS NULL OR pda_expires_at < ?)`,
+      activeSince,
+      renewBefore,
+    ).map((row) => row.id);
+  }
+
   count(): number {
     return this.ctx.db.get<{ n: number }>("SELECT count(*) AS n FROM contacts")!.n;
   }

@@ -70,6 +70,14 @@ export class Mailbox {
    * Builds the parcels of messages that were waiting for `contactId` (its pairing
    * answer arrived, or its authorisation was renewed).
    */
+  /** The active contacts some sent mail is still waiting for (their answer, a renewal). */
+  contactsWaitedFor(): string[] {
+    return this.ctx.db.all<{ recipient_id: string }>(
+      `SELECT DISTINCT d.recipient_id FROM deliveries d JOIN contacts c ON c.id = d.recipient_id
+       WHERE d.state = 'waiting' AND c.state = 'active'`,
+    ).map((row) => row.recipient_id);
+  }
+
   flushWaiting(contactId: string): Promise<number> {
     return this.#sender.flushWaiting(contactId);
   }

@@ -55,6 +55,14 @@ export class Receiver {
   ) {}
 
   /**
+   * Forgets the ids of parcels expired by `now`: a replay of one would be
+   * refused as expired anyway.
+   */
+  forgetExpired(now: number): void {
+    this.ctx.db.run("DELETE FROM received_parcels WHERE expires_at <= ?", now);
+  }
+
+  /**
    * Validates, decrypts and stores one parcel. Resolves once it is committed (or
    * known to be a duplicate, skipped or refused); rejects only if storage failed,
    * in which case the previous hop must keep the parcel.

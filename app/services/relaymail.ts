@@ -48,6 +48,7 @@ import { type GatewayRegistration, IdentityManager } from "../core/identity.ts";
 import { Jobs } from "../core/jobs.ts";
 import { PassphraseRequiredError, SqliteKeyStoreSet } from "../core/keys/key_stores.ts";
 import { KeySealer } from "../core/keys/sealing.ts";
+import { Leases } from "../core/leases.ts";
 import { Mailbox } from "../core/mailbox.ts";
 import { Outbox } from "../core/outbox.ts";
 import { Pairing } from "../core/pairing.ts";
@@ -98,10 +99,12 @@ export class Relaymail implements ParcelNode {
   /** Registration with a gateway (PoWeb), when one is configured. */
   readonly gateway: GatewayAccount;
   #sealer: KeySealer | null;
+  readonly #leases: Leases;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(readonly ctx: NodeContext, sealer: KeySealer | null) {
     this.#sealer = sealer;
+    this.#leases = new Leases(ctx.db);
     this.identity = new IdentityManager(ctx);
     this.contacts = new Contacts(ctx);
     this.outbox = new Outbox(ctx);
@@ -243,57 +246,37 @@ export class Relaymail implements ParcelNode {
     // One process at a time: a CLI command next to a running daemon leaves the
     // renewals and follow-up parcels to whoever holds the lease.
     const holder = `${Deno.pid}:${crypto.randomUUID()}`;
-    if (!this.#takeLease("maintenance", holder, MAINTENANCE_LEASE_MS)) {
+    if (!this.#leases.take("maintenance", holder, MAINTENANCE_LEASE_MS)) {
       return { ...empty, skipped: true };
     }
     try {
       return await this.#maintain();
     } finally {
-      this.ctx.db.run("DELETE FROM leases WHERE name = 'maintenance' AND holder = ?", holder);
+      this.#leases.release("maintenance", holder);
     }
   }
 
   /** Takes the lease `name` for `ms` unless another holder has it unexpired. */
-  #takeLease(name: string, holder: string, ms: number): boolean {
-    const now = Date.now();
-    return this.ctx.db.run(
-      `INSERT INTO leases (name, holder, until) VALUES (?, ?, ?)
-       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
-       WHERE leases.until < ?`,
-      name,
-      holder,
-      now + ms,
-      now,
-    ) === 1;
-  }
-
   async #maintain(): Promise<MaintenanceReport> {
     const s = this.ctx.tunables;
     const now = this.ctx.now().getTime();
     const certificateRenewed = await this.identity.renewIfDue();
-    const due = this.ctx.db.all<{ id: string }>(
-      `SELECT id FROM contacts WHERE state = 'active' AND last_activity_at > ?
-         AND (pda_expires_at IS NULL OR pda_expires_at - ? < ?)`,
+    const due = this.contacts.dueForRenewal(
       now - s.contactActivityWindowMs,
-      now,
-      s.pdaRenewalMarginMs,
+      now + s.pdaRenewalMarginMs,
     );
-    for (const { id } of due) await this.pairing.renewAuthorization(id);
+    for (const id of due) await this.pairing.renewAuthorization(id);
     const invitationsExpired = this.pairing.expireInvitations();
     const parcelsExpired = this.outbox.expire();
-    this.ctx.db.run("DELETE FROM received_parcels WHERE expires_at <= ?", now);
+    this.receiver.forgetExpired(now);
     const sessionKeysDeleted = this.ctx.keys.privateKeyStore.purgeSuperseded(
       new Date(now - s.sessionKeyGraceMs),
     );
     await this.ctx.keys.certificateStore.deleteExpired();
     this.refusals.trim(s.refusalLogLimit);
-    const waiting = this.ctx.db.all<{ recipient_id: string }>(
-      `SELECT DISTINCT d.recipient_id FROM deliveries d JOIN contacts c ON c.id = d.recipient_id
-       WHERE d.state = 'waiting' AND c.state = 'active'`,
-    );
     let parcelsQueued = 0;
-    for (const { recipient_id } of waiting) {
-      parcelsQueued += await this.mailbox.flushWaiting(recipient_id);
+    for (const contactId of this.mailbox.contactsWaitedFor()) {
+      parcelsQueued += await this.mailbox.flushWaiting(contactId);
     }
     parcelsQueued += await this.jobs.run();
     return {
