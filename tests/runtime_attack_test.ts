@@ -531,6 +531,8 @@ Deno.test({
         `POST /v1/operations/status.show HTTP/1.1\r\nhost: relaymail\r\n` +
           `authorization: Bearer ${token}\r\ncontent-length: 1000\r\n\r\n{"a":`,
       ));
+      // Time for the server to take the request in, a duration: a stalled client
+      // leaves nothing to wait on.
       await new Promise((resolve) => setTimeout(resolve, 200));
       const closing = runtime.close();
       const outcome = await within(closing, 5_000);
@@ -550,6 +552,7 @@ Deno.test({
       const socket = join(dir, CONTROL_SOCKET);
       const conn = await Deno.connect({ transport: "unix", path: socket! });
       await conn.write(new TextEncoder().encode(`POST /v1/operations/status.show HTTP/1.1\r\n`));
+      // Time for the server to take the line in, a duration: nothing to wait on.
       await new Promise((resolve) => setTimeout(resolve, 200));
       const closing = runtime.close();
       const outcome = await within(closing, 5_000);

@@ -32,7 +32,7 @@ Deno.test("WriterLock: one holder at a time; the next waits, or is told who hold
         error.message.includes(dir),
     );
     const waiting = WriterLock.acquire(dir, { waitMs: 5_000 });
-    setTimeout(() => first.release(), 100);
+    setTimeout(() => first.release(), 100); // released while the second waits
     const second = (await waiting)!;
     assert.ok(second instanceof WriterLock);
     // A waiter may give up for something better (a daemon that now answers).

@@ -60,6 +60,7 @@ class SlowNode extends MemoryParcelNode {
     super("slow");
   }
   override async receiveParcel(...args: Parameters<MemoryParcelNode["receiveParcel"]>) {
+    // A duration, not a wait: the slowness is what the tests need.
     await new Promise((r) => setTimeout(r, this.delayMs));
     return super.receiveParcel(...args);
   }
@@ -97,14 +98,19 @@ Deno.test("a gateway killed during collection and restarted loses no parcel; the
       store.enqueue(credentials.id, key, bytes, new Date(Date.now() + HOUR));
     }
     const node = new SlowNode(60);
-    binding = bind(node, gateway.url, credentials);
+    const log: string[] = [];
+    binding = bind(node, gateway.url, credentials, { log: (line) => log.push(line) });
     await waitFor("the first parcels", () => node.stored.size >= 8);
 
     gateway.child.kill("SIGKILL");
     await gateway.child.status;
     const beforeRestart = node.stored.size;
     assert.ok(beforeRestart < 30, "the gateway died mid-collection");
-    await new Promise((r) => setTimeout(r, 1500)); // the client keeps trying meanwhile
+    // The client keeps trying meanwhile: it logs each socket lost or refused, and
+    // the gateway comes back once it has been refused at least twice.
+    const closures = () => log.filter((l) => l.startsWith("collection reconnects in")).length;
+    const atKill = closures();
+    await waitFor("two refused attempts to reconnect", () => closures() >= atKill + 3);
     gateway = await spawnGateway(dir, gateway.port);
 
     await waitFor("every parcel", () => node.stored.size === 30, 30_000);

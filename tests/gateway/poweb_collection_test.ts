@@ -146,12 +146,12 @@ Deno.test("/v1/parcel-collection pings a busy socket, on which acknowledgements 
           node.nodeId,
           new Date(Date.now() + 3_600_000),
         );
-        await new Promise((r) => setTimeout(r, 40));
+        await new Promise((r) => setTimeout(r, 40)); // pacing the sender, not a wait
       }
       await waitFor("every delivery", () => collector.deliveries === 30, SAFETY_MS);
       const busyGap = collector.longestGapSince(busySince);
 
-      // Idle.
+      // Idle: five intervals must pass (a duration, not a wait) to see the pings keep time.
       const idleSince = performance.now();
       await new Promise((r) => setTimeout(r, 5 * intervalMs));
       const idleGap = collector.longestGapSince(idleSince);

@@ -120,6 +120,7 @@ Deno.test("PoWebServer closes a keep-alive connection idle for idleTimeoutMs, an
       await conn.write(request);
       const n = await conn.read(buffer);
       assert.match(new TextDecoder().decode(buffer.subarray(0, n ?? 0)), /^HTTP\/1\.1 200 /);
+      // Idle for part of idleTimeoutMs: a duration, not a wait.
       await new Promise((r) => setTimeout(r, 150));
     }
     const idleSince = performance.now();

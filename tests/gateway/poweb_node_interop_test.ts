@@ -224,7 +224,7 @@ Deno.test("Relaycorp's PoWebClient under Node 20 collects 100 parcels in one ses
         started = performance.now();
         const queued: string[] = [];
         for (let i = 0; i < count && !failed; i++) {
-          const due = started + i * everyMs;
+          const due = started + i * everyMs; // pacing the sender: a duration, not a wait
           await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
           queued.push(...await queueParcels(gateway, nodeId, 1));
         }

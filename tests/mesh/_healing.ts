@@ -32,7 +32,10 @@ export { waitFor };
 /** How often the daemons ask for peers by mDNS, in ms. */
 export const MDNS_INTERVAL_MS = 1_000;
 
-/** Resolves after `ms`. */
+/**
+ * Resolves after `ms`: for time the scenario needs to pass (a link kept down,
+ * a sender's pace). To wait for something to happen, use {@linkcode waitFor}.
+ */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 }

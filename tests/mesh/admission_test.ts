@@ -14,6 +14,7 @@ import { tcp } from "@libp2p/tcp";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p, type Libp2p } from "libp2p";
 import { Admission, type AdmissionLimits, DEFAULT_ADMISSION_LIMITS } from "../../mesh/admission.ts";
+import { waitFor } from "../helpers.ts";
 
 const ECHO = "/relaymail/test-echo/1.0.0";
 const FLOOD = new URL("../fixtures/handshake_flood.ts", import.meta.url).pathname;
@@ -73,8 +74,8 @@ async function connectWithin(
           `try ${tries} failed at ${(performance.now() - started).toFixed(0)} ms: ${error}`,
         );
       }
-      // An honest node retries, slowly: libp2p refuses an address more than
-      // maxConnectionsPerHost new connections a second.
+      // An honest node retries, slowly (pacing, a duration): libp2p refuses an
+      // address more than maxConnectionsPerHost new connections a second.
       await delay(200);
     }
   }
@@ -244,8 +245,14 @@ Deno.test("Admission holds one address to its pending-handshake cap", async () =
   try {
     const ready = await flood.next();
     assert.equal(ready.connected + ready.failed, 20);
-    await delay(300); // lets the target close what it refused
-    const held = await flood.status();
+    // The target closes what it refused; the flood sees those closures. (Bounded
+    // within the 5 s handshake timeout, past which the admitted four would go too.)
+    let held = await flood.status();
+    await waitFor(
+      "the refused connections closed",
+      async () => (held = await flood.status()).open <= 4,
+      4_000,
+    );
     assert.ok(held.open <= 4, `one address holds ${held.open} connections`);
     const stats = admission!.stats();
     assert.equal(stats.hosts["127.0.9.9"]?.pending, 4);
@@ -269,10 +276,10 @@ Deno.test("Admission drops handshakes still pending after the timeout", async ()
     assert.ok(ms <= 1000, `pending handshakes went after ${ms} ms`);
     assert.equal(admission!.stats().timedOut, 20);
     let held = await flood.status();
-    for (let i = 0; i < 20 && held.open > 0; i++) {
-      await delay(100);
-      held = await flood.status();
-    }
+    await waitFor(
+      "the flood to see every socket closed",
+      async () => (held = await flood.status()).open === 0,
+    );
     assert.equal(held.open, 0, "the target closed every held socket");
   } finally {
     await flood.stop();
@@ -286,7 +293,8 @@ Deno.test("Admission caps one host's open connections, and frees a slot when one
   try {
     const first = await peers[0].dial(address);
     await peers[1].dial(address);
-    // libp2p's own per-address rate (maxConnectionsPerHost a second) would refuse a third at once.
+    // libp2p's own per-address rate (maxConnectionsPerHost a second) would refuse a third at
+    // once: a rate-limit window must pass, a duration.
     await delay(RATE_WINDOW_MS);
     await assert.rejects(peers[2].dial(address, { signal: AbortSignal.timeout(3000) }));
     assert.deepEqual(admission!.stats().hosts["127.0.0.1"], { pending: 0, open: 2 });
@@ -341,7 +349,8 @@ Deno.test("Admission evicts suspects first and spares a young handshake", async 
     assert.ok(a.admitted && b.admitted);
     assert.equal(knock("10.0.0.3").admitted, false, "both handshakes are in their grace period");
 
-    await delay(120); // past the grace period (100 ms)
+    // Past the grace period (100 ms): a duration; Admission reads Date.now(), no clock to move.
+    await delay(120);
     const c = knock("10.0.0.3");
     assert.ok(c.admitted);
     const [evicted, survivor] = a.connection.status === "open" ? [b, a] : [a, b];

@@ -28,6 +28,7 @@ import {
 } from "../../mesh/mod.ts";
 import { encodeProof } from "../../mesh/proofs.ts";
 import { Type } from "../../mesh/wire.ts";
+import { waitFor } from "../helpers.ts";
 import { dial, outgoing, push, rawPeer } from "./_attack_peer.ts";
 import { JsonProcess, type Message } from "./_attack_proc.ts";
 
@@ -90,6 +91,21 @@ async function until(what: string, check: () => boolean, timeoutMs = 15_000): Pr
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * A victim's figures once its start-up is over, for a baseline: two readings,
+ * each after a full collection and a poll apart, agree on live memory within 1 MiB.
+ */
+async function settledStats(victim: JsonProcess): Promise<Message> {
+  const live: number[] = [];
+  let stats: Message = {};
+  await waitFor("the victim's memory to settle", async () => {
+    stats = await victim.request({ cmd: "stats", gc: true }, "stats");
+    live.push(stats.live);
+    return live.length >= 2 && Math.abs(live.at(-1)! - live.at(-2)!) < MiB;
+  }, 15_000);
+  return stats;
 }
 
 /** The events a victim emits, kept for assertions. */
@@ -391,8 +407,7 @@ Deno.test("MeshNode reads at most five unanswered parcels from a sender that nev
   });
   try {
     const ready = await victim.next("ready");
-    await new Promise((r) => setTimeout(r, 500));
-    const before = await victim.request({ cmd: "stats", gc: true }, "stats");
+    const before = await settledStats(victim);
     await victim.request({ cmd: "reset-peak" }, "peak-reset");
     const attacker = await JsonProcess.start("attacker push-no-read", ATTACKER, {
       mode: "push-no-read",
@@ -403,7 +418,8 @@ Deno.test("MeshNode reads at most five unanswered parcels from a sender that nev
     });
     try {
       const holding = await attacker.next("holding", 30_000);
-      const at = await victim.request({ cmd: "stats", gc: true }, "stats");
+      // Read once it settles: a single reading may still count buffers freed a moment later.
+      const at = await settledStats(victim);
       // Counted after the victim's figure: answers sent before it have arrived by now.
       const { answered } = await attacker.request({ cmd: "count" }, "count");
       const proc = await procMemory(victim.pid);
@@ -450,8 +466,7 @@ Deno.test("MeshNode bounds reconciliation floods by stream caps and a symbol lim
   });
   try {
     const ready = await victim.next("ready");
-    await new Promise((r) => setTimeout(r, 500));
-    const before = await victim.request({ cmd: "stats", gc: true }, "stats");
+    const before = await settledStats(victim);
     await victim.request({ cmd: "reset-peak" }, "peak-reset");
     const hosts = ["127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.1.4", "127.0.1.5"];
     const symbolsPerFrame = 8192;

@@ -9,6 +9,7 @@ Deno.test("FairGate serves the least recently served host first: ten waiting str
   const work = (host: string) =>
     gate.enter(host).then((leave) => {
       order.push(host);
+      // Holds the slot a moment (work, a duration), so the others queue behind it.
       return new Promise<void>((r) => setTimeout(r, 1)).then(leave);
     });
   const all = [
@@ -33,7 +34,7 @@ Deno.test("FairGate runs up to its slots at once, and a release is idempotent", 
     entered = true;
     return leave;
   });
-  await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, 5)); // a negative check: nothing enters meanwhile
   assert.equal(entered, false, "two slots taken");
   a();
   a(); // twice: still one slot given back
@@ -51,7 +52,7 @@ Deno.test("FairGate gives a host that sends one batch at a time half the turns a
     while (!stop) {
       const leave = await gate.enter("flood");
       order.push("flood");
-      await new Promise((r) => setTimeout(r, 1));
+      await new Promise((r) => setTimeout(r, 1)); // a batch's work: a duration
       leave();
     }
   };
@@ -60,7 +61,7 @@ Deno.test("FairGate gives a host that sends one batch at a time half the turns a
   for (let i = 0; i < 20; i++) {
     const leave = await gate.enter("honest");
     order.push("honest");
-    await new Promise((r) => setTimeout(r, 1));
+    await new Promise((r) => setTimeout(r, 1)); // a batch's work: a duration
     leave();
   }
   stop = true;

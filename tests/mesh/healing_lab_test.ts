@@ -71,7 +71,7 @@ async function outage(l: Line, downMs: number): Promise<void> {
   await l.ab.cut();
   const downAt = Date.now();
   const during = await sendMails(l.alice, "Carol", 3, "During the outage");
-  await sleep(downAt + downMs - Date.now());
+  await sleep(downAt + downMs - Date.now()); // the outage is the scenario: a duration
   const upAt = await l.ab.restore();
   const arrived = await waitForArrivals(l.carol, during, DELIVERY_TIMEOUT_MS);
   const first = Math.min(...arrived.values()) - upAt;
@@ -115,6 +115,7 @@ healingTest(
     assert.equal(leaving.code, 0, "Alice's daemon did not stop cleanly on SIGTERM");
     const whileAway = await sendMails(l.alice, "Carol", 2, "Written while the daemon was off");
     ids.push(...whileAway);
+    // Off for a while, a duration: Bob's redials of her back off meanwhile.
     await sleep(3_000);
 
     const restartedAt = Date.now();
@@ -146,7 +147,11 @@ healingTest(
     daemon(l.alice); // no --peer anywhere: mDNS alone
     daemon(l.carol);
     const ids = await sendMails(l.alice, "Carol", 3, "Across two segments");
-    await sleep(2_000);
+    await waitFor(
+      "Alice's and Carol's daemons up before the relay",
+      async () => (await readDaemonStatus(l.alice.dir)) && (await readDaemonStatus(l.carol.dir)),
+      DELIVERY_TIMEOUT_MS,
+    );
     const joinedAt = Date.now();
     daemon(l.bob); // the relay arrives
     const arrived = await waitForArrivals(l.carol, ids, 60_000, "mail across both segments");
@@ -188,7 +193,7 @@ healingTest("mesh heals: the A — B link flapping for 60 s while 50 mails cross
   const started = Date.now();
   const sending = (async () => {
     for (let i = 0; i < 50; i++) {
-      await sleep(started + i * 1_200 - Date.now());
+      await sleep(started + i * 1_200 - Date.now()); // pacing: a mail every 1.2 s
       ids.push(
         ...await sendMails(l.alice, "Carol", 1, `Flapping ${i + 1}`, 2_000 + (i * 7919) % 60_000),
       );
@@ -196,6 +201,7 @@ healingTest("mesh heals: the A — B link flapping for 60 s while 50 mails cross
   })();
   let upAt = 0;
   const ups: number[] = [];
+  // The flaps are the scenario: durations, not waits.
   for (const [down, up] of FLAPS) {
     await l.ab.cut();
     await sleep(down * 1_000);
@@ -293,7 +299,7 @@ healingTest(
     await l.bob.daemon!.stop("SIGKILL");
     const atKill = (await arrivals(l.carol, batch)).size;
     assert.ok(handed < 10, "the kill came after the whole batch");
-    await sleep(2_000);
+    await sleep(2_000); // down a while before it restarts, a duration
     const restartedAt = Date.now();
     daemon(l.bob);
     const arrived = await waitForArrivals(l.carol, batch, DELIVERY_TIMEOUT_MS);

@@ -212,12 +212,18 @@ labTest(
     await a.sees("A to see R", r.peerId, hasAddress(ar.bAddress));
     await c.sees("C to see R", r.peerId, hasAddress(rc.aAddress));
 
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
-    const rLinkLocal = new Map(
-      (await r.interfaces()).filter((e) => e.family === "IPv6" && e.open)
-        .map((e) => [e.interfaceName, e.address!]),
-    );
+    let rLinkLocal = new Map<string | undefined, string>();
+    await waitFor("R's IPv6 sockets on both segments", async () => {
+      rLinkLocal = new Map(
+        (await r.interfaces()).filter((e) => e.family === "IPv6" && e.open)
+          .map((e) => [e.interfaceName, e.address!]),
+      );
+      return rLinkLocal.has(ar.bInterface) && rLinkLocal.has(rc.aInterface);
+    });
     assert.ok(rLinkLocal.has(ar.bInterface) && rLinkLocal.has(rc.aInterface));
+    // A negative check (nothing crosses between segments), so a duration: three
+    // more intervals, on both families, in which a leak would show.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
     for (const s of await a.sightings(r.peerId)) {
       const all = s.multiaddrs!.join(" ");
       assert.ok(
@@ -363,6 +369,7 @@ labTest(
       e.event === "ready"
     )!;
     const start = Date.now();
+    // The flood runs for five seconds, counted second by second: a duration.
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     const end = Date.now();
     const sent = Math.max(...(await flood.events()).map((e) => Number(e.sent ?? 0)));

@@ -27,6 +27,8 @@ function harness(options: { forgetAfterMs?: number } = {}) {
     advance: async (ms: number) => {
       now += ms;
       reconnector.tick();
+      // One macrotask turn, not a sleep: the dials answer at once (time is the test's
+      // clock), and their outcomes settle in the microtasks this turn drains.
       await new Promise((r) => setTimeout(r, 0));
     },
   };
