@@ -139,16 +139,19 @@ export class ParcelSender {
         peer.queue.delete(key);
         const bytes = store.bytes(key);
         if (!bytes) continue; // delivered or expired meanwhile
+        // Claimed now, not once the window has room: a reconciliation meanwhile
+        // must not queue it again, or it would go twice on this stream.
+        peer.sending.add(key);
         while (inFlight.size >= MAX_IN_FLIGHT && failed === null) {
           await slot.promise;
           slot = Promise.withResolvers();
         }
         if (failed !== null) {
+          peer.sending.delete(key);
           peer.queue.set(key, job);
           break;
         }
         inFlight.set(key, { job });
-        peer.sending.add(key);
         const copies = job.direct ? 0 : job.give;
         await channel.write(encodeParcelFrame(key, copies, bytes));
         stats.parcelsSent++;

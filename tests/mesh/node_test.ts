@@ -20,6 +20,7 @@ import {
 } from "../../bindings/testing/fixtures.ts";
 import { sha256Hex } from "../../bindings/validation.ts";
 import { variant } from "../bench/_attack_parcels.ts";
+import { waitFor } from "../helpers.ts";
 import { MeshNode, type MeshNodeOptions, signerFromPkcs8 } from "../../mesh/mod.ts";
 import {
   decodeTransfer,
@@ -323,6 +324,51 @@ Deno.test({
       // A stream reset mid-window would have made the sender send some again.
       assert.equal(a.stats.parcelsSent, count, "each parcel sent once");
     } finally {
+      await a.stop();
+      await b.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "MeshNode sends a parcel waiting for room in the window once, however often peers reconcile",
+  async fn() {
+    const fx = await fixture();
+    const a = await node();
+    const b = await node();
+    // The recipient's node holds its answers until told: the window fills, and the
+    // next parcel waits for room with reconciliations going on meanwhile.
+    const gate = Promise.withResolvers<void>();
+    let delivered = 0;
+    let reached = 0;
+    b.host(fx.recipientId, async () => {
+      reached++;
+      await gate.promise;
+      delivered++;
+      return { status: "accepted" };
+    }, { signer: signerFromPkcs8(fx.recipientPrivateKeyDer) });
+    try {
+      const count = MAX_IN_FLIGHT + 2;
+      for (let i = 0; i < count; i++) await a.send(await fx.makeParcel());
+      await a.dial(b.addresses[0]);
+      // Not awaited, here and below: a reconciliation waits for the pushes it starts,
+      // which wait for the gate.
+      const syncs: Promise<unknown>[] = [a.syncNow().catch(() => {})];
+      await waitFor("the first parcel to reach the recipient's node", () => reached > 0);
+      // Answers held for a while (a duration, well under the stall timeout), while peers
+      // reconcile again and again.
+      for (let i = 0; i < 10; i++) {
+        syncs.push(a.syncNow().catch(() => {}));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      gate.resolve();
+      await Promise.all(syncs);
+      await waitFor("every parcel delivered", () => delivered === count);
+      await a.syncNow();
+      assert.equal(a.stats.parcelsSent, count, "each parcel sent once");
+    } finally {
+      gate.resolve();
       await a.stop();
       await b.stop();
     }
