@@ -147,6 +147,7 @@ Deno.test("relaymail daemon: other commands go through it, each job done once; a
   const alice = join(root, "alice");
   const bob = join(root, "bob");
   const stick = join(root, "stick");
+  await Deno.mkdir(stick); // export writes only into a folder that exists
   const withPassphrase = { env: { RELAYMAIL_PASSPHRASE: PASSPHRASE } };
   let daemon: DaemonProcess | undefined;
   try {

@@ -59,6 +59,9 @@ Deno.test("relaymail CLI: Alice and Bob pair and mail each other by USB stick; M
   const mallory = join(root, "mallory");
   const stick = join(root, "stick");
   const malloryStick = join(root, "mallory-stick");
+  // Export writes only into a folder that exists, as a plugged-in stick does.
+  await Deno.mkdir(stick);
+  await Deno.mkdir(malloryStick);
   try {
     let invitation = "";
     await t.step("identities and a one-line invitation", async () => {
@@ -171,6 +174,7 @@ Deno.test("relaymail CLI: Alice and Bob pair and mail each other by USB stick; M
       "a flipped byte, an expired parcel and a replay are refused; nothing is duplicated",
       async () => {
         const source = join(root, "tamper-source");
+        await Deno.mkdir(source);
         await ok(bob, "send", "--to", "Alice", "--subject", "Tampered", "--body", "x".repeat(5000));
         await ok(bob, "sneakernet", "export", source);
         const sizes = await Promise.all((await parcelFiles(source)).map(async (name) => ({
@@ -192,6 +196,7 @@ Deno.test("relaymail CLI: Alice and Bob pair and mail each other by USB stick; M
 
         // A parcel written 181 days ago (Bob's clock injected), arriving only now.
         const lateStick = join(root, "late");
+        await Deno.mkdir(lateStick);
         const past = { RELAYMAIL_CLOCK_OFFSET: "-181d" };
         const sentLate = await relaymail(bob, [
           "send",
@@ -232,6 +237,7 @@ Deno.test("relaymail CLI: Alice and Bob pair and mail each other by USB stick; M
     await t.step("blocking a contact refuses their parcels", async () => {
       await ok(alice, "contacts", "block", "Bob");
       const blockedStick = join(root, "blocked");
+      await Deno.mkdir(blockedStick);
       await ok(bob, "send", "--to", "Alice", "--subject", "Blocked", "--body", "hello?");
       await ok(bob, "sneakernet", "export", blockedStick);
       const report = await json(alice, "sneakernet", "import", blockedStick);

@@ -82,9 +82,11 @@ Deno.test("importParcels() reports an export's temporary file as ignored and a m
       unreadable: [],
       ignored: ["temporary"],
     });
+    const absent = join(stick, "absent");
     await assert.rejects(
-      importParcels(receiver, join(stick, "absent")),
-      (error: Error) => error.message.includes("does not exist"),
+      importParcels(receiver, absent),
+      Deno.errors.NotFound,
+      `No folder ${absent}: plug the stick in, or check the path`,
     );
   } finally {
     await Deno.remove(stick, { recursive: true });
@@ -180,6 +182,34 @@ Deno.test("exportParcels() removes its own stale temporary files and never rewri
     assert.equal((await Deno.stat(foreign)).size, 3);
   } finally {
     await Deno.remove(stick, { recursive: true });
+  }
+});
+
+Deno.test("exportParcels() refuses a directory that does not exist, and creates none", async () => {
+  const media = await Deno.makeTempDir();
+  try {
+    const fixture = await createParcelFixture();
+    const sender = new MemoryParcelNode();
+    const key = await sender.enqueue(await fixture.makeParcel(), fixture.recipientId);
+    // A stick not plugged in, or its path mistyped (usbb for usb).
+    const mistyped = join(media, "usbb");
+
+    await assert.rejects(
+      exportParcels(sender, mistyped),
+      Deno.errors.NotFound,
+      `No folder ${mistyped}: plug the stick in, or check the path`,
+    );
+
+    await assert.rejects(Deno.stat(mistyped), Deno.errors.NotFound);
+    assert.deepEqual(
+      (await sender.outgoingParcels()).map((p) => p.key),
+      [key],
+      "still waiting to leave: nothing was handed over",
+    );
+    await assert.rejects(exportParcels(sender, join(media, "a", "b")), Deno.errors.NotFound);
+    await assert.rejects(Deno.stat(join(media, "a")), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(media, { recursive: true });
   }
 });
 

@@ -8,6 +8,8 @@
  *   medium, then renamed: a stick pulled out mid-export leaves at most a stray
  *   temporary file, never a half-written `.parcel`.
  * - A parcel counts as handed over once its file is on the medium.
+ * - Export and import refuse a directory that does not exist (a stick not
+ *   plugged in, a mistyped path): export never creates one.
  * - Import reads the regular files at the top of the directory whose names end in
  *   `.parcel` in any case and do not start with a dot; it reports every other entry
  *   as ignored, with why. It never changes the medium.
@@ -106,16 +108,20 @@ export interface ImportReport {
 const STALE_TEMPORARY_MS = 60 * 60 * 1000;
 
 /**
- * Writes every parcel waiting to leave `node` into `directory` (created if
- * missing) and reports each as handed over once its file is safely on the medium.
+ * Writes every parcel waiting to leave `node` into `directory` and reports each
+ * as handed over once its file is safely on the medium. The directory must
+ * exist: a stick that is not plugged in, or a mistyped path, is refused with
+ * `Deno.errors.NotFound` rather than created (and the parcels reported handed
+ * over to a folder nobody will carry).
  */
 export async function exportParcels(
   node: ParcelNode,
   directory: string,
   options: ExportOptions = {},
 ): Promise<ExportReport> {
-  await Deno.mkdir(directory, { recursive: true });
-  await removeStaleTemporaryFiles(directory);
+  await removeStaleTemporaryFiles(directory).catch((error) => {
+    throw error instanceof Deno.errors.NotFound ? missingDirectory(directory) : error;
+  });
   const parcels = await node.outgoingParcels(options);
   let written = 0;
   let alreadyThere = 0;
@@ -160,12 +166,7 @@ export async function importParcels(
       else ignoredNames.push({ name: entry.name, code });
     }
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new Deno.errors.NotFound(
-        `Cannot import parcels: directory ${directory} does not exist`,
-      );
-    }
-    throw error;
+    throw error instanceof Deno.errors.NotFound ? missingDirectory(directory) : error;
   }
   files.sort();
   const ignored = ignoredNames
@@ -199,6 +200,13 @@ export async function importParcels(
   }
   await node.flush?.();
   return { accepted, duplicates, skipped, refused, unreadable, ignored };
+}
+
+/** The error of an export or import whose directory does not exist. */
+function missingDirectory(directory: string): Deno.errors.NotFound {
+  return new Deno.errors.NotFound(
+    `No folder ${directory}: plug the stick in, or check the path`,
+  );
 }
 
 const IGNORED: Record<IgnoredEntryCode, string> = {

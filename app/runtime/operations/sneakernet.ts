@@ -1,7 +1,9 @@
 /**
  * Sneakernet: parcels carried on a USB stick or any directory. The directory is
  * an absolute path, since the process that runs the operation (the daemon,
- * perhaps) has a working directory of its own; it runs as the same user.
+ * perhaps) has a working directory of its own; it runs as the same user. It
+ * must exist: export refuses a missing one (a stick not plugged in, a
+ * mistyped path) rather than create it.
  *
  * @module
  */
@@ -14,8 +16,9 @@ import { text } from "./_input.ts";
 /** The sneakernet operations. */
 export const SNEAKERNET_OPERATIONS = {
   /**
-   * Writes every parcel waiting to leave this device into `directory`; with
-   * `resend`, also those that left before but are not delivered yet.
+   * Writes every parcel waiting to leave this device into `directory`, which
+   * must exist; with `resend`, also those that left before but are not
+   * delivered yet.
    */
   "sneakernet.export": (
     context: OperationContext,

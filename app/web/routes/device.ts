@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { isAbsolute } from "node:path";
 import type { Hono } from "hono";
 import { StorageFullError } from "../../../bindings/durable.ts";
 import { exportParcels, importParcels } from "../../../bindings/sneakernet/sneakernet.ts";
@@ -28,7 +29,14 @@ export function deviceRoutes(app: Hono, web: RouteContext): void {
       throw new HttpError(404, `No such direction "${direction}": there are export and import`);
     }
     const directory = textField(await jsonFields(c.req), "directory")?.trim();
-    if (!directory) throw new HttpError(400, "Give the directory of the stick, e.g. /media/usb");
+    if (!directory) throw new HttpError(400, "Give the folder of the stick, e.g. /media/usb");
+    // This process's working directory is no folder the person can see.
+    if (!isAbsolute(directory)) {
+      throw new HttpError(
+        400,
+        `Give the folder's full path, starting with /, not "${directory}"`,
+      );
+    }
     const onProgress = (p: { done: number; total: number }) =>
       web.push("progress", { direction, ...p });
     try {
@@ -98,7 +106,8 @@ export function deviceRoutes(app: Hono, web: RouteContext): void {
 
 /**
  * What went wrong with the stick's directory, as the user's mistake (it does not
- * exist, is not a directory, is read-only or full): a 400 naming it.
+ * exist, is not a directory, is read-only or full): a 400 naming it. A missing
+ * one is refused by the binding, never created, with a sentence that names it.
  */
 function stickError(error: unknown, directory: string): unknown {
   const fromFileSystem = Object.values(Deno.errors).some((kind) => error instanceof kind) ||

@@ -11,7 +11,7 @@ import { contactsView } from "./contacts.js";
 import { attempt, toast } from "./dom.js";
 import { folderView } from "./mailbox.js";
 import { nearbyView } from "./nearby.js";
-import { needsKeyView, onboardingView } from "./onboarding.js";
+import { needsKeyView, onboardingView, welcomed } from "./onboarding.js";
 import { threadView } from "./reader.js";
 import { refreshView, show } from "./router.js";
 import { refusedView } from "./refused.js";
@@ -31,7 +31,11 @@ const VIEWS = {
   sent: (context) => folderView("sent", context),
   thread: threadView,
   compose: composeView,
-  contacts: contactsView,
+  // Right after the first run, headed by what was created.
+  contacts: async (context) => {
+    const view = await contactsView(context);
+    return context.params.has("welcome") ? welcomed(view) : view;
+  },
   nearby: nearbyView,
   refused: refusedView,
   sneakernet: sneakernetView,

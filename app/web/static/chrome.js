@@ -100,7 +100,12 @@ function indicatorPills(state) {
   const pills = [
     h(
       "span",
-      { class: `pill ${running ? (peers ? "ok" : "idle") : "bad"}`, id: "mesh-indicator" },
+      {
+        class: `pill ${running ? (peers ? "ok" : "idle") : "bad"}`,
+        id: "mesh-indicator",
+        // A pill stays one short line: the whole reason is in its title.
+        title: !running && error ? error : null,
+      },
       running ? `Mesh: ${peers} nearby` : `Mesh stopped${error ? `: ${error}` : ""}`,
     ),
   ];

@@ -4,6 +4,8 @@
 // (text nodes, textContent, attributes), never parsed as HTML: much of it comes
 // from parcels other people wrote.
 
+import { explain, FieldError } from "./problems.js";
+
 /**
  * What `h()` takes as attributes: `on…` are listeners, `dataset` fills
  * `data-…`, `true` sets an attribute empty, and null, undefined or false leave it out.
@@ -58,40 +60,149 @@ export function badge(text, kind = text) {
 }
 
 /**
- * Shows `message` for a few seconds.
+ * Shows `message` in the corner: for a few seconds, or, for an error, until it
+ * is dismissed (at most a few errors stay).
  * @param {string} message
  * @param {boolean} [error]
+ * @param {string | null} [detail] the technical words behind an error, behind a disclosure
  */
-export function toast(message, error = false) {
-  const item = h("div", { class: error ? "error" : "" }, message);
-  document.getElementById("toast")?.append(item);
-  setTimeout(() => item.remove(), error ? 8000 : 4000);
+export function toast(message, error = false, detail = null) {
+  const area = document.getElementById("toast");
+  if (!error) {
+    const item = h("div", {}, message);
+    area?.append(item);
+    setTimeout(() => item.remove(), 4000);
+    return;
+  }
+  const item = h(
+    "div",
+    { class: "error" },
+    h("button", {
+      type: "button",
+      class: "dismiss",
+      "aria-label": "Dismiss",
+      onclick: () => item.remove(),
+    }, "×"),
+    h("p", {}, message),
+    detail ? disclosure(detail) : null,
+  );
+  area?.append(item);
+  const errors = area?.querySelectorAll(":scope > .error") ?? [];
+  for (let i = 0; i < errors.length - 3; i++) errors[i].remove();
 }
 
 /**
- * Runs an action from a button or form, reporting failure in a toast.
+ * The technical words of a failure, folded away.
+ * @param {string} detail
+ */
+function disclosure(detail) {
+  return h("details", {}, h("summary", {}, "Details"), h("p", { class: "mono" }, detail));
+}
+
+/**
+ * What each problem shown undoes when it goes, by the element it is about.
+ * @type {WeakMap<Element, () => void>}
+ */
+const problems = new WeakMap();
+let problemCount = 0;
+
+/**
+ * Shows what went wrong beside what it is about, until that is used again: the
+ * field of a {@linkcode FieldError}, else `place` (a form: at its end; another
+ * element: right after it). A plain sentence, with the technical words behind a
+ * disclosure (see problems.js).
+ * @param {unknown} error
+ * @param {Element} place
+ * @returns {HTMLElement} the problem's element
+ */
+export function showProblem(error, place) {
+  const field = error instanceof FieldError ? error.field : null;
+  const about = field ?? place;
+  clearProblem(about);
+  const { text, detail } = explain(error);
+  const id = `problem-${++problemCount}`;
+  const box = h(
+    "div",
+    { class: "problem", id, role: "alert" },
+    h("p", {}, text),
+    detail ? disclosure(detail) : null,
+  );
+  const described = about.getAttribute("aria-describedby");
+  if (field) {
+    field.setAttribute("aria-invalid", "true");
+    field.setAttribute("aria-describedby", described ? `${described} ${id}` : id);
+    // A change to the field is an answer to the problem: it goes.
+    field.addEventListener("input", () => clearProblem(field), { once: true });
+  }
+  if (about instanceof HTMLFormElement) about.append(box);
+  else about.after(box);
+  problems.set(about, () => {
+    box.remove();
+    if (!field) return;
+    field.removeAttribute("aria-invalid");
+    if (described) field.setAttribute("aria-describedby", described);
+    else field.removeAttribute("aria-describedby");
+  });
+  box.scrollIntoView?.({ block: "nearest" });
+  return box;
+}
+
+/**
+ * Takes away the problem shown about `element`, if there is one.
+ * @param {Element} element
+ */
+export function clearProblem(element) {
+  problems.get(element)?.();
+  problems.delete(element);
+}
+
+/**
+ * Takes away the problems shown about `form` and its fields.
+ * @param {Element} form
+ */
+export function clearProblems(form) {
+  clearProblem(form);
+  for (const field of form.querySelectorAll("[aria-invalid]")) clearProblem(field);
+}
+
+/**
+ * Runs an action from a button or form. A failure is shown beside `place` (or
+ * the field it names, see {@linkcode showProblem}) when there is one, else in
+ * an error toast; either way in plain words.
  * @template T
  * @param {() => T | Promise<T>} fn
+ * @param {Element} [place]
  * @returns {Promise<T | undefined>}
  */
-export async function attempt(fn) {
+export async function attempt(fn, place) {
   try {
     return await fn();
   } catch (error) {
-    toast(error instanceof Error ? error.message : String(error), true);
+    if (place?.isConnected) showProblem(error, place);
+    else {
+      const { text, detail } = explain(error);
+      toast(text, true, detail);
+    }
     return undefined;
   }
 }
 
 /**
- * A form's submit handler: the page stays, and `fn` runs as an {@linkcode attempt}.
+ * A form's submit handler: the page stays, and `fn` runs as an {@linkcode attempt}
+ * whose failure is shown in the form, beside the field it names. A form already
+ * at work ignores another submit.
  * @param {() => Promise<unknown>} fn
  * @returns {(event: SubmitEvent) => void}
  */
 export function onSubmit(fn) {
   return (event) => {
     event.preventDefault();
-    attempt(fn);
+    const form = event.currentTarget;
+    if (!(form instanceof HTMLFormElement)) return void attempt(fn);
+    if (form.getAttribute("aria-busy") === "true") return;
+    clearProblems(form);
+    form.setAttribute("aria-busy", "true");
+    attempt(fn, form).finally(() => form.removeAttribute("aria-busy"));
   };
 }
 
@@ -172,7 +283,8 @@ export function listOr({ frame, container, empty, key, render }) {
 
 /**
  * A table with a row per item under `headers` (null ones left out), updated row
- * by row, or a paragraph saying `empty` while there are no items.
+ * by row, or a paragraph saying `empty` while there are no items. The table
+ * scrolls sideways in its own frame rather than widen the page.
  * @template T
  * @param {{
  *   id: string,
@@ -187,5 +299,6 @@ export function liveTable({ id, headers, empty, key, row }) {
   const body = h("tbody");
   const head = h("tr", {}, headers.map((text) => text === null ? null : h("th", {}, text)));
   const table = h("table", { id }, h("thead", {}, head), body);
-  return listOr({ frame: table, container: body, empty, key, render: row });
+  const frame = h("div", { class: "table-frame" }, table);
+  return listOr({ frame, container: body, empty, key, render: row });
 }

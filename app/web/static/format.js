@@ -14,6 +14,24 @@ export function formatSize(bytes) {
 }
 
 /**
+ * A limit, exactly and in MB as the README gives it: `8 264 332 bytes (7.88 MB)`.
+ * (MB as in {@linkcode formatSize}: 1 MB is 1 048 576 bytes.) The digits are
+ * grouped with no-break spaces, so that a line never breaks inside the number.
+ * @param {number} bytes
+ */
+export function formatLimit(bytes) {
+  return `${formatBytes(bytes)} (${formatSize(bytes)})`;
+}
+
+/**
+ * A size to the byte: `8 264 332 bytes`.
+ * @param {number} bytes
+ */
+export function formatBytes(bytes) {
+  return `${String(bytes).replace(/\B(?=(\d{3})+(?!\d))/g, "\u00a0")}\u00a0bytes`;
+}
+
+/**
  * A date in a list: the time when it is today, else the day.
  * @param {string | null | undefined} text ISO 8601
  */

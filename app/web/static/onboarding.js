@@ -1,16 +1,23 @@
 // @ts-check
 /// <reference lib="dom" />
-// The pages before the mailbox: creating an identity on the first run, and
-// asking for Relaymail's address when the page has no session.
+// The pages before the mailbox: creating an identity on the first run, saying
+// what was created and what comes next, and asking for Relaymail's address when
+// the page has no session.
 
+import { ApiError } from "./api.js";
 import { h, onSubmit } from "./dom.js";
 import { createIdentity } from "./endpoints.js";
-import { store } from "./store.js";
+import { FieldError } from "./problems.js";
+import { ready, store } from "./store.js";
 
 /** @typedef {import("./router.js").View} View */
 
+/** The address of the first view after the identity is made: Contacts, confirming it. */
+export const WELCOME = "#/contacts?welcome";
+
 /**
- * The first run: the user creates an identity, then goes on to Contacts.
+ * The first run: the user creates an identity, then goes on to Contacts, where
+ * {@linkcode welcomed} confirms it.
  * @param {() => void} route shows the view of the address
  * @returns {View}
  */
@@ -26,10 +33,15 @@ export function onboardingView(route) {
     "form",
     {
       onsubmit: onSubmit(async () => {
-        store.update({ server: await createIdentity(name.value) });
+        const server = await createIdentity(name.value).catch((error) => {
+          throw error instanceof ApiError && error.status === 400
+            ? new FieldError(name, error)
+            : error;
+        });
+        store.update({ server });
         // The hash change routes (routing here as well would draw the page twice).
-        if (location.hash === "#/contacts") route();
-        else location.hash = "#/contacts";
+        if (location.hash === WELCOME) route();
+        else location.hash = WELCOME;
       }),
     },
     h("label", { for: "identity-name" }, "Your name"),
@@ -68,6 +80,76 @@ export function onboardingView(route) {
       ),
     ],
     shown: () => name.focus(),
+  };
+}
+
+/**
+ * `view` (Contacts) after the first run, headed by what was just created, where
+ * it lives, and what to do next.
+ * @param {View} view
+ * @returns {View}
+ */
+export function welcomed(view) {
+  const state = ready();
+  const { name, fingerprint } = state.identity;
+  return {
+    ...view,
+    content: [
+      h(
+        "section",
+        { class: "welcome", id: "welcome", "aria-labelledby": "welcome-title" },
+        h("h1", { id: "welcome-title" }, "Your identity is ready"),
+        h(
+          "dl",
+          { class: "facts" },
+          h("dt", {}, "Name"),
+          h("dd", { id: "welcome-name" }, name),
+          h("dt", {}, "Fingerprint"),
+          h("dd", { class: "mono", id: "welcome-fingerprint" }, fingerprint),
+          h("dt", {}, "Kept in"),
+          h("dd", { class: "mono", id: "welcome-data" }, state.dataDir),
+        ),
+        h(
+          "p",
+          {},
+          "Your key exists only in that folder, on this device. Whoever has a copy of it can read your mail and write as you; if it is lost, your contacts must pair with you again. ",
+          state.passphraseProtected ? "Its private keys are sealed under your passphrase." : h(
+            "span",
+            {},
+            "You can seal it under a passphrase in ",
+            h("a", { href: "#/settings" }, "Settings"),
+            ".",
+          ),
+        ),
+        h("h2", {}, "What next"),
+        h(
+          "ol",
+          {},
+          h(
+            "li",
+            {},
+            "Invite someone, below: send them the invitation by any means. Only the people you invite can ever write to you.",
+          ),
+          h("li", {}, "Or paste an invitation someone gave you, further down."),
+          h(
+            "li",
+            {},
+            "Once you are paired, write. Mail leaves through nearby devices, a USB stick, or a gateway, whichever comes first.",
+          ),
+        ),
+        h(
+          "p",
+          { class: "hint" },
+          "Others see your fingerprint next to your name: when you pair, compare it aloud, or in a message they know is from you.",
+        ),
+        h(
+          "div",
+          { class: "actions" },
+          h("a", { class: "button", href: "#/contacts", id: "welcome-done" }, "Got it"),
+        ),
+      ),
+      ...view.content,
+    ],
   };
 }
 

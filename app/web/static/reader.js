@@ -48,14 +48,16 @@ export async function threadView({ id }) {
 }
 
 /**
- * A link's click handler that downloads `path` with the session (see api.js).
+ * A link's click handler that downloads `path` with the session (see api.js);
+ * a failure is shown beside the link.
  * @param {string} path
  * @returns {(event: MouseEvent) => void}
  */
 function downloadOnClick(path) {
   return (event) => {
     event.preventDefault();
-    attempt(() => download(path));
+    const link = event.currentTarget instanceof Element ? event.currentTarget : undefined;
+    attempt(() => download(path), link);
   };
 }
 

@@ -1,7 +1,8 @@
 // @ts-check
 /// <reference lib="dom" />
 // The parcels that were not let in, and why. A new refusal adds or updates its
-// row only.
+// row only. The table keeps to the page's width: the reasons wrap (they may
+// hold a 65-digit id), the columns around them are sized in content.css.
 
 import { badge, h, liveTable } from "./dom.js";
 import { listRefused } from "./endpoints.js";
@@ -56,9 +57,14 @@ function refusalRow(r) {
     { dataset: { code: r.code } },
     h("td", {}, new Date(r.lastAt).toLocaleString()),
     h("td", {}, badge(r.code, "blocked")),
-    h("td", {}, r.reason),
-    h("td", { class: "mono" }, r.senderId ? shortId(r.senderId) : "—"),
-    h("td", {}, r.via, r.hop ? h("div", { class: "mono hint" }, shortId(r.hop)) : null),
-    h("td", {}, String(r.count)),
+    h("td", { class: "reason" }, r.reason),
+    h("td", { class: "mono", title: r.senderId ?? null }, r.senderId ? shortId(r.senderId) : "—"),
+    h(
+      "td",
+      {},
+      r.via,
+      r.hop ? h("div", { class: "mono hint", title: r.hop }, shortId(r.hop)) : null,
+    ),
+    h("td", { class: "number" }, String(r.count)),
   );
 }

@@ -5,6 +5,7 @@
 
 import { attempt, h, onSubmit, toast } from "./dom.js";
 import { listSettings, saveSettings, setPassphrase, useGateway } from "./endpoints.js";
+import { FieldError } from "./problems.js";
 import { ready, reloadState } from "./store.js";
 
 /** @typedef {import("../api_types.ts").Registration} Registration */
@@ -67,6 +68,18 @@ export async function settingsView({ watch }) {
 }
 
 /**
+ * `error` shown beside the first of `fields` whose pattern its message matches,
+ * else as it is (beside the form).
+ * @param {unknown} error
+ * @param {[RegExp, HTMLElement][]} fields
+ */
+function besideField(error, fields) {
+  const message = error instanceof Error ? error.message : String(error);
+  const field = fields.find(([pattern]) => pattern.test(message))?.[1];
+  return field ? new FieldError(field, error) : error;
+}
+
+/**
  * @param {number} quotaBytes
  * @param {boolean} mdnsOn
  * @param {readonly string[]} peerList
@@ -92,6 +105,8 @@ function meshForm(quotaBytes, mdnsOn, peerList) {
           "mesh.quota": quota.value,
           "mesh.mdns": mdns.checked ? "on" : "off",
           "mesh.peers": peers.value,
+        }).catch((error) => {
+          throw besideField(error, [[/quota/, quota], [/peers|multiaddr/i, peers], [/mdns/, mdns]]);
         });
         toast("Saved; the mesh restarted with them");
         await reloadState();
@@ -131,12 +146,17 @@ function gatewayForm(url, registration) {
     {
       onsubmit: onSubmit(async () => {
         const wanted = gatewayUrl.value.trim();
-        if (wanted === "") {
-          await saveSettings({ "gateway.url": "" });
-          toast("No gateway any more");
-        } else {
-          await useGateway(wanted);
-          toast("Registered with the gateway");
+        try {
+          if (wanted === "") {
+            await saveSettings({ "gateway.url": "" });
+            toast("No gateway any more");
+          } else {
+            await useGateway(wanted);
+            toast("Registered with the gateway");
+          }
+        } catch (error) {
+          // Whatever went wrong, the address is what to look at again.
+          throw new FieldError(gatewayUrl, error);
         }
         await reloadState();
       }),
@@ -177,17 +197,23 @@ function passphraseForm(isProtected) {
   });
   /** @param {string | null} passphrase */
   const apply = async (passphrase) => {
-    await setPassphrase({ passphrase, current: current?.value });
+    await setPassphrase({ passphrase, current: current?.value }).catch((error) => {
+      const fields = /** @type {[RegExp, HTMLElement][]} */ ([[/characters/, pass1]]);
+      if (current) fields.unshift([/current passphrase|too many/i, current]);
+      throw besideField(error, fields);
+    });
     // No field keeps a passphrase once it is used.
     for (const field of [current, pass1, pass2]) if (field) field.value = "";
     toast(passphrase ? "Private keys sealed under the new passphrase" : "Passphrase removed");
     await reloadState();
   };
-  return h(
+  const form = h(
     "form",
     {
       onsubmit: onSubmit(() => {
-        if (pass1.value !== pass2.value) throw new Error("The two passphrases differ");
+        if (pass1.value !== pass2.value) {
+          throw new FieldError(pass2, "The two passphrases differ: type the same one twice.");
+        }
         return apply(pass1.value);
       }),
     },
@@ -216,10 +242,11 @@ function passphraseForm(isProtected) {
           ? h("button", {
             type: "button",
             class: "danger",
-            onclick: () => attempt(() => apply(null)),
+            onclick: () => attempt(() => apply(null), form),
           }, "Remove passphrase")
           : null,
       ),
     ),
   );
+  return form;
 }
