@@ -6,9 +6,8 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { numberedFileName, safeFileName } from "../app/core/eml.ts";
+import { relaymail } from "./_cli.ts";
 import { carry, makeNode, pair } from "./helpers.ts";
-
-const MAIN = join(import.meta.dirname!, "..", "app", "main.ts");
 
 Deno.test("safeFileName() never returns a path, a dot name or nothing", () => {
   const cases: [string, string][] = [
@@ -51,19 +50,6 @@ Deno.test("numberedFileName() numbers before the extension", () => {
   assert.equal(numberedFileName("attachment", 2), "attachment (2)");
   assert.equal(numberedFileName(".hidden", 3), ".hidden (3)");
 });
-
-async function relaymail(dataDir: string, args: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "-A", MAIN, ...args],
-    env: { RELAYMAIL_DATA_DIR: dataDir, NO_COLOR: "1" },
-    stdin: "null",
-  }).output();
-  return {
-    code: output.code,
-    stdout: new TextDecoder().decode(output.stdout),
-    stderr: new TextDecoder().decode(output.stderr),
-  };
-}
 
 async function listDir(dir: string): Promise<string[]> {
   const names = [];

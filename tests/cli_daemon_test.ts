@@ -7,120 +7,21 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { DaemonProcess, relaymail, type RelaymailOptions } from "./_cli.ts";
 import { waitFor } from "./helpers.ts";
 
-const MAIN = join(import.meta.dirname!, "..", "app", "main.ts");
 const PASSPHRASE = "correct horse battery staple";
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs one command in `cwd` (default: this process's), with no passphrase unless given. */
-async function relaymail(
-  dataDir: string,
-  args: string[],
-  options: { env?: Record<string, string>; cwd?: string } = {},
-): Promise<Run> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "-A", MAIN, ...args],
-    env: { RELAYMAIL_DATA_DIR: dataDir, NO_COLOR: "1", ...options.env },
-    clearEnv: false,
-    cwd: options.cwd,
-    stdin: "null",
-  }).output();
-  return {
-    code: output.code,
-    stdout: new TextDecoder().decode(output.stdout),
-    stderr: new TextDecoder().decode(output.stderr),
-  };
-}
 
 /** Runs a `--json` command that must succeed; returns its parsed output. */
 async function json<T = any>(
   dataDir: string,
   args: string[],
-  options: { env?: Record<string, string>; cwd?: string } = {},
+  options: RelaymailOptions = {},
 ): Promise<T> {
   const run = await relaymail(dataDir, ["--json", ...args], options);
   assert.equal(run.code, 0, `relaymail ${args.join(" ")} failed: ${run.stderr}`);
   assert.doesNotMatch(run.stderr, /passphrase/i, "no passphrase asked for");
   return JSON.parse(run.stdout);
-}
-
-/** A `relaymail daemon` running on `dataDir`, and what it logged so far. */
-class DaemonProcess {
-  #stdout = "";
-  #stderr = "";
-  readonly #child: Deno.ChildProcess;
-  readonly #reading: Promise<unknown>;
-
-  constructor(dataDir: string, env: Record<string, string> = {}) {
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        "-A",
-        MAIN,
-        "daemon",
-        "--no-mdns",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-      ],
-      env: { RELAYMAIL_DATA_DIR: dataDir, NO_COLOR: "1", ...env },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const collect = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
-      const decoder = new TextDecoder();
-      for await (const chunk of stream) add(decoder.decode(chunk, { stream: true }));
-    };
-    this.#reading = Promise.all([
-      collect(this.#child.stdout, (s) => this.#stdout += s),
-      collect(this.#child.stderr, (s) => this.#stderr += s),
-    ]);
-  }
-
-  get pid(): number {
-    return this.#child.pid;
-  }
-
-  get log(): string {
-    return this.#stdout;
-  }
-
-  /** How many lines of the log match `pattern`. */
-  count(pattern: RegExp): number {
-    return this.#stdout.split("\n").filter((line) => pattern.test(line)).length;
-  }
-
-  /** Waits until `pattern` has matched `times` lines of the log. */
-  async waitForLog(pattern: RegExp, times = 1): Promise<void> {
-    await waitFor(
-      `${times} line(s) ${pattern} in the daemon's log:\n${this.#stdout}${this.#stderr}`,
-      () => this.count(pattern) >= times,
-    );
-  }
-
-  /** Waits for the daemon to end; returns its exit code and output. */
-  async ended(): Promise<Run> {
-    const { code } = await this.#child.status;
-    await this.#reading;
-    return { code, stdout: this.#stdout, stderr: this.#stderr };
-  }
-
-  /** Stops the daemon as `kill` would; returns its exit code and output. */
-  stop(): Promise<Run> {
-    try {
-      this.#child.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    return this.ended();
-  }
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -3,19 +3,8 @@
  * message on its way by message id.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { DaemonProcess, relaymail } from "./_cli.ts";
 import { makeNode, pair, waitFor } from "./helpers.ts";
-
-const MAIN = join(import.meta.dirname!, "..", "app", "main.ts");
-
-async function relaymail(dataDir: string, ...args: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "-A", MAIN, ...args],
-    env: { RELAYMAIL_DATA_DIR: dataDir, NO_COLOR: "1" },
-    stdin: "null",
-  }).output();
-  return { code: output.code, stdout: new TextDecoder().decode(output.stdout) };
-}
 
 Deno.test("relaymail mesh shows the daemon's peers and each message's path by message id", async () => {
   const alice = await makeNode("Alice");
@@ -24,16 +13,10 @@ Deno.test("relaymail mesh shows the daemon's peers and each message's path by me
   const sent = await alice.node.mailbox.send({ to: ["Bob"], subject: "Hi", body: "On its way" });
   const messageId = sent.id;
   alice.node.close();
-  const daemon = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "-A", MAIN, "daemon", "--no-mdns", "-l", "/ip4/127.0.0.1/tcp/0"],
-    env: { RELAYMAIL_DATA_DIR: alice.dir, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const daemon = new DaemonProcess(alice.dir);
   try {
     const status = await waitFor("the daemon's status", async () => {
-      const run = await relaymail(alice.dir, "--json", "mesh");
+      const run = await relaymail(alice.dir, ["--json", "mesh"]);
       return run.code === 0 && JSON.parse(run.stdout);
     });
     assert.deepEqual(status.peers, []);
@@ -41,11 +24,10 @@ Deno.test("relaymail mesh shows the daemon's peers and each message's path by me
     assert.ok(path, JSON.stringify(status.paths));
     assert.equal(path.to, "Bob");
     assert.deepEqual(path.hops, [], "no peer: still here");
-    const text = (await relaymail(alice.dir, "mesh")).stdout;
+    const text = (await relaymail(alice.dir, ["mesh"])).stdout;
     assert.match(text, new RegExp(`${messageId.slice(0, 8)}\\s+Bob\\s+queued here`));
   } finally {
-    daemon.kill("SIGTERM");
-    await daemon.status;
+    await daemon.stop();
     await alice.close();
     await bob.close();
   }

@@ -5,32 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { relaymail } from "./_cli.ts";
 
-const MAIN = join(import.meta.dirname!, "..", "app", "main.ts");
 const FORGE = join(import.meta.dirname!, "fixtures", "forge_parcel.ts");
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function relaymail(
-  dataDir: string,
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<Run> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "-A", MAIN, ...args], // --quiet: no Deno download notices
-    env: { RELAYMAIL_DATA_DIR: dataDir, NO_COLOR: "1", ...env },
-    stdin: "null",
-  }).output();
-  return {
-    code: output.code,
-    stdout: new TextDecoder().decode(output.stdout),
-    stderr: new TextDecoder().decode(output.stderr),
-  };
-}
 
 /** Runs a command that must succeed; returns its stdout. */
 async function ok(dataDir: string, ...args: string[]): Promise<string> {
@@ -206,9 +183,12 @@ Deno.test("relaymail CLI: Alice and Bob pair and mail each other by USB stick; M
           "Late",
           "--body",
           "long ago",
-        ], past);
+        ], { env: past });
         assert.equal(sentLate.code, 0, sentLate.stderr);
-        assert.equal((await relaymail(bob, ["sneakernet", "export", lateStick], past)).code, 0);
+        assert.equal(
+          (await relaymail(bob, ["sneakernet", "export", lateStick], { env: past })).code,
+          0,
+        );
         const late = await json(alice, "sneakernet", "import", lateStick);
         assert.deepEqual(late.refused.map((r: any) => r.code), ["expired"]);
 
@@ -253,14 +233,14 @@ Deno.test("relaymail CLI: Alice and Bob pair and mail each other by USB stick; M
       const usage = await relaymail(alice, ["sned"]);
       assert.equal(usage.code, 2);
       const locked = await relaymail(join(root, "locked"), ["identity", "create", "--name", "L"], {
-        RELAYMAIL_PASSPHRASE: "s3cret",
+        env: { RELAYMAIL_PASSPHRASE: "s3cret" },
       });
       assert.equal(locked.code, 0, locked.stderr);
       const noPassphrase = await relaymail(join(root, "locked"), ["identity", "show"]);
       assert.equal(noPassphrase.code, 1);
       assert.match(noPassphrase.stderr, /passphrase/);
       const wrong = await relaymail(join(root, "locked"), ["identity", "show"], {
-        RELAYMAIL_PASSPHRASE: "nope",
+        env: { RELAYMAIL_PASSPHRASE: "nope" },
       });
       assert.match(wrong.stderr, /^relaymail: Wrong passphrase/);
     });

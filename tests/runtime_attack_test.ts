@@ -104,6 +104,55 @@ async function rawControl(
   }
 }
 
+/**
+ * Runs `fn` with a runtime on `dir` serving its control API, closed afterwards
+ * whatever happens (default options: nothing logged).
+ */
+async function withServingRuntime<T>(
+  dir: string,
+  fn: (runtime: Runtime) => Promise<T>,
+  options: { log: (line: string) => void } = { log: quiet },
+): Promise<T> {
+  const runtime = await Runtime.open(dir, options);
+  try {
+    await runtime.serveControl();
+    return await fn(runtime);
+  } finally {
+    await runtime.close();
+  }
+}
+
+/** A client of the process holding `dir`: opening the directory here is an error. */
+function connectToHolder(dir: string, waitMs = 2_000) {
+  return connect(dir, {
+    open: () => Promise.reject(new Error("another process holds the directory")),
+    waitMs,
+  });
+}
+
+/**
+ * Serves the control API on `dir`, sends `head` (given the token) over its socket
+ * and never the rest, then closes the runtime: "done" if it closed within 5 s.
+ */
+async function closeBesideStalledClient(
+  dir: string,
+  head: (token: string) => string,
+): Promise<"done" | "timeout"> {
+  const runtime = await Runtime.open(dir, { log: quiet });
+  await runtime.serveControl();
+  const { token } = await controlAddress(dir);
+  const conn = await Deno.connect({ transport: "unix", path: join(dir, CONTROL_SOCKET) });
+  await conn.write(new TextEncoder().encode(head(token)));
+  // Time for the server to take the request in, a duration: a stalled client
+  // leaves nothing to wait on.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const closing = runtime.close();
+  const outcome = await within(closing, 5_000);
+  conn.close();
+  await closing;
+  return outcome;
+}
+
 // ---------------------------------------------------------------------------
 // Files planted in the data directory (a malicious data directory, or one that
 // another user could write into before Relaymail first tightened it to 0700).
@@ -204,16 +253,12 @@ Deno.test({
       const dir = join(parent, "data");
       await Deno.mkdir(dir);
       await Deno.chmod(dir, 0o777);
-      const runtime = await Runtime.open(dir, { log: quiet });
-      try {
-        await runtime.serveControl();
+      await withServingRuntime(dir, async () => {
         assert.equal((await Deno.stat(dir)).mode! & 0o777, 0o700);
         for (const name of [CONTROL_FILE, CONTROL_SOCKET, DATABASE_FILE, LOCK_FILE]) {
           assert.equal((await Deno.stat(join(dir, name))).mode! & 0o077, 0, name);
         }
-      } finally {
-        await runtime.close();
-      }
+      });
     }),
 });
 
@@ -295,10 +340,7 @@ Deno.test({
         Deno.chdir(tmp);
         await Deno.mkdir(join(tmp, "data"));
         attacker = attackerServer({ path: join(tmp, "data", CONTROL_SOCKET) });
-        const client = await connect(join(home, "data"), {
-          open: () => Promise.reject(new Error("the daemon holds the directory")),
-          waitMs: 2_000,
-        });
+        const client = await connectToHolder(join(home, "data"));
         try {
           status = await client.call("runtime.status");
           await client.call("passphrase.set", { passphrase: "hunter2-secret" }).catch(() => {});
@@ -335,10 +377,7 @@ Deno.test({
           JSON.stringify({ pid: 999_999, port: attacker.port, token: "killed-daemon-token" }),
           { mode: 0o600 },
         );
-        const client = await connect(dir, {
-          open: () => Promise.reject(new Error("the lock is held")),
-          waitMs: 1_500,
-        }).catch(() => null);
+        const client = await connectToHolder(dir, 1_500).catch(() => null);
         if (client) {
           remote = client.remote;
           await client.call("passphrase.set", { passphrase: "hunter2-secret" }).catch(() => {});
@@ -369,18 +408,11 @@ Deno.test({
       const dir = join(parent, "é".repeat(45));
       const socket = join(dir, CONTROL_SOCKET);
       assert.ok(socket.length <= 100 && new TextEncoder().encode(socket).length > 108);
-      const runtime = await Runtime.open(dir, { log: quiet });
-      try {
-        await runtime.serveControl();
-        const client = await connect(dir, {
-          open: () => Promise.reject(new Error("the runtime holds the directory")),
-          waitMs: 2_000,
-        });
+      await withServingRuntime(dir, async () => {
+        const client = await connectToHolder(dir);
         assert.equal(client.remote, true);
         await client.close();
-      } finally {
-        await runtime.close();
-      }
+      });
     }),
 });
 
@@ -467,17 +499,13 @@ Deno.test({
   fn: () =>
     withDirs(1, async (dir) => {
       const logged: string[] = [];
-      const runtime = await Runtime.open(dir, { log: (line) => logged.push(line) });
       const answers: { status: number; fault: string }[] = [];
-      try {
-        await runtime.serveControl();
+      await withServingRuntime(dir, async () => {
         for (const body of ["{", ""]) {
           const response = await rawControl(dir, "status.show", { body });
           answers.push({ status: response.status, fault: (await response.json()).error?.fault });
         }
-      } finally {
-        await runtime.close();
-      }
+      }, { log: (line) => logged.push(line) });
       for (const answer of answers) assert.deepEqual(answer, { status: 400, fault: "input" });
       assert.deepEqual(logged, []);
     }),
@@ -521,23 +549,13 @@ Deno.test({
   ignore: !isUnix,
   fn: () =>
     withDirs(1, async (dir) => {
-      const runtime = await Runtime.open(dir, { log: quiet });
-      await runtime.serveControl();
-      const { token } = await controlAddress(dir);
-      const socket = join(dir, CONTROL_SOCKET);
       // A CLI command suspended (Ctrl-Z) while it uploads a large attachment.
-      const conn = await Deno.connect({ transport: "unix", path: socket! });
-      await conn.write(new TextEncoder().encode(
-        `POST /v1/operations/status.show HTTP/1.1\r\nhost: relaymail\r\n` +
+      const outcome = await closeBesideStalledClient(
+        dir,
+        (token) =>
+          `POST /v1/operations/status.show HTTP/1.1\r\nhost: relaymail\r\n` +
           `authorization: Bearer ${token}\r\ncontent-length: 1000\r\n\r\n{"a":`,
-      ));
-      // Time for the server to take the request in, a duration: a stalled client
-      // leaves nothing to wait on.
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      const closing = runtime.close();
-      const outcome = await within(closing, 5_000);
-      conn.close();
-      await closing;
+      );
       assert.equal(outcome, "done", "runtime.close() (SIGTERM) waited on the stalled client");
     }),
 });
@@ -547,17 +565,10 @@ Deno.test({
   ignore: !isUnix,
   fn: () =>
     withDirs(1, async (dir) => {
-      const runtime = await Runtime.open(dir, { log: quiet });
-      await runtime.serveControl();
-      const socket = join(dir, CONTROL_SOCKET);
-      const conn = await Deno.connect({ transport: "unix", path: socket! });
-      await conn.write(new TextEncoder().encode(`POST /v1/operations/status.show HTTP/1.1\r\n`));
-      // Time for the server to take the line in, a duration: nothing to wait on.
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      const closing = runtime.close();
-      const outcome = await within(closing, 5_000);
-      conn.close();
-      await closing;
+      const outcome = await closeBesideStalledClient(
+        dir,
+        () => `POST /v1/operations/status.show HTTP/1.1\r\n`,
+      );
       assert.equal(outcome, "done");
     }),
 });
@@ -575,10 +586,7 @@ Deno.test({
       try {
         await runtime.call("identity.create", { name: "Alice" });
         await runtime.serveControl();
-        const client = await connect(dir, {
-          open: () => Promise.reject(new Error("the daemon holds the directory")),
-          waitMs: 2_000,
-        });
+        const client = await connectToHolder(dir);
         try {
           assert.equal(client.remote, true);
           removed = await client.call("passphrase.remove").then(() => "removed", (e) => e);
@@ -617,14 +625,7 @@ Deno.test({
   ignore: !isUnix,
   fn: () =>
     withDirs(1, async (dir) => {
-      const runtime = await Runtime.open(dir, { log: quiet });
-      let status: unknown = "not asked";
-      try {
-        await runtime.serveControl();
-        status = await readDaemonStatus(dir);
-      } finally {
-        await runtime.close();
-      }
+      const status = await withServingRuntime(dir, () => readDaemonStatus(dir));
       assert.strictEqual(status, null);
     }),
 });
@@ -642,22 +643,15 @@ Deno.test({
       const link = join(parent, "link");
       await Deno.mkdir(real, { mode: 0o700 });
       await Deno.symlink(real, link);
-      const runtime = await Runtime.open(link, { log: quiet });
-      try {
-        await runtime.serveControl();
+      await withServingRuntime(link, async () => {
         await assert.rejects(
           () => WriterLock.acquire(real),
           (e: Error) => faultOf(e) === "conflict",
         );
-        const client = await connect(real, {
-          open: () => Promise.reject(new Error("the runtime holds the directory")),
-          waitMs: 2_000,
-        });
+        const client = await connectToHolder(real);
         assert.equal(client.remote, true);
         await client.close();
-      } finally {
-        await runtime.close();
-      }
+      });
     }),
 });
 
@@ -699,10 +693,7 @@ Deno.test({
         }
         await reader.cancel();
         assert.match(text, /serving/);
-        const through = await connect(dir, {
-          open: () => Promise.reject(new Error("the daemon holds the directory")),
-          waitMs: 5_000,
-        });
+        const through = await connectToHolder(dir, 5_000);
         assert.equal(((await through.call("runtime.status")) as { pid: number }).pid, daemon.pid);
         await through.close();
         daemon.kill("SIGKILL");
@@ -736,9 +727,7 @@ Deno.test({
     withDirs(2, async (dir, stick) => {
       for (let i = 0; i < 300; i++) await Deno.writeTextFile(join(stick, `${i}.parcel`), "junk");
       const logged: string[] = [];
-      const runtime = await Runtime.open(dir, { log: (line) => logged.push(line) });
-      try {
-        await runtime.serveControl();
+      await withServingRuntime(dir, async () => {
         const { token } = await controlAddress(dir);
         const socket = join(dir, CONTROL_SOCKET);
         const client = Deno.createHttpClient({ proxy: { transport: "unix", path: socket! } });
@@ -760,9 +749,7 @@ Deno.test({
         }
         const status = await rawControl(dir, "runtime.status");
         assert.equal(status.status, 200);
-      } finally {
-        await runtime.close();
-      }
+      }, { log: (line) => logged.push(line) });
       assert.deepEqual(logged, []);
     }),
 });
@@ -777,10 +764,7 @@ Deno.test({
       try {
         await runtime.call("identity.create", { name: "Alice" });
         await runtime.serveControl();
-        const client = await connect(dir, {
-          open: () => Promise.reject(new Error("the daemon holds the directory")),
-          waitMs: 2_000,
-        });
+        const client = await connectToHolder(dir);
         try {
           for (const name of ['{"$date":"2020-01-01T00:00:00.000Z"}', '{"$bytes":"AAAA"}']) {
             await client.call("identity.rename", { name });
@@ -806,9 +790,7 @@ Deno.test({
   ignore: !isUnix,
   fn: () =>
     withDirs(1, async (dir) => {
-      const runtime = await Runtime.open(dir, { log: quiet });
-      try {
-        await runtime.serveControl();
+      await withServingRuntime(dir, async () => {
         const { token } = await controlAddress(dir);
         const denied = await rawControl(dir, "runtime.status", { token: null });
         assert.equal(denied.status, 401);
@@ -829,9 +811,7 @@ Deno.test({
           assert.equal(response.status, 400, name);
           assert.match((await response.json()).error.message, /No operation/);
         }
-      } finally {
-        await runtime.close();
-      }
+      });
     }),
 });
 
@@ -840,15 +820,8 @@ Deno.test({
   ignore: !isUnix,
   fn: () =>
     withDirs(1, async (dir) => {
-      const runtime = await Runtime.open(dir, { log: quiet });
-      try {
-        await runtime.serveControl();
-        const clients = await Promise.all([0, 1, 2].map(() =>
-          connect(dir, {
-            open: () => Promise.reject(new Error("the daemon holds the directory")),
-            waitMs: 2_000,
-          })
-        ));
+      await withServingRuntime(dir, async () => {
+        const clients = await Promise.all([0, 1, 2].map(() => connectToHolder(dir)));
         const outcomes = await Promise.allSettled(
           clients.map((client, i) => client.call("identity.create", { name: `n${i}` })),
         );
@@ -857,8 +830,6 @@ Deno.test({
         for (const outcome of outcomes) {
           if (outcome.status === "rejected") assert.equal(faultOf(outcome.reason), "conflict");
         }
-      } finally {
-        await runtime.close();
-      }
+      });
     }),
 });

@@ -54,6 +54,35 @@ function assertRefused(
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 
+/**
+ * Asserts that `set` refuses each of `texts` with the one message
+ * `Setting <name> takes <kind>, not "<text>": <reason>`.
+ */
+function assertRefusedEach(
+  settings: Settings,
+  name: keyof typeof SETTINGS,
+  texts: string[],
+  kind: string,
+  reason: RegExp,
+) {
+  for (const text of texts) {
+    const message = `^Setting ${escape(name)} takes ${escape(kind)}, not "${escape(text)}": `;
+    assertRefused(settings, name, text, new RegExp(`${message}${reason.source}$`));
+  }
+}
+
+/** Asserts that `set` takes each text of `cases` and `get` then returns its value. */
+function assertTakes(
+  settings: Settings,
+  name: keyof typeof SETTINGS,
+  cases: readonly (readonly [string, unknown])[],
+) {
+  for (const [text, value] of cases) {
+    settings.set(name, text);
+    assert.equal(settings.get(name), value, text);
+  }
+}
+
 Deno.test("Settings.get() returns each setting's default while it is unset", async () => {
   await withSettings((settings) => {
     for (const name of Object.keys(SETTINGS) as (keyof typeof SETTINGS)[]) {
@@ -125,22 +154,14 @@ Deno.test("Settings.set() takes on/off, true/false or yes/no for a boolean", asy
       ["yes", true],
       ["no", false],
     ];
-    for (const [text, value] of cases) {
-      settings.set("poweb.serve", text);
-      assert.equal(settings.get("poweb.serve"), value, text);
-    }
-    for (const bad of ["maybe", "1", "", "onn"]) {
-      assertRefused(
-        settings,
-        "mesh.mdns",
-        bad,
-        new RegExp(
-          `^Setting mesh\\.mdns takes on or off, not "${
-            escape(bad)
-          }": use on/off, true/false or yes/no$`,
-        ),
-      );
-    }
+    assertTakes(settings, "poweb.serve", cases);
+    assertRefusedEach(
+      settings,
+      "mesh.mdns",
+      ["maybe", "1", "", "onn"],
+      "on or off",
+      /use on\/off, true\/false or yes\/no/,
+    );
   });
 });
 
@@ -156,33 +177,22 @@ Deno.test("Settings.set() takes a size like 512M, 2G, 100K or plain octets", asy
       ["4096", 4096],
       ["10B", 10],
     ];
-    for (const [text, value] of cases) {
-      settings.set("mesh.quota", text);
-      assert.equal(settings.get("mesh.quota"), value, text);
-    }
-    for (const bad of ["12X", "-1M", "M", "lots", "", " 1T "]) {
-      assertRefused(
-        settings,
-        "mesh.quota",
-        bad,
-        new RegExp(
-          `^Setting mesh\\.quota takes a size, not "${
-            escape(bad)
-          }": use a number with K, M or G \\(e\\.g\\. 512M\\)$`,
-        ),
-      );
-    }
+    assertTakes(settings, "mesh.quota", cases);
+    assertRefusedEach(
+      settings,
+      "mesh.quota",
+      ["12X", "-1M", "M", "lots", "", " 1T "],
+      "a size",
+      /use a number with K, M or G \(e\.g\. 512M\)/,
+    );
     // Past 2^53 a size loses octets (and Infinity was once stored as null).
-    for (const bad of ["8388608G", "9".repeat(400)]) {
-      assertRefused(
-        settings,
-        "mesh.quota",
-        bad,
-        new RegExp(
-          `^Setting mesh\\.quota takes a size, not "${bad}": it exceeds 9007199254740991 octets$`,
-        ),
-      );
-    }
+    assertRefusedEach(
+      settings,
+      "mesh.quota",
+      ["8388608G", "9".repeat(400)],
+      "a size",
+      /it exceeds 9007199254740991 octets/,
+    );
   });
 });
 
@@ -197,34 +207,21 @@ Deno.test("Settings.set() takes a duration like 30s, 10m, 2h, 7d or 1w", async (
       ["0s", 0],
       ["1.5m", 90_000],
     ];
-    for (const [text, value] of cases) {
-      settings.set("gateway.window", text);
-      assert.equal(settings.get("gateway.window"), value, text);
-    }
-    for (const bad of ["soon", "10", "10y", ""]) {
-      assertRefused(
-        settings,
-        "gateway.window",
-        bad,
-        new RegExp(
-          `^Setting gateway\\.window takes a duration, not "${
-            escape(bad)
-          }": use a number followed by s, m, h, d or w \\(e\\.g\\. 7d\\)$`,
-        ),
-      );
-    }
-    for (const bad of ["-5m", " -0.5s "]) {
-      assertRefused(
-        settings,
-        "gateway.window",
-        bad,
-        new RegExp(
-          `^Setting gateway\\.window takes a duration, not "${
-            escape(bad)
-          }": it cannot be negative$`,
-        ),
-      );
-    }
+    assertTakes(settings, "gateway.window", cases);
+    assertRefusedEach(
+      settings,
+      "gateway.window",
+      ["soon", "10", "10y", ""],
+      "a duration",
+      /use a number followed by s, m, h, d or w \(e\.g\. 7d\)/,
+    );
+    assertRefusedEach(
+      settings,
+      "gateway.window",
+      ["-5m", " -0.5s "],
+      "a duration",
+      /it cannot be negative/,
+    );
     assertRefused(
       settings,
       "gateway.window",
@@ -242,10 +239,7 @@ Deno.test("Settings.set() takes a PoWeb URL, kept without its trailing slash, or
       ["http://[::1]:13276/v1", "http://[::1]:13276"],
       ["", ""],
     ];
-    for (const [text, value] of cases) {
-      settings.set("gateway.url", text);
-      assert.equal(settings.get("gateway.url"), value, text);
-    }
+    assertTakes(settings, "gateway.url", cases);
     assertRefused(
       settings,
       "gateway.url",
@@ -264,18 +258,13 @@ Deno.test("Settings.set() takes a PoWeb URL, kept without its trailing slash, or
         ),
       );
     }
-    for (const bad of ["http://h/path", "http://h/?q=1", "http://user@h/"]) {
-      assertRefused(
-        settings,
-        "gateway.url",
-        bad,
-        new RegExp(
-          `^Setting gateway\\.url takes a PoWeb URL, not "${
-            escape(bad)
-          }": a PoWeb URL has no path, query or credentials$`,
-        ),
-      );
-    }
+    assertRefusedEach(
+      settings,
+      "gateway.url",
+      ["http://h/path", "http://h/?q=1", "http://user@h/"],
+      "a PoWeb URL",
+      /a PoWeb URL has no path, query or credentials/,
+    );
   });
 });
 
@@ -287,22 +276,14 @@ Deno.test("Settings.set() takes a host:port address, IPv6 hosts in brackets", as
       ["[::1]:13276", "[::1]:13276"],
       ["[fe80::1]:0", "[fe80::1]:0"],
     ];
-    for (const [text, value] of cases) {
-      settings.set("poweb.listen", text);
-      assert.equal(settings.get("poweb.listen"), value, text);
-    }
-    for (const bad of ["localhost", "::1:80", ":80", "h:", "h:123456", "[::1]"]) {
-      assertRefused(
-        settings,
-        "poweb.listen",
-        bad,
-        new RegExp(
-          `^Setting poweb\\.listen takes a host:port address, not "${
-            escape(bad)
-          }": use host:port, e\\.g\\. 127\\.0\\.0\\.1:13276 or \\[::1\\]:13276$`,
-        ),
-      );
-    }
+    assertTakes(settings, "poweb.listen", cases);
+    assertRefusedEach(
+      settings,
+      "poweb.listen",
+      ["localhost", "::1:80", ":80", "h:", "h:123456", "[::1]"],
+      "a host:port address",
+      /use host:port, e\.g\. 127\.0\.0\.1:13276 or \[::1\]:13276/,
+    );
     assertRefused(
       settings,
       "poweb.listen",
@@ -314,24 +295,14 @@ Deno.test("Settings.set() takes a host:port address, IPv6 hosts in brackets", as
 
 Deno.test("Settings.set() takes a port number from 0 to 65535", async () => {
   await withSettings((settings) => {
-    for (
-      const [text, value] of [["8080", 8080], [" 80 ", 80], ["0", 0], ["65535", 65535]] as const
-    ) {
-      settings.set("web.port", text);
-      assert.equal(settings.get("web.port"), value, text);
-    }
-    for (const bad of ["65536", "http", "-1", "80.5", "", "123456"]) {
-      assertRefused(
-        settings,
-        "web.port",
-        bad,
-        new RegExp(
-          `^Setting web\\.port takes a port number, not "${
-            escape(bad)
-          }": use a whole number from 0 to 65535$`,
-        ),
-      );
-    }
+    assertTakes(settings, "web.port", [["8080", 8080], [" 80 ", 80], ["0", 0], ["65535", 65535]]);
+    assertRefusedEach(
+      settings,
+      "web.port",
+      ["65536", "http", "-1", "80.5", "", "123456"],
+      "a port number",
+      /use a whole number from 0 to 65535/,
+    );
   });
 });
 

@@ -19,27 +19,24 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { waitFor } from "../helpers.ts";
+import {
+  BROWSER_TEST,
+  launchChromium,
+  requireChromium,
+  saveScreen,
+  screenshotSteps,
+} from "./_browser.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const MAIN = join(import.meta.dirname!, "..", "..", "app", "main.ts");
 const MALLORY = join(import.meta.dirname!, "..", "fixtures", "mallory_mesh.ts");
 const FORGE = join(import.meta.dirname!, "..", "fixtures", "forge_parcel.ts");
 const ROTATE = join(import.meta.dirname!, "_rotate_secret.ts");
 /** An attachment name that once could be neither uploaded whole nor downloaded. */
 const TRICKY_NAME = 'Plan – 会議 🎉 a=b; "final".txt';
-const SCREENSHOTS = Deno.env.get("RELAYMAIL_SCREENSHOTS");
 /** Where a failing step's screenshots go (kept after the test, unlike its data). */
 const FAILURES = join(Deno.cwd(), "test-results", "browser");
-
-const haveChromium = (() => {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-})();
 
 /** A `relaymail start` process and the address it printed. */
 interface Messenger {
@@ -132,33 +129,16 @@ async function downloadFrom(
   return { name: download.suggestedFilename(), bytes: await Deno.readFile(await download.path()) };
 }
 
-async function launch(): Promise<Browser> {
-  return await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-}
-
 Deno.test({
   name:
     "web app in Chromium, two instances in one profile: pairing, mail with attachments, live delivery, a stranger refused, sessions, passphrase",
-  ignore: !haveChromium && Deno.env.get("CI") !== "true",
-  sanitizeResources: false,
-  sanitizeOps: false,
+  ...BROWSER_TEST,
   async fn(t) {
-    if (!haveChromium) throw new Error(`This test needs Debian's chromium at ${CHROMIUM}`);
+    requireChromium();
     const root = await Deno.makeTempDir({ prefix: "relaymail-browser-" });
     let alice: Messenger | undefined;
     let bob: Messenger | undefined;
-    const browser = await launch();
+    const browser = await launchChromium();
     // One profile for both, as one person running two instances would have.
     const context = await browser.newContext({
       viewport: { width: 1200, height: 820 },
@@ -167,27 +147,12 @@ Deno.test({
     const pageA = await context.newPage();
     const pageB = await context.newPage();
     for (const page of [pageA, pageB]) page.setDefaultTimeout(30_000);
-    const shot = async (page: Page, name: string) => {
-      if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
-    };
-    const step = async (name: string, fn: () => Promise<void>) => {
-      const ok = await t.step(name, async () => {
-        try {
-          await fn();
-        } catch (error) {
-          const dir = FAILURES;
-          await Deno.mkdir(dir, { recursive: true });
-          await pageA.screenshot({ path: join(dir, "alice.png"), fullPage: true }).catch(() => {});
-          await pageB.screenshot({ path: join(dir, "bob.png"), fullPage: true }).catch(() => {});
-          console.error(`Screenshots of the failure: ${dir}/alice.png, ${dir}/bob.png`);
-          console.error(
-            `--- Alice's output ---\n${alice?.output()}\n--- Bob's output ---\n${bob?.output()}`,
-          );
-          throw error;
-        }
-      });
-      if (!ok) throw new Error(`Step failed: ${name}`);
-    };
+    const step = screenshotSteps(t, {
+      dir: FAILURES,
+      pages: { alice: pageA, bob: pageB },
+      output: () =>
+        `--- Alice's output ---\n${alice?.output()}\n--- Bob's output ---\n${bob?.output()}`,
+    });
     const bytes = new Uint8Array(150_000).map((_, i) => (i * 31 + 7) % 251);
     let invitation = "";
     let aliceMesh = "";
@@ -197,7 +162,7 @@ Deno.test({
         alice = await startMessenger(join(root, "alice"));
         await pageA.goto(alice.url);
         await pageA.getByLabel("Your name").waitFor();
-        await shot(pageA, "welcome");
+        await saveScreen(pageA, "welcome");
         await pageA.getByLabel("Your name").fill("Alice");
         await pageA.getByRole("button", { name: "Create my identity" }).click();
         await pageA.getByRole("heading", { name: "Contacts" }).waitFor();
@@ -220,7 +185,7 @@ Deno.test({
         const codes = pageA.locator(".qr img");
         assert.ok(await codes.count() >= 1);
         assert.match(await codes.first().getAttribute("alt") ?? "", /Invitation QR code/);
-        await shot(pageA, "invite");
+        await saveScreen(pageA, "invite");
       });
 
       await step(
@@ -241,7 +206,7 @@ Deno.test({
           await pageA.locator('tr[data-contact="Bob"]').getByText("active").waitFor();
           const fingerprint = await pageA.locator('tr[data-contact="Bob"] td.mono').textContent();
           assert.match(fingerprint ?? "", /^[0-9a-f]{4}( [0-9a-f]{4}){7}$/);
-          await shot(pageA, "contacts");
+          await saveScreen(pageA, "contacts");
         },
       );
 
@@ -306,14 +271,14 @@ Deno.test({
             buffer: Buffer.from("the agenda"),
           }]);
           assert.match(await pageB.locator("#size").textContent() ?? "", /map\.bin 146\.5 KB/);
-          await shot(pageB, "compose");
+          await saveScreen(pageB, "compose");
           await pageB.getByRole("button", { name: "Send" }).click();
           await pageB.getByRole("heading", { name: "Plans for Saturday" }).waitFor();
 
           const row = pageA.locator("#inbox-table tr.unread", { hasText: "Plans for Saturday" });
           await row.waitFor();
           assert.equal(await pageA.evaluate(() => (globalThis as any).notReloaded), true);
-          await shot(pageA, "inbox");
+          await saveScreen(pageA, "inbox");
           await row.click();
           await pageA.getByText("the map is attached.").waitFor();
           const map = await downloadFrom(pageA, pageA.getByRole("link", { name: /map\.bin/ }));
@@ -349,7 +314,7 @@ Deno.test({
         const path = await delivery.locator(".path").textContent();
         assert.match(path ?? "", /reached their device/);
         assert.match(path ?? "", /delivered/);
-        await shot(pageB, "delivered");
+        await saveScreen(pageB, "delivered");
       });
 
       await step(
@@ -414,10 +379,10 @@ Deno.test({
         assert.equal(await pageA.locator("#inbox-table tbody tr").count(), 1, "only Bob's mail");
         await pageA.getByRole("link", { name: /Refused/ }).click();
         await row.waitFor();
-        await shot(pageA, "refused");
+        await saveScreen(pageA, "refused");
         await pageA.getByRole("link", { name: /Nearby/ }).click();
         await pageA.locator("#peers-table").waitFor();
-        await shot(pageA, "nearby");
+        await saveScreen(pageA, "nearby");
       });
 
       await step(

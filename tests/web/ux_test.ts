@@ -14,27 +14,24 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { MAX_MAIL_LENGTH } from "../../app/core/mail_sending.ts";
 import { Relaymail } from "../../app/services/relaymail.ts";
 import { forgeParcel } from "../fixtures/forge_parcel.ts";
 import { carry, makeNode, pair, type TestNode } from "../helpers.ts";
 import { startWeb, type TestWeb } from "./_web.ts";
+import {
+  BROWSER_TEST,
+  launchChromium,
+  requireChromium,
+  saveScreen,
+  screenshotSteps,
+} from "./_browser.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const README = join(import.meta.dirname!, "..", "..", "README.md");
-const SCREENSHOTS = Deno.env.get("RELAYMAIL_SCREENSHOTS");
 const FAILURES = join(Deno.cwd(), "test-results", "ux");
 /** A subject with no place to break a line. */
 const LONG_SUBJECT = "Unbroken".repeat(60);
-
-const haveChromium = (() => {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-})();
 
 /** The page's text with its no-break spaces made plain. */
 async function textOf(page: Page, selector: string): Promise<string> {
@@ -56,11 +53,9 @@ function problemAfter(page: Page, field: string) {
 
 Deno.test({
   name: "web app UX in Chromium: first run, errors in place, the size limit, long text, USB folder",
-  ignore: !haveChromium && Deno.env.get("CI") !== "true",
-  sanitizeResources: false,
-  sanitizeOps: false,
+  ...BROWSER_TEST,
   async fn(t) {
-    if (!haveChromium) throw new Error(`This test needs Debian's chromium at ${CHROMIUM}`);
+    requireChromium();
     const freshDir = await Deno.makeTempDir({ prefix: "relaymail-ux-fresh-" });
     const media = await Deno.makeTempDir({ prefix: "relaymail-ux-media-" });
     let alice: TestNode | undefined;
@@ -83,30 +78,12 @@ Deno.test({
       const freshWeb = await startWeb(fresh);
       webs.push(aliceWeb, freshWeb);
 
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
-      });
+      browser = await launchChromium();
       const context = await browser.newContext({ viewport: { width: 1200, height: 820 } });
       const page = await context.newPage();
       page.setDefaultTimeout(20_000);
-      const shot = async (name: string) => {
-        if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
-      };
-      const step = async (name: string, fn: () => Promise<void>) => {
-        const ok = await t.step(name, async () => {
-          try {
-            await fn();
-          } catch (error) {
-            await Deno.mkdir(FAILURES, { recursive: true });
-            const path = join(FAILURES, "page.png");
-            await page.screenshot({ path, fullPage: true }).catch(() => {});
-            console.error(`Screenshot of the failure: ${path}`);
-            throw error;
-          }
-        });
-        if (!ok) throw new Error(`Step failed: ${name}`);
-      };
+      const shot = (name: string) => saveScreen(page, name);
+      const step = screenshotSteps(t, { dir: FAILURES, pages: { page } });
 
       await step(
         "the first run says what it created, where it lives, what comes next",
