@@ -10,32 +10,25 @@ import { isSafelyStored, type ReceiveOutcome, type RefusalCode } from "../bindin
 import { StorageFullError } from "../bindings/durable.ts";
 import type { ParcelFacts } from "../bindings/fast_validation.ts";
 import { ParcelRefusedError, sha256Hex } from "../bindings/validation.ts";
-import { type Emit, safeDecodeProof } from "./core.ts";
-import type { Hosting } from "./hosting.ts";
-import type { Logger } from "./log.ts";
-import { encodeProof, makeDeliveryProof, type SignatureVerifier } from "./proofs.ts";
+import { safeDecodeProof } from "./core.ts";
+import type { NodeParts } from "./parts.ts";
+import { encodeProof, makeDeliveryProof } from "./proofs.ts";
 import type { StorageQuota } from "./quota.ts";
 import type { RateLimiter } from "./rate_limit.ts";
-import type { MeshStore, ParcelRecord } from "./store.ts";
+import type { ParcelRecord } from "./store.ts";
 import { AckStatus, type TransferMessage } from "./wire.ts";
-import type { MeshStats } from "./types.ts";
 
 /** A PARCEL frame as decoded. */
 export type ParcelMessage = Extract<TransferMessage, { type: "parcel" }>;
 
 /** What {@linkcode ParcelIntake} needs. */
-export interface IntakeDeps {
-  readonly store: MeshStore;
-  readonly hosting: Hosting;
-  readonly verifier: SignatureVerifier;
+export interface IntakeDeps
+  extends Pick<NodeParts, "store" | "hosting" | "verifier" | "stats" | "emit" | "logger"> {
   readonly quota: StorageQuota;
   /** Parcels and octets per second, per peer and per host. */
   readonly limiter: RateLimiter;
   /** Checks a parcel as RS-001 requires (throws {@linkcode ParcelRefusedError}). */
   readonly validate: (bytes: Uint8Array) => Promise<ParcelFacts>;
-  readonly stats: MeshStats;
-  readonly emit: Emit;
-  readonly logger: Logger;
   /** Copies a parcel starts with: the most a peer may grant. */
   readonly initialCopies: number;
   /** Sends a parcel at once to the peers that host its recipient (the sender's). */

@@ -8,17 +8,13 @@
  */
 import {
   asError,
-  type Emit,
   logFailure,
   recordDelivery,
   reportMisbehaviour,
   safeDecodeProof,
 } from "./core.ts";
-import type { Hosting } from "./hosting.ts";
-import type { Links } from "./links.ts";
 import type { Logger } from "./log.ts";
-import type { SignatureVerifier } from "./proofs.ts";
-import type { MeshStore } from "./store.ts";
+import type { NodeParts } from "./parts.ts";
 import type { TaskGroup } from "./tasks.ts";
 import {
   AckStatus,
@@ -29,20 +25,11 @@ import {
   TRANSFER_PROTOCOL,
   type TransferMessage,
 } from "./wire.ts";
-import type { MeshStats, PeerState, PushJob } from "./types.ts";
+import type { PeerState, PushJob } from "./types.ts";
 import { FIRST_RETRY_MS, TRANSIENT_BACKOFF_MS } from "./types.ts";
 
 /** What {@linkcode ParcelSender} needs. */
-export interface SenderDeps {
-  /** The connected peers, by peer id. */
-  readonly peers: ReadonlyMap<string, PeerState>;
-  readonly store: MeshStore;
-  readonly links: Links;
-  readonly hosting: Hosting;
-  readonly verifier: SignatureVerifier;
-  readonly stats: MeshStats;
-  readonly emit: Emit;
-  readonly logger: Logger;
+export interface SenderDeps extends NodeParts {
   /** The transfer service's running work: pushes start only while it is open. */
   readonly tasks: TaskGroup;
   /** Schedules a reconciliation with every peer but `except` (a parcel was delivered). */

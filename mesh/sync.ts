@@ -7,11 +7,10 @@
  */
 import type { Connection, Stream } from "@libp2p/interface";
 import { toHex } from "../bindings/validation.ts";
-import { decodeProof, type DeliveryProof, type SignatureVerifier } from "./proofs.ts";
+import { decodeProof, type DeliveryProof } from "./proofs.ts";
 import type { Channel } from "./channel.ts";
 import {
   asError,
-  type Emit,
   logFailure,
   recordDelivery,
   type Registrar,
@@ -20,9 +19,9 @@ import {
   type Service,
 } from "./core.ts";
 import { hostOf } from "./host_key.ts";
-import type { Hosting } from "./hosting.ts";
-import { type Links, refuseBusy, StreamSlots } from "./links.ts";
+import { refuseBusy, StreamSlots } from "./links.ts";
 import type { Logger } from "./log.ts";
+import type { NodeParts } from "./parts.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import {
   answerExchange,
@@ -32,7 +31,7 @@ import {
   initiateExchange,
 } from "./reconcile.ts";
 import { route } from "./routing.ts";
-import { encodeItem, ItemKind, type MeshStore } from "./store.ts";
+import { encodeItem, ItemKind } from "./store.ts";
 import { TaskGroup } from "./tasks.ts";
 import {
   encodeSync,
@@ -42,7 +41,7 @@ import {
   type ProvenTombstone,
   SYNC_PROTOCOL,
 } from "./wire.ts";
-import type { MeshStats, PeerState, ResolvedOptions } from "./types.ts";
+import type { PeerState, ResolvedOptions } from "./types.ts";
 import {
   FIRST_RETRY_MS,
   MAX_EXPIRY_AHEAD_MS,
@@ -53,17 +52,8 @@ import {
 } from "./types.ts";
 
 /** What {@linkcode SyncService} needs. */
-export interface SyncDeps {
+export interface SyncDeps extends NodeParts {
   readonly registrar: Registrar;
-  /** The connected peers, by peer id. */
-  readonly peers: ReadonlyMap<string, PeerState>;
-  readonly store: MeshStore;
-  readonly links: Links;
-  readonly hosting: Hosting;
-  readonly verifier: SignatureVerifier;
-  readonly stats: MeshStats;
-  readonly emit: Emit;
-  readonly logger: Logger;
   readonly options: Pick<
     ResolvedOptions,
     "reconciliation" | "now" | "unverifiedTombstones" | "syncIntervalMs"

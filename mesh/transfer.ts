@@ -8,18 +8,16 @@
  */
 import type { Connection, Stream } from "@libp2p/interface";
 import type { ParcelFacts } from "../bindings/fast_validation.ts";
-import { asError, type Emit, logFailure, type Registrar, type Service } from "./core.ts";
+import { asError, logFailure, type Registrar, type Service } from "./core.ts";
 import { FairGate } from "./fair.ts";
 import { hostOf } from "./host_key.ts";
-import type { Hosting } from "./hosting.ts";
 import { ParcelIntake, type ParcelMessage } from "./intake.ts";
-import { type Links, refuseBusy, StreamSlots } from "./links.ts";
+import { refuseBusy, StreamSlots } from "./links.ts";
 import type { Logger } from "./log.ts";
-import type { SignatureVerifier } from "./proofs.ts";
+import type { NodeParts } from "./parts.ts";
 import type { StorageQuota } from "./quota.ts";
 import type { RateLimiter } from "./rate_limit.ts";
 import { ParcelSender } from "./sender.ts";
-import type { MeshStore } from "./store.ts";
 import { TaskGroup } from "./tasks.ts";
 import {
   decodeTransfer,
@@ -29,26 +27,17 @@ import {
   ProtocolError,
   TRANSFER_PROTOCOL,
 } from "./wire.ts";
-import type { MeshStats, PeerState, ResolvedOptions } from "./types.ts";
+import type { PeerState, ResolvedOptions } from "./types.ts";
 import { GROUP_COMMIT_WAIT_MS, TRANSFER_RECEIVERS } from "./types.ts";
 
 /** What {@linkcode TransferService} needs. */
-export interface TransferDeps {
+export interface TransferDeps extends NodeParts {
   readonly registrar: Registrar;
-  /** The connected peers, by peer id. */
-  readonly peers: ReadonlyMap<string, PeerState>;
-  readonly store: MeshStore;
-  readonly links: Links;
-  readonly hosting: Hosting;
-  readonly verifier: SignatureVerifier;
   readonly quota: StorageQuota;
   /** Parcels and octets per second, per peer and per host. */
   readonly limiter: RateLimiter;
   /** Checks a parcel as RS-001 requires. */
   readonly validate: (bytes: Uint8Array) => Promise<ParcelFacts>;
-  readonly stats: MeshStats;
-  readonly emit: Emit;
-  readonly logger: Logger;
   readonly options: Pick<ResolvedOptions, "stallTimeoutMs" | "initialCopies">;
   /** Schedules a reconciliation with every peer but `except` (the sync service's). */
   readonly syncAll: (except?: string) => void;
