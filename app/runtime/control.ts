@@ -43,7 +43,8 @@ const MAX_BODY = 16 * 1024 * 1024;
 export interface ControlTarget {
   readonly dataDir: string;
   readonly log: (line: string) => void;
-  call(name: string, input: unknown, options?: CallOptions): Promise<unknown>;
+  /** Runs an operation on input decoded from the request; the server encodes the result. */
+  serve(name: string, input: unknown, options?: CallOptions): Promise<unknown>;
 }
 
 /** The media type of a streamed answer: progress lines, then the outcome's line. */
@@ -80,8 +81,8 @@ export class ControlServer {
     const tracked: ControlTarget = {
       dataDir: target.dataDir,
       log: target.log,
-      call(name, input, options) {
-        const operation = target.call(name, input, options);
+      serve(name, input, options) {
+        const operation = target.serve(name, input, options);
         running.add(operation);
         operation.catch(() => {}).finally(() => running.delete(operation));
         return operation;
@@ -183,7 +184,7 @@ async function handle(target: ControlTarget, expected: Buffer, request: Request)
   }
   if (request.headers.get("accept")?.includes(NDJSON)) return streamed(target, name, input);
   try {
-    const result = await target.call(name, input);
+    const result = await target.serve(name, input);
     return new Response(toJson({ result: result ?? null }), {
       headers: { "content-type": "application/json" },
     });
@@ -218,7 +219,7 @@ function streamed(target: ControlTarget, name: string, input: unknown): Response
         }
       };
       try {
-        const result = await target.call(name, input, {
+        const result = await target.serve(name, input, {
           onProgress: (progress) => line({ progress }),
         });
         line({ result: result ?? null });

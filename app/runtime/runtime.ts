@@ -175,6 +175,19 @@ export class Runtime {
    * whether it ran here or in the daemon.
    */
   async call(name: string, input: unknown = {}, options: CallOptions = {}): Promise<unknown> {
+    const onProgress = options.onProgress;
+    return roundTrip(
+      await this.serve(name, roundTrip(input), {
+        onProgress: onProgress && ((data) => onProgress(roundTrip(data))),
+      }),
+    );
+  }
+
+  /**
+   * Runs the operation `name` on `input` as it came over the control API (already
+   * decoded from its JSON); the control server encodes what it returns.
+   */
+  async serve(name: string, input: unknown, options: CallOptions = {}): Promise<unknown> {
     if (this.#closed) throw new ConflictError("Relaymail is stopping");
     const operation = Object.hasOwn(OPERATIONS, name) ? OPERATIONS[name] : undefined;
     if (!operation) throw new UserInputError(`No operation "${name}"`);
@@ -190,9 +203,9 @@ export class Runtime {
       settingsChanged: () => this.settingsChanged(),
       checkPassphrase: (current) =>
         this.passphrases.check(this.messenger.ctx.db, this.messenger.hasPassphrase, current),
-      progress: (data) => options.onProgress?.(roundTrip(data)),
+      progress: (data) => options.onProgress?.(data),
     };
-    return roundTrip(await operation(context, roundTrip(input)));
+    return await operation(context, input);
   }
 
   /** Stops the daemon and the control API, closes the messenger and gives the lock up. */
