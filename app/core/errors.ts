@@ -18,6 +18,16 @@
  */
 export type Fault = "usage" | "input" | "not-found" | "conflict" | "transient" | "bug";
 
+/** Every fault; a fault named anywhere else (an answer from another version, say) is read as a bug. */
+export const FAULTS: readonly Fault[] = [
+  "usage",
+  "input",
+  "not-found",
+  "conflict",
+  "transient",
+  "bug",
+];
+
 /** An error that knows its {@linkcode Fault}. */
 export class FaultError extends Error {
   constructor(readonly fault: Fault, message: string, options?: ErrorOptions) {

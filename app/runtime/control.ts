@@ -21,7 +21,7 @@ import { timingSafeEqual } from "node:crypto";
 import { join, resolve } from "node:path";
 import { ForeignFileError } from "../../bindings/durable.ts";
 import { errorMessage } from "../../bindings/validation.ts";
-import { type Fault, FaultError, TransientError, UserInputError } from "../core/errors.ts";
+import { type Fault, FaultError, FAULTS, TransientError, UserInputError } from "../core/errors.ts";
 import {
   CONTROL_FILE,
   CONTROL_SOCKET,
@@ -58,9 +58,6 @@ const STOP_DEADLINE_MS = 30_000;
 
 /** How long stopping waits, once no operation runs, for their answers to go out, in ms. */
 const ANSWER_GRACE_MS = 500;
-
-/** Every fault an answer may name; anything else is read as a bug. */
-const FAULTS: readonly Fault[] = ["usage", "input", "not-found", "conflict", "transient", "bug"];
 
 /** The control API of one runtime. */
 export class ControlServer {

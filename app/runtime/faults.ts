@@ -7,7 +7,7 @@
  */
 import { ForeignFileError, StorageFullError } from "../../bindings/durable.ts";
 import { ContactLookupError } from "../core/contacts.ts";
-import { type Fault, FaultError } from "../core/errors.ts";
+import { type Fault, FaultError, FAULTS } from "../core/errors.ts";
 import { NoIdentityError } from "../core/identity.ts";
 import { CurrentPassphraseWrongError, TooManyGuessesError } from "../core/passphrase_guard.ts";
 import { PassphraseRequiredError } from "../core/keys/key_stores.ts";
@@ -56,8 +56,6 @@ export function faultOf(error: unknown, options: { inputBoundary?: boolean } = {
   }
   return "bug";
 }
-
-const FAULTS: readonly Fault[] = ["usage", "input", "not-found", "conflict", "transient", "bug"];
 
 /** The CLI's exit code for each fault: 2 for usage, as Unix tools do; sysexits for the rest. */
 export const EXIT_CODES: Readonly<Record<Fault, number>> = {
