@@ -117,6 +117,26 @@ export function refuseForeignFile(path: string): void {
 }
 
 /**
+ * Replaces the file at `path` with `text` all at once, readable by its owner
+ * only: written to a fresh name created exclusively (nothing planted there can
+ * take it), then renamed over `path` (a link there is replaced, not followed).
+ */
+export async function replaceFile(path: string, text: string): Promise<void> {
+  const random = Array.from(
+    crypto.getRandomValues(new Uint8Array(12)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  const temporary = `${path}.${random}.tmp`;
+  try {
+    await Deno.writeTextFile(temporary, text, { createNew: true, mode: 0o600 });
+    await Deno.rename(temporary, path);
+  } catch (error) {
+    await Deno.remove(temporary).catch(() => {});
+    throw error;
+  }
+}
+
+/**
  * Makes the database file readable by its owner only (0600), creating it if
  * needed, before SQLite opens it: SQLite gives its WAL and shared-memory files the
  * database file's mode. A link or another user's file in their place is refused.

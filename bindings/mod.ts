@@ -73,6 +73,7 @@ export {
   ForeignFileError,
   type OpenDatabaseOptions,
   refuseForeignFile,
+  replaceFile,
   type Row,
   SqliteDatabase,
   StorageFullError,

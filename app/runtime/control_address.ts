@@ -14,7 +14,7 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { isAbsolute, join } from "node:path";
-import { ForeignFileError, refuseForeignFile } from "../../bindings/durable.ts";
+import { ForeignFileError, refuseForeignFile, replaceFile } from "../../bindings/durable.ts";
 import { LOCK_FILE } from "./lock.ts";
 
 /** Name of the file that holds the control API's token, inside the data directory. */
@@ -69,16 +69,7 @@ async function privateRuntimeDir(): Promise<string> {
 export async function publishAddress(dataDir: string, address: ControlAddress): Promise<void> {
   const path = join(dataDir, CONTROL_FILE);
   refuseForeignFile(path);
-  // A fresh name, created exclusively: nothing planted can take the token.
-  const random = Buffer.from(crypto.getRandomValues(new Uint8Array(12))).toString("hex");
-  const temporary = `${path}.${random}.tmp`;
-  try {
-    await Deno.writeTextFile(temporary, JSON.stringify(address), { createNew: true, mode: 0o600 });
-    await Deno.rename(temporary, path);
-  } catch (error) {
-    await Deno.remove(temporary).catch(() => {});
-    throw error;
-  }
+  await replaceFile(path, JSON.stringify(address));
 }
 
 /**

@@ -10,7 +10,7 @@
  * @module
  */
 import { join } from "node:path";
-import { Buffer } from "node:buffer";
+import { replaceFile } from "../../bindings/durable.ts";
 import { ConflictError } from "../core/errors.ts";
 
 /** Name of the lock file, inside the data directory. */
@@ -80,13 +80,5 @@ function openLockTarget(dataDir: string): Promise<Deno.FsFile> {
 /** Writes this process's pid to the lock file, replacing it whole (a link in its place too). */
 async function nameHolder(path: string): Promise<void> {
   if (Deno.build.os === "windows") return; // the locked file itself; its pid is not needed
-  const random = Buffer.from(crypto.getRandomValues(new Uint8Array(12))).toString("hex");
-  const temporary = `${path}.${random}.tmp`;
-  try {
-    await Deno.writeTextFile(temporary, `${Deno.pid}\n`, { createNew: true, mode: 0o600 });
-    await Deno.rename(temporary, path);
-  } catch (error) {
-    await Deno.remove(temporary).catch(() => {});
-    throw error;
-  }
+  await replaceFile(path, `${Deno.pid}\n`);
 }
