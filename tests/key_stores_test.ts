@@ -79,6 +79,25 @@ function rms1Sealer(passphrase: string, salt: Uint8Array) {
   };
 }
 
+/** What schema V5 added (mail at scale), taken away again as a V3 directory never had it. */
+const UNDO_V5 = `
+DROP TRIGGER messages_added;
+DROP TRIGGER messages_removed;
+DROP TRIGGER messages_retexted;
+DROP TRIGGER messages_redated;
+DROP TRIGGER messages_recounted;
+DROP TRIGGER attachments_added;
+DROP TRIGGER attachments_removed;
+DROP TRIGGER attachments_renamed;
+DROP TABLE message_counts;
+DROP TABLE message_search;
+DROP VIEW message_search_text;
+DROP INDEX deliveries_by_state;
+DROP INDEX messages_by_folder_key;
+DROP INDEX messages_by_key;
+ALTER TABLE messages DROP COLUMN list_key;
+`;
+
 /** private_keys as schema V1 to V3 made it. */
 const V3_PRIVATE_KEYS = `
 CREATE TABLE private_keys_v3 (
@@ -98,6 +117,7 @@ INSERT INTO private_keys_v3
 DROP TABLE private_keys;
 ALTER TABLE private_keys_v3 RENAME TO private_keys;
 CREATE INDEX private_keys_by_peer ON private_keys (node_id, peer_id, created_at);
+${UNDO_V5}
 PRAGMA user_version = 3;
 `;
 

@@ -48,6 +48,8 @@ export function statusText(dataDir: string, status: ResultOf<"status.show">): st
     `Data directory:  ${dataDir}`,
     `Contacts:        ${status.contacts}`,
     `Unread:          ${status.unread}`,
+    `Mail:            ${status.mail.inbox} received, ${status.mail.sent} sent, ` +
+    `${status.mail.outbox} not yet delivered`,
     `Waiting to leave: ${status.parcelsWaitingToLeave} parcel(s)`,
     `Refused parcels: ${status.refusals}`,
     "",

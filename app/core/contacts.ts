@@ -14,6 +14,13 @@ export type ContactState =
   | "pairing"
   /** Both sides can write. */
   | "active"
+  /**
+   * Paired, but every authorisation they gave us, or every one we gave them, has
+   * expired (after a silence longer than the horizon, docs/protocol.md §6): one of
+   * the two cannot write until they pair again. Mail to them waits. Never stored:
+   * an active contact is shown so while it lasts.
+   */
+  | "lapsed"
   /** Their parcels are refused. */
   | "blocked";
 
@@ -26,19 +33,33 @@ export interface Contact {
   readonly state: ContactState;
   readonly createdAt: Date;
   readonly lastActivityAt: Date;
-  /** When the authorisation we gave them runs out (renewed automatically while active). */
+  /**
+   * When the last authorisation we gave them runs out: they can write to us until
+   * then (we issue them ahead to the horizon while we can reach them).
+   */
   readonly authorizationExpiresAt: Date | null;
+  /** When the last authorisation they gave us runs out: we can write to them until then. */
+  readonly writableUntil: Date | null;
 }
 
 interface ContactRow {
   id: string;
   name: string;
   name_hint: string;
-  state: ContactState;
+  state: Exclude<ContactState, "lapsed">;
   created_at: number;
   last_activity_at: number;
   pda_expires_at: number | null;
+  writable_until: number | null;
 }
+
+/** The authorisations contact `c` gave us (by the index on subject and issuer). */
+const PATHS_FROM_CONTACT = `certification_paths p
+  WHERE p.subject_id = (SELECT node_id FROM identity) AND p.issuer_id = c.id`;
+
+/** A contact's row, with how long the authorisations it gave us last. */
+const SELECT_CONTACTS = `SELECT c.*, (SELECT max(p.expires_at) FROM ${PATHS_FROM_CONTACT})
+  AS writable_until FROM contacts c`;
 
 /** Raised when a contact reference matches none or several contacts. */
 export class ContactLookupError extends Error {
@@ -57,14 +78,14 @@ export class Contacts {
 
   /** Every contact, by name. */
   list(): Contact[] {
-    return this.ctx.db.all<ContactRow>("SELECT * FROM contacts ORDER BY name COLLATE NOCASE")
-      .map(toContact);
+    return this.ctx.db.all<ContactRow>(`${SELECT_CONTACTS} ORDER BY c.name COLLATE NOCASE`)
+      .map((row) => this.#toContact(row));
   }
 
   /** The contact with endpoint id `id`, if any. */
   get(id: string): Contact | undefined {
-    const row = this.ctx.db.get<ContactRow>("SELECT * FROM contacts WHERE id = ?", id);
-    return row ? toContact(row) : undefined;
+    const row = this.ctx.db.get<ContactRow>(`${SELECT_CONTACTS} WHERE c.id = ?`, id);
+    return row ? this.#toContact(row) : undefined;
   }
 
   /**
@@ -74,19 +95,19 @@ export class Contacts {
   find(reference: string): Contact {
     const ref = reference.trim();
     const byName = this.ctx.db.get<ContactRow>(
-      "SELECT * FROM contacts WHERE name = ? COLLATE NOCASE",
+      `${SELECT_CONTACTS} WHERE c.name = ? COLLATE NOCASE`,
       ref,
     );
-    if (byName) return toContact(byName);
+    if (byName) return this.#toContact(byName);
     const hex = ref.replace(/\s+/g, "").toLowerCase();
     if (/^[0-9a-f]{6,65}$/.test(hex)) {
       const matches = this.ctx.db.all<ContactRow>(
-        "SELECT * FROM contacts WHERE id = ? OR substr(id, 2, ?) = ?",
+        `${SELECT_CONTACTS} WHERE c.id = ? OR substr(c.id, 2, ?) = ?`,
         hex,
         hex.length,
         hex,
       );
-      if (matches.length === 1) return toContact(matches[0]);
+      if (matches.length === 1) return this.#toContact(matches[0]);
       if (matches.length > 1) {
         throw new ContactLookupError(
           `"${reference}" matches ${matches.length} contacts (${
@@ -98,7 +119,10 @@ export class Contacts {
     throw new ContactLookupError(`No contact named or with fingerprint "${reference}"`);
   }
 
-  /** Gives a contact a new local name. */
+  /**
+   * Gives a contact a new local name. Their mail is found by it at once: a search
+   * matches names as they are now, not as the mail was indexed (migration V5).
+   */
   rename(reference: string, name: string): Contact {
     const contact = this.find(reference);
     const newName = this.checkName(name, contact.id);
@@ -158,20 +182,23 @@ export class Contacts {
     return this.#named(name) !== undefined;
   }
 
-  /** How many contacts there are, in any state. */
   /**
-   * The active contacts, heard from or written to since `activeSince`, whose
-   * authorisation ends before `renewBefore` (or who have none): renewal is due.
+   * The active contacts we can still write to whose authorisations from us end
+   * before `horizon` (or who have none): more are due, whether or not we heard
+   * from them lately. Those we cannot reach are left out: what we issued could not
+   * travel.
    */
-  dueForRenewal(activeSince: number, renewBefore: number): string[] {
+  dueForRenewal(horizon: number): string[] {
     return this.ctx.db.all<{ id: string }>(
-      `SELECT id FROM contacts WHERE state = 'active' AND last_activity_at > ?
-         AND (pda_expires_at IS NULL OR pda_expires_at < ?)`,
-      activeSince,
-      renewBefore,
+      `SELECT c.id FROM contacts c WHERE c.state = 'active'
+         AND (c.pda_expires_at IS NULL OR c.pda_expires_at < ?)
+         AND EXISTS (SELECT 1 FROM ${PATHS_FROM_CONTACT} AND p.expires_at > ?)`,
+      horizon,
+      this.ctx.now().getTime(),
     ).map((row) => row.id);
   }
 
+  /** How many contacts there are, in any state. */
   count(): number {
     return this.ctx.db.get<{ n: number }>("SELECT count(*) AS n FROM contacts")!.n;
   }
@@ -197,7 +224,7 @@ export class Contacts {
     return `${base} (${id})`;
   }
 
-  /** Notes traffic with a contact, which keeps its authorisation renewed. */
+  /** Notes traffic with a contact (its last activity, as listed). */
   touch(id: string): void {
     this.ctx.db.run(
       "UPDATE contacts SET last_activity_at = max(last_activity_at, ?) WHERE id = ?",
@@ -205,17 +232,22 @@ export class Contacts {
       id,
     );
   }
-}
 
-function toContact(row: ContactRow): Contact {
-  return {
-    id: row.id,
-    name: row.name,
-    nameHint: row.name_hint,
-    fingerprint: fingerprint(row.id),
-    state: row.state,
-    createdAt: new Date(row.created_at),
-    lastActivityAt: new Date(row.last_activity_at),
-    authorizationExpiresAt: row.pda_expires_at === null ? null : new Date(row.pda_expires_at),
-  };
+  /** A row as a contact, its state shown `lapsed` while an authorisation is missing. */
+  #toContact(row: ContactRow): Contact {
+    const now = this.ctx.now().getTime();
+    const lapsed = row.state === "active" &&
+      ((row.writable_until ?? 0) <= now || (row.pda_expires_at ?? Infinity) <= now);
+    return {
+      id: row.id,
+      name: row.name,
+      nameHint: row.name_hint,
+      fingerprint: fingerprint(row.id),
+      state: lapsed ? "lapsed" : row.state,
+      createdAt: new Date(row.created_at),
+      lastActivityAt: new Date(row.last_activity_at),
+      authorizationExpiresAt: row.pda_expires_at === null ? null : new Date(row.pda_expires_at),
+      writableUntil: row.writable_until === null ? null : new Date(row.writable_until),
+    };
+  }
 }

@@ -21,16 +21,25 @@ export interface Tunables {
   readonly parcelTtlMs: number;
   /** Default lifetime of an invitation. */
   readonly invitationTtlMs: number;
-  /** Lifetime of this endpoint's self-issued certificate (Relaynet caps it at 180 days). */
+  /**
+   * Lifetime of each of this endpoint's self-issued certificates. RS-002 caps every
+   * certificate at 180 days.
+   */
   readonly identityCertificateValidityMs: number;
-  /** Renew the identity certificate when it has less than this left. */
-  readonly identityRenewalMarginMs: number;
-  /** Lifetime of the PDAs issued to contacts. */
+  /** Lifetime of each PDA issued to a contact (RS-002: at most 180 days, like any certificate). */
   readonly pdaValidityMs: number;
-  /** Renew a contact's PDA when it has less than this left. */
-  readonly pdaRenewalMarginMs: number;
-  /** A contact counts as active (its PDA gets renewed) if it wrote or was written to within this. */
-  readonly contactActivityWindowMs: number;
+  /**
+   * How far apart successive certificates (ours and the PDAs we issue) start, so that
+   * each overlaps the next: RS-002 asks for rotation once half the validity has elapsed.
+   */
+  readonly certificateRotationMs: number;
+  /**
+   * How far ahead of the clock this endpoint keeps certificates and contacts' PDAs
+   * issued (each within the caps above, starting one rotation after the other): a
+   * contact that received them can still write after a silence this long
+   * (docs/protocol.md §6).
+   */
+  readonly authorizationHorizonMs: number;
   /**
    * How long a session key the peer has moved past is kept before deletion, for
    * parcels still travelling by slower paths. Zero deletes it at once.
@@ -52,10 +61,10 @@ export const DEFAULT_TUNABLES: Tunables = {
   parcelTtlMs: 180 * DAY,
   invitationTtlMs: 7 * DAY,
   identityCertificateValidityMs: 180 * DAY,
-  identityRenewalMarginMs: 90 * DAY,
   pdaValidityMs: 180 * DAY,
-  pdaRenewalMarginMs: 60 * DAY,
-  contactActivityWindowMs: 180 * DAY,
+  certificateRotationMs: 90 * DAY,
+  // Two years of silence, and a quarter to spare for the parcels that carried them.
+  authorizationHorizonMs: (2 * 365 + 90) * DAY,
   sessionKeyGraceMs: 7 * DAY,
   refusalLogLimit: 10_000,
   followUpDelayMs: 250,

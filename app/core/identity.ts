@@ -1,6 +1,9 @@
 /**
  * This data directory's endpoint identity: an RSA-2048 key pair and its
- * self-issued certificate, renewed well before it expires.
+ * self-issued certificates. Each lasts at most 180 days (RS-002), and they are
+ * issued ahead, one starting every rotation, so that one is valid at every
+ * instant up to the authorisation horizon: PDAs issued under them can reach that
+ * far too (docs/protocol.md §6).
  *
  * @module
  */
@@ -94,7 +97,7 @@ export class IdentityManager {
       );
     }
     const keyPair = await this.ctx.keys.privateKeyStore.generateIdentityKeyPair();
-    const certificate = await this.#issueCertificate(keyPair.privateKey, keyPair.publicKey);
+    const certificates = await this.#issueAhead(keyPair.privateKey, keyPair.publicKey, null);
     this.ctx.db.transaction(() => {
       this.ctx.db.run(
         "INSERT INTO identity (singleton, node_id, name, created_at) VALUES (1, ?, ?, ?)",
@@ -102,7 +105,7 @@ export class IdentityManager {
         trimmed,
         this.ctx.now().getTime(),
       );
-      this.#saveCertificate(certificate);
+      for (const certificate of certificates) this.#saveCertificate(certificate);
     });
     return this.info();
   }
@@ -110,14 +113,20 @@ export class IdentityManager {
   /** The identity's public facts. */
   info(): IdentityInfo {
     const row = this.#row();
-    const latest = this.#latestExpiry();
+    const [current] = this.certificates();
     return {
       id: row.node_id,
       name: row.name,
       fingerprint: fingerprint(row.node_id),
       createdAt: new Date(row.created_at),
-      certificateExpiresAt: new Date(latest ?? 0),
+      // The certificate in use now; those issued ahead follow it (see certifiedUntil()).
+      certificateExpiresAt: current?.expiryDate ?? new Date(this.#latest()?.expires_at ?? 0),
     };
+  }
+
+  /** When the last of this identity's certificates, issued ahead, expires (0 with none). */
+  certifiedUntil(): Date {
+    return new Date(this.#latest()?.expires_at ?? 0);
   }
 
   /** The endpoint id. */
@@ -181,18 +190,21 @@ export class IdentityManager {
        ORDER BY expires_at DESC`,
       now,
       now,
-    ).map(({ serial }) => {
-      let certificate = this.#parsed.get(serial);
-      if (!certificate) {
-        const { der } = this.ctx.db.get<{ der: Uint8Array }>(
-          "SELECT certificate AS der FROM identity_certificates WHERE serial = ?",
-          serial,
-        )!;
-        certificate = Certificate.deserialize(toArrayBuffer(der));
-        this.#parsed.set(serial, certificate);
-      }
-      return certificate;
-    });
+    ).map(({ serial }) => this.#certificate(serial));
+  }
+
+  /** The certificate with serial number `serial`, parsed once. */
+  #certificate(serial: string): Certificate {
+    let certificate = this.#parsed.get(serial);
+    if (!certificate) {
+      const { der } = this.ctx.db.get<{ der: Uint8Array }>(
+        "SELECT certificate AS der FROM identity_certificates WHERE serial = ?",
+        serial,
+      )!;
+      certificate = Certificate.deserialize(toArrayBuffer(der));
+      this.#parsed.set(serial, certificate);
+    }
+    return certificate;
   }
   readonly #parsed = new Map<string, Certificate>();
 
@@ -243,45 +255,125 @@ export class IdentityManager {
    * expiry), returned as its certification path. Registered with a gateway, the
    * PDA is issued under the certificate the gateway gave us and the path runs
    * PDA → us → gateway, which is what Awala gateways check; otherwise it is
-   * PDA → our self-issued certificate.
+   * PDA → our self-issued certificate valid now that ends last.
    */
-  async issueAuthorization(subjectKey: CryptoKey, validityMs: number): Promise<CertificationPath> {
-    const endpoint = await this.endpoint();
+  issueAuthorization(subjectKey: CryptoKey, validityMs: number): Promise<CertificationPath> {
     const registration = this.#liveRegistration();
-    const certificate = registration?.certificate ?? this.latestCertificate();
-    const now = this.ctx.now().getTime();
+    const issuer = registration?.certificate ?? this.latestCertificate();
+    return this.#issue(subjectKey, issuer, registration, this.ctx.now().getTime() + validityMs);
+  }
+
+  /**
+   * Issues to `subjectKey` the next PDA of a ladder whose last one ends at `after`:
+   * one that ends later, issued under our certificate that ends next after it
+   * (they overlap by all but a rotation), valid no longer than that certificate
+   * nor the PDA lifetime. Registered with a gateway, or when not `ahead` (for a
+   * peer that takes no PDA dated ahead), it is issued as {@linkcode issueAuthorization}
+   * does instead, starting now, once the last has lived out a rotation: the
+   * gateway's chain cannot be issued ahead. Null when there is none to issue.
+   */
+  issueNextAuthorization(
+    subjectKey: CryptoKey,
+    after: number,
+    ahead = true,
+  ): Promise<CertificationPath | null> {
+    const registration = this.#liveRegistration();
+    const t = this.ctx.tunables;
+    const until = this.ctx.now().getTime() + t.pdaValidityMs;
+    if (registration || !ahead) {
+      const issuer = registration?.certificate ?? this.latestCertificate();
+      const { end } = this.#span(issuer, until);
+      if (end <= after || after > until - t.certificateRotationMs) return Promise.resolve(null);
+      return this.#issue(subjectKey, issuer, registration, until);
+    }
+    const next = this.ctx.db.get<{ serial: string }>(
+      `SELECT serial FROM identity_certificates WHERE expires_at > ?
+       ORDER BY starts_at, expires_at LIMIT 1`,
+      Math.max(after, this.ctx.now().getTime()),
+    );
+    return next
+      ? this.#issue(subjectKey, this.#certificate(next.serial), null, Infinity)
+      : Promise.resolve(null);
+  }
+
+  /** Issues a PDA to `subjectKey` under `issuer`, ending by `until` (dates as `#span` says). */
+  async #issue(
+    subjectKey: CryptoKey,
+    issuer: Certificate,
+    registration: GatewayRegistration | null,
+    until: number,
+  ): Promise<CertificationPath> {
+    const endpoint = await this.endpoint();
+    const { start, end } = this.#span(issuer, until);
     const pda = await issueDeliveryAuthorization({
-      issuerCertificate: certificate,
+      issuerCertificate: issuer,
       issuerPrivateKey: endpoint.identityKeyPair.privateKey,
       subjectPublicKey: subjectKey,
-      // Back-dated so that hops whose clocks run behind ours still accept it.
-      validityStartDate: new Date(now - this.ctx.tunables.clockDriftToleranceMs),
-      validityEndDate: new Date(Math.min(now + validityMs, certificate.expiryDate.getTime())),
+      validityStartDate: new Date(start),
+      validityEndDate: new Date(end),
     });
     return new CertificationPath(
       pda,
-      registration ? [certificate, registration.gatewayCertificate] : [certificate],
+      registration ? [issuer, registration.gatewayCertificate] : [issuer],
     );
   }
 
   /**
+   * When a PDA issued now under `issuer` starts and ends: back-dated so that hops
+   * whose clocks run behind ours still accept it, within its issuer's validity
+   * (RS-002), no longer than the PDA lifetime, and ending by `until`.
+   */
+  #span(issuer: Certificate, until: number): { start: number; end: number } {
+    const t = this.ctx.tunables;
+    const start = Math.max(
+      this.ctx.now().getTime() - t.clockDriftToleranceMs,
+      issuer.startDate.getTime(),
+    );
+    return { start, end: Math.min(until, start + t.pdaValidityMs, issuer.expiryDate.getTime()) };
+  }
+
+  /**
    * The channel to a contact, addressed through its Internet gateway when it has
-   * one; null when we know no key for it or its authorisation for us has expired
-   * (nothing can be sent until it is renewed).
+   * one; null when we know no key for it or every authorisation it gave us has
+   * expired (nothing can be sent until it is renewed).
+   *
+   * Of the contact's PDAs, it uses the one that started last, among those that
+   * started at least the drift tolerance ago (so that a receiver whose clock runs
+   * behind ours within it still finds it valid); failing that, the one that
+   * started last; failing that (our clock is behind theirs), the next to start.
+   * Contacts issue PDAs ahead (§6), so this is not the one that lasts longest.
    */
   async channel(peerId: string): Promise<RelaymailChannel | null> {
     const endpoint = await this.endpoint();
+    const now = this.ctx.now().getTime();
+    const settled = now - this.ctx.tunables.clockDriftToleranceMs;
+    const row = this.ctx.db.get<{ path: Uint8Array }>(
+      `SELECT path FROM certification_paths WHERE subject_id = ? AND issuer_id = ? AND expires_at > ?
+       ORDER BY CASE WHEN starts_at <= ? THEN 0 WHEN starts_at <= ? THEN 1 ELSE 2 END,
+         CASE WHEN starts_at <= ? THEN -starts_at ELSE starts_at END, id DESC
+       LIMIT 1`,
+      endpoint.id,
+      peerId,
+      now,
+      settled,
+      now,
+      now,
+    );
+    const identityKey = await this.ctx.keys.publicKeyStore.retrieveIdentityKey(peerId);
+    if (!row || !identityKey) return null;
     const contact = this.ctx.db.get<{ internet_address: string }>(
       "SELECT internet_address FROM contacts WHERE id = ?",
       peerId,
     );
+    let path: CertificationPath;
     try {
-      return await endpoint.getChannel(peerId, contact?.internet_address ?? "") as
-        | RelaymailChannel
-        | null;
+      path = CertificationPath.deserialize(toArrayBuffer(row.path));
     } catch {
       return null;
     }
+    const internetAddress = contact?.internet_address ?? "";
+    const peer = { id: peerId, identityPublicKey: identityKey, internetAddress };
+    return new RelaymailChannel(endpoint, peer, path, this.ctx.keys, {});
   }
 
   /** The registration, when it is still good for a day at least. */
@@ -295,39 +387,70 @@ export class IdentityManager {
   }
 
   /**
-   * Issues a new certificate when the newest one expires within the renewal margin;
-   * returns true when it did.
+   * Issues certificates ahead until one is valid at every instant up to the
+   * authorisation horizon from now; returns how many it issued. Expired ones are
+   * kept a year: if the clock was wrong and is put back, they are what PDAs issued
+   * meanwhile still chain to.
    */
-  async renewIfDue(): Promise<boolean> {
-    const latest = this.#latestExpiry();
-    const margin = this.ctx.tunables.identityRenewalMarginMs;
-    if (latest !== null && latest - this.ctx.now().getTime() > margin) return false;
+  async extendCertificates(): Promise<number> {
+    const latest = this.#latest();
+    const horizon = this.ctx.now().getTime() + this.ctx.tunables.authorizationHorizonMs;
+    if (latest && latest.expires_at >= horizon) return 0;
     const endpoint = await this.endpoint();
-    const certificate = await this.#issueCertificate(
+    const certificates = await this.#issueAhead(
       endpoint.identityKeyPair.privateKey,
       endpoint.identityKeyPair.publicKey,
+      latest,
     );
-    // Expired certificates are kept a year: if the clock was wrong and is put back,
-    // they are what PDAs issued meanwhile still chain to.
     this.ctx.db.transaction(() => {
-      this.#saveCertificate(certificate);
+      for (const certificate of certificates) this.#saveCertificate(certificate);
       this.ctx.db.run(
         "DELETE FROM identity_certificates WHERE expires_at <= ?",
         this.ctx.now().getTime() - 365 * 86_400_000,
       );
     });
-    return true;
+    return certificates.length;
   }
 
-  #issueCertificate(privateKey: CryptoKey, publicKey: CryptoKey): Promise<Certificate> {
+  /**
+   * Self-issues the certificates that follow `latest` (or start now, with none or
+   * when it started more than a rotation ago), one per rotation, each as long as
+   * RS-002 allows, until the last reaches the authorisation horizon.
+   */
+  async #issueAhead(
+    privateKey: CryptoKey,
+    publicKey: CryptoKey,
+    latest: { starts_at: number; expires_at: number } | null,
+  ): Promise<Certificate[]> {
+    const t = this.ctx.tunables;
+    if (
+      !(t.certificateRotationMs > 0 && t.certificateRotationMs < t.identityCertificateValidityMs)
+    ) {
+      throw new RangeError(
+        `Certificates must start less than their lifetime apart (${t.identityCertificateValidityMs} ms): ` +
+          `the rotation is ${t.certificateRotationMs} ms`,
+      );
+    }
     const now = this.ctx.now().getTime();
-    return issueEndpointCertificate({
-      issuerPrivateKey: privateKey,
-      subjectPublicKey: publicKey,
-      // Back-dated so that hops whose clocks run behind ours still accept it.
-      validityStartDate: new Date(now - this.ctx.tunables.clockDriftToleranceMs),
-      validityEndDate: new Date(now + this.ctx.tunables.identityCertificateValidityMs),
-    });
+    // Back-dated so that hops whose clocks run behind ours still accept them.
+    const earliest = now - t.clockDriftToleranceMs;
+    const horizon = now + t.authorizationHorizonMs;
+    const issued: Certificate[] = [];
+    let start = latest === null ? null : latest.starts_at;
+    let end = latest?.expires_at ?? -Infinity;
+    while (end < horizon) {
+      start = start === null ? earliest : Math.max(start + t.certificateRotationMs, earliest);
+      const certificate = await issueEndpointCertificate({
+        issuerPrivateKey: privateKey,
+        subjectPublicKey: publicKey,
+        validityStartDate: new Date(start),
+        validityEndDate: new Date(start + t.identityCertificateValidityMs),
+      });
+      issued.push(certificate);
+      start = certificate.startDate.getTime();
+      end = certificate.expiryDate.getTime();
+    }
+    return issued;
   }
 
   #saveCertificate(certificate: Certificate): void {
@@ -348,10 +471,10 @@ export class IdentityManager {
     return row;
   }
 
-  /** When the newest certificate expires, or null with none. */
-  #latestExpiry(): number | null {
-    return this.ctx.db.get<{ latest: number | null }>(
-      "SELECT max(expires_at) AS latest FROM identity_certificates",
-    )!.latest;
+  /** The certificate that starts last (and so ends last), or null with none. */
+  #latest(): { starts_at: number; expires_at: number } | null {
+    return this.ctx.db.get<{ starts_at: number; expires_at: number }>(
+      "SELECT starts_at, expires_at FROM identity_certificates ORDER BY starts_at DESC LIMIT 1",
+    ) ?? null;
   }
 }

@@ -9,7 +9,7 @@
 import { generateRSAKeyPair, getIdFromIdentityKey } from "@relaycorp/relaynet-core";
 import { ParcelRefusedError } from "../../bindings/validation.ts";
 import type { Authorizations } from "./authorizations.ts";
-import type { Contacts } from "./contacts.ts";
+import type { Contact, Contacts } from "./contacts.ts";
 import type { NodeContext } from "./context.ts";
 import type { IdentityManager } from "./identity.ts";
 import { encodeInvitation } from "./protocol/invitation.ts";
@@ -54,6 +54,9 @@ export interface InvitationRow {
 /** Longest invitation lifetime: PDAs cannot outlive the identity certificate anyway. */
 const MAX_INVITATION_TTL_MS = 90 * 86_400_000;
 
+/** Key in table `meta` that binds invitation `id` to the contact it pairs again with. */
+const REPAIRS = "invitation.repairs.";
+
 /** Issues, lists, revokes and expires this endpoint's invitations. */
 export class Invitations {
   constructor(
@@ -63,15 +66,24 @@ export class Invitations {
     private readonly authorizations: Authorizations,
   ) {}
 
-  /** Creates an invitation: a line of text good for one pairing, until it expires. */
-  async create(options: CreateInvitationOptions = {}): Promise<CreatedInvitation> {
+  /**
+   * Creates an invitation: a line of text good for one pairing, until it expires.
+   * With `repairing`, only that contact may use it, to pair again (§6.2); it keeps
+   * its name.
+   */
+  async create(
+    options: CreateInvitationOptions = {},
+    repairing?: Contact,
+  ): Promise<CreatedInvitation> {
     const ttl = options.ttlMs ?? this.ctx.tunables.invitationTtlMs;
     if (typeof ttl !== "number" || !(ttl > 0 && ttl <= MAX_INVITATION_TTL_MS)) {
       throw new RangeError(
         `An invitation must last between 1 second and 90 days: got ${ttl / 1000} seconds`,
       );
     }
-    const contactName = options.contactName === undefined
+    const contactName = repairing
+      ? repairing.name
+      : options.contactName === undefined
       ? null
       : this.contacts.checkName(options.contactName);
     const now = this.ctx.now().getTime();
@@ -82,7 +94,7 @@ export class Invitations {
     const issued = await this.authorizations.connectionParamsFor(
       invitationKey.publicKey,
       invitationId,
-      ttl,
+      { validityMs: ttl },
     );
     const text = await encodeInvitation({
       connectionParams: issued.params,
@@ -100,8 +112,23 @@ export class Invitations {
         issued.pdaExpiresAt.getTime(),
         issued.sessionKeyId,
       );
+      if (repairing) {
+        this.ctx.db.run(
+          "INSERT INTO meta (key, value) VALUES (?, ?)",
+          REPAIRS + invitationId,
+          repairing.id,
+        );
+      }
     });
     return { ...this.get(invitationId)!, text };
+  }
+
+  /** The contact invitation `id` was made to pair again with, or null. */
+  repairing(id: string): string | null {
+    return this.ctx.db.get<{ value: string }>(
+      "SELECT value FROM meta WHERE key = ?",
+      REPAIRS + id,
+    )?.value ?? null;
   }
 
   /** Every invitation this endpoint made, newest first. */
@@ -161,6 +188,14 @@ export class Invitations {
         this.ctx.db.run("UPDATE invitations SET state = 'expired' WHERE id = ?", row.id);
         this.ctx.keys.privateKeyStore.deleteSessionKey(row.session_key_id);
       }
+      // A binding outlives no use of its invitation.
+      this.ctx.db.run(
+        `DELETE FROM meta WHERE key >= ? AND key < ? AND substr(key, ?) IN
+           (SELECT id FROM invitations WHERE state != 'pending')`,
+        REPAIRS,
+        REPAIRS.slice(0, -1) + "/",
+        REPAIRS.length + 1,
+      );
       return rows.length;
     });
   }

@@ -69,11 +69,15 @@ export class Jobs {
         else receipts.set(job.peer_id, [job]);
         continue;
       }
-      const data = new Uint8Array(Buffer.from(job.data, "base64"));
+      // A pairing accept's data is its connection parameters, then the PDAs issued
+      // ahead, each in base64, separated by spaces.
+      const [data, ...authorizations] = job.data.split(" ").map((part) =>
+        new Uint8Array(Buffer.from(part, "base64"))
+      );
       const [type, content] = job.kind === "pairing-accept"
         ? [
           MessageType.PAIRING_ACCEPT,
-          encodePairing({ connectionParams: data, nameHint: this.identity.name }),
+          encodePairing({ connectionParams: data, nameHint: this.identity.name, authorizations }),
         ]
         : job.kind === "connection-params"
         ? [MessageType.CONNECTION_PARAMS, data]

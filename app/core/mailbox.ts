@@ -13,9 +13,12 @@ import type { Jobs } from "./jobs.ts";
 import { MailSender, type SendOptions } from "./mail_sending.ts";
 import {
   attachmentsOf,
+  cursorKey,
   findMessage,
+  FIRST_CURSOR,
   type MessageRow,
-  SUMMARY_COLUMNS,
+  searchExpression,
+  SUMMARY_COLUMNS_OF_M,
   type SummaryRow,
 } from "./message_rows.ts";
 import type { Outbox } from "./outbox.ts";
@@ -39,6 +42,43 @@ export {
   type SendOptions,
 } from "./mail_sending.ts";
 export { MessageLookupError } from "./message_rows.ts";
+
+/** A folder as listings take it: `outbox` is sent mail not yet delivered to everyone. */
+export type FolderName = "inbox" | "sent" | "outbox";
+
+/** Options of {@linkcode Mailbox.folderPage}. */
+export interface PageOptions {
+  /** Most messages in the page (at least 1). Default: 50. */
+  readonly limit?: number;
+  /** The `next` of the page before; none (the default) starts with the newest message. */
+  readonly cursor?: string | null;
+}
+
+/** Options of {@linkcode Mailbox.searchPage}. */
+export interface SearchOptions extends PageOptions {
+  /** Only messages of this folder. Default: every folder. */
+  readonly folder?: "inbox" | "sent";
+}
+
+/** Messages of a listing, newest first, and where the next page starts. */
+export interface MessagePage {
+  readonly messages: MessageSummary[];
+  /** The cursor of the next (older) page, or null when this page is the last. */
+  readonly next: string | null;
+}
+
+/** How many messages each folder holds. */
+export interface MailCounts {
+  readonly inbox: number;
+  readonly sent: number;
+  /** Sent messages not yet delivered to everyone. */
+  readonly outbox: number;
+  /** Unread messages in the inbox. */
+  readonly unread: number;
+}
+
+/** Deliveries still on their way: their message is in the outbox. */
+const UNDELIVERED = "('waiting', 'queued', 'sent')";
 
 /** The user's mail. */
 export class Mailbox {
@@ -66,10 +106,6 @@ export class Mailbox {
     return this.read(messageId, { markRead: false });
   }
 
-  /**
-   * Builds the parcels of messages that were waiting for `contactId` (its pairing
-   * answer arrived, or its authorisation was renewed).
-   */
   /** The active contacts some sent mail is still waiting for (their answer, a renewal). */
   contactsWaitedFor(): string[] {
     return this.ctx.db.all<{ recipient_id: string }>(
@@ -78,41 +114,89 @@ export class Mailbox {
     ).map((row) => row.recipient_id);
   }
 
+  /**
+   * Builds the parcels of messages that were waiting for `contactId` (its pairing
+   * answer arrived, or its authorisation was renewed).
+   */
   flushWaiting(contactId: string): Promise<number> {
     return this.#sender.flushWaiting(contactId);
   }
 
-  /** Messages of a folder, newest first; `outbox` is sent mail not yet delivered to everyone. */
-  list(folder: "inbox" | "sent" | "outbox", options: { limit?: number } = {}): MessageSummary[] {
-    const limit = options.limit ?? 1000;
+  /**
+   * One page of a folder, newest first (by the time it was sent). Pages follow
+   * one another by cursor, not by offset: each costs the same however deep, and
+   * mail arriving meanwhile neither repeats nor skips a message.
+   */
+  folderPage(folder: FolderName, options: PageOptions = {}): MessagePage {
+    const limit = pageLimit(options.limit);
+    const before = options.cursor ? cursorKey(options.cursor) : FIRST_CURSOR;
+    // The outbox is read from the deliveries still on their way (an index),
+    // which stay few however much mail has been sent.
     const rows = folder === "outbox"
       ? this.ctx.db.all<SummaryRow>(
-        `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE folder = 'sent' AND EXISTS
-           (SELECT 1 FROM deliveries d WHERE d.message = m.id AND d.state IN ('waiting', 'queued', 'sent'))
-         ORDER BY sent_at DESC, id DESC LIMIT ?`,
-        limit,
+        `SELECT ${SUMMARY_COLUMNS_OF_M} FROM messages m WHERE m.id IN
+           (SELECT message FROM deliveries WHERE state IN ${UNDELIVERED})
+         AND +m.folder = 'sent' AND m.list_key < ? ORDER BY m.list_key DESC LIMIT ?`,
+        before,
+        limit + 1,
       )
       : this.ctx.db.all<SummaryRow>(
-        `SELECT ${SUMMARY_COLUMNS} FROM messages WHERE folder = ? ORDER BY sent_at DESC, id DESC LIMIT ?`,
+        `SELECT ${SUMMARY_COLUMNS_OF_M} FROM messages m
+         WHERE m.folder = ? AND m.list_key < ? ORDER BY m.list_key DESC LIMIT ?`,
         folder,
-        limit,
+        before,
+        limit + 1,
       );
-    const party = this.#parties();
-    return rows.map((row) => this.#summary(row, party));
+    return this.#page(rows, limit);
   }
 
-  /** Searches subjects and bodies (case-insensitive substring), newest first. */
+  /**
+   * One page of the messages matching `text`, newest first: each word must be a
+   * word of the subject, the body, an attachment's name or the sender's name (a
+   * word ending in `*`, the start of one; see `searchExpression`). Any text is a
+   * valid search; one with no word in it finds nothing.
+   */
+  searchPage(text: string, options: SearchOptions = {}): MessagePage {
+    const limit = pageLimit(options.limit);
+    const before = options.cursor ? cursorKey(options.cursor) : FIRST_CURSOR;
+    const people = [
+      ...this.contacts.list(),
+      ...(this.identity.exists() ? [{ id: this.identity.id, name: this.identity.name }] : []),
+    ];
+    const expression = searchExpression(text, people);
+    if (expression === null) return { messages: [], next: null };
+    // The index's rowid is the list key: it is walked newest first and left
+    // once the page is full, however many messages match.
+    const rows = this.ctx.db.all<SummaryRow>(
+      `SELECT ${SUMMARY_COLUMNS_OF_M} FROM message_search s JOIN messages m ON m.list_key = s.rowid
+       WHERE message_search MATCH ? AND s.rowid < ? AND (? IS NULL OR m.folder = ?)
+       ORDER BY s.rowid DESC LIMIT ?`,
+      expression,
+      before,
+      options.folder ?? null,
+      options.folder ?? null,
+      limit + 1,
+    );
+    return this.#page(rows, limit);
+  }
+
+  /** The newest messages of a folder, at most `limit` (1,000 by default). */
+  list(folder: FolderName, options: { limit?: number } = {}): MessageSummary[] {
+    return this.folderPage(folder, { limit: options.limit ?? 1000 }).messages;
+  }
+
+  /** The newest messages matching `text` (see {@linkcode searchPage}), at most `limit` (200). */
   search(text: string, options: { limit?: number } = {}): MessageSummary[] {
-    const pattern = `%${text.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
+    return this.searchPage(text, { limit: options.limit ?? 200 }).messages;
+  }
+
+  #page(rows: SummaryRow[], limit: number): MessagePage {
     const party = this.#parties();
-    return this.ctx.db.all<SummaryRow>(
-      `SELECT ${SUMMARY_COLUMNS} FROM messages
-       WHERE subject LIKE ? ESCAPE '\\' OR body LIKE ? ESCAPE '\\'
-       ORDER BY sent_at DESC LIMIT ?`,
-      pattern,
-      pattern,
-      options.limit ?? 200,
-    ).map((row) => this.#summary(row, party));
+    const shown = rows.slice(0, limit);
+    return {
+      messages: shown.map((row) => this.#summary(row, party)),
+      next: rows.length > limit ? String(shown[shown.length - 1].list_key) : null,
+    };
   }
 
   /** A whole message; marks it read unless told otherwise. */
@@ -173,11 +257,29 @@ export class Mailbox {
     return rows;
   }
 
-  /** Unread messages in the inbox. */
+  /** Unread messages in the inbox (a counter the schema keeps: no count is made). */
   unreadCount(): number {
     return this.ctx.db.get<{ n: number }>(
-      "SELECT count(*) AS n FROM messages WHERE folder = 'inbox' AND read_at IS NULL",
+      "SELECT coalesce(sum(unread), 0) AS n FROM message_counts WHERE folder = 'inbox'",
     )!.n;
+  }
+
+  /** How many messages each folder holds: counters, but for the outbox (an index of its own). */
+  counts(): MailCounts {
+    const folders = new Map(
+      this.ctx.db.all<{ folder: string; total: number; unread: number }>(
+        "SELECT folder, total, unread FROM message_counts",
+      ).map((row) => [row.folder, row]),
+    );
+    const outbox = this.ctx.db.get<{ n: number }>(
+      `SELECT count(DISTINCT message) AS n FROM deliveries WHERE state IN ${UNDELIVERED}`,
+    )!.n;
+    return {
+      inbox: folders.get("inbox")?.total ?? 0,
+      sent: folders.get("sent")?.total ?? 0,
+      outbox,
+      unread: folders.get("inbox")?.unread ?? 0,
+    };
   }
 
   /** Takes in a mail parcel from a contact: stored once, answered with a receipt. */
@@ -262,4 +364,14 @@ export class Mailbox {
       deliveries,
     };
   }
+}
+
+/** Most messages one page holds. */
+export const MAX_PAGE = 1_000_000;
+
+function pageLimit(limit = 50): number {
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
+    throw new RangeError(`A page holds 1 to ${MAX_PAGE} messages: received ${limit}`);
+  }
+  return limit;
 }

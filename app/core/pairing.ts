@@ -107,17 +107,19 @@ export class Pairing {
         "This is your own invitation: give it to the person you want to pair with",
       );
     }
+    // A contact already paired may send a new invitation to pair again (§6.2): it
+    // restores the same contact, which keeps its name.
     const existing = this.contacts.get(inviterId);
-    if (existing) {
+    if (existing?.state === "pairing" || existing?.state === "blocked") {
       throw new InvalidInvitationError(
         existing.state === "pairing"
           ? `You already accepted an invitation from ${existing.name}: waiting for their answer`
-          : existing.state === "blocked"
-          ? `${existing.name} is blocked: unblock them first`
-          : `You are already paired with ${existing.name}`,
+          : `${existing.name} is blocked: unblock them first`,
       );
     }
-    const name = options.name === undefined
+    const name = existing
+      ? existing.name
+      : options.name === undefined
       ? this.contacts.defaultName(inviterId, invitation.nameHint)
       : this.contacts.checkName(options.name);
 
@@ -125,12 +127,14 @@ export class Pairing {
     const ourParams = await this.#authorizations.connectionParamsFor(
       inviterParams.identityKey,
       inviterId,
+      { ahead: true },
     );
     const message = new ServiceMessage(
       MessageType.PAIRING_REQUEST,
       Buffer.from(encodePairing({
         connectionParams: ourParams.serialized,
         nameHint: this.identity.name,
+        authorizations: ourParams.authorizations,
       })),
     );
     // Encrypted for the inviter's initial session key. The ephemeral key this makes
@@ -169,16 +173,22 @@ export class Pairing {
     );
     const inviterKeyDer = new Uint8Array(await derSerializePublicKey(inviterParams.identityKey));
     this.ctx.db.transaction(() => {
+      // Pairing again, a contact we can still write to stays active; one we cannot
+      // waits for the answer like a new one.
       this.ctx.db.run(
         `INSERT INTO contacts
            (id, name, name_hint, state, created_at, last_activity_at, pda_expires_at, internet_address)
-         VALUES (?, ?, ?, 'pairing', ?, ?, ?, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state,
+           last_activity_at = excluded.last_activity_at, pda_expires_at = excluded.pda_expires_at,
+           internet_address = excluded.internet_address`,
         inviterId,
         name,
         invitation.nameHint,
+        (existing?.writableUntil?.getTime() ?? 0) > now.getTime() ? "active" : "pairing",
         now.getTime(),
         now.getTime(),
-        ourParams.pdaExpiresAt.getTime(),
+        ourParams.authorizedUntil.getTime(),
         inviterParams.internetGatewayAddress,
       );
       this.ctx.keys.publicKeyStore.saveIdentityKeyDer(inviterId, inviterKeyDer);
@@ -197,12 +207,22 @@ export class Pairing {
         `An invitation key may only send a pairing request, not ${incoming.message.type}`,
       );
     }
-    const { params, peerId: requesterId, nameHint } = await this.#readPeerParams(incoming);
+    const { params, peerId: requesterId, nameHint, ahead, datesAhead } = await this
+      .#readPeerParams(incoming);
     const ourId = this.identity.id;
     if (requesterId === ourId) {
       throw new ParcelRefusedError(
         "bad-content",
         "A pairing request cannot come from this endpoint itself",
+      );
+    }
+    const repairing = this.#invitations.repairing(invitation.id);
+    if (repairing !== null && repairing !== requesterId) {
+      throw new ParcelRefusedError(
+        "unauthorized",
+        `Invitation ${invitation.id.slice(1, 13)} was made to pair again with ${
+          this.contacts.get(repairing)?.name ?? repairing.slice(0, 13)
+        } only`,
       );
     }
     const existing = this.contacts.get(requesterId);
@@ -215,6 +235,7 @@ export class Pairing {
     const ourParams = await this.#authorizations.connectionParamsFor(
       params.identityKey,
       requesterId,
+      { ahead: datesAhead },
     );
     const requesterKeyDer = new Uint8Array(await derSerializePublicKey(params.identityKey));
     const requesterSessionKeyDer = new Uint8Array(
@@ -250,7 +271,7 @@ export class Pairing {
           nameHint,
           now,
           now,
-          ourParams.pdaExpiresAt.getTime(),
+          ourParams.authorizedUntil.getTime(),
           params.internetGatewayAddress,
         );
         this.ctx.keys.publicKeyStore.saveIdentityKeyDer(requesterId, requesterKeyDer);
@@ -261,11 +282,14 @@ export class Pairing {
           incoming.parcel.creationDate,
         );
         this.ctx.keys.certificateStore.savePath(params.deliveryAuth, ourId, requesterId);
+        for (const path of ahead) this.ctx.keys.certificateStore.savePath(path, ourId, requesterId);
+        this.#authorizations.noteDatesAhead(requesterId, datesAhead);
         ourParams.saveSessionKey();
         this.jobs.add(
           "pairing-accept",
           requesterId,
-          Buffer.from(ourParams.serialized).toString("base64"),
+          [ourParams.serialized, ...ourParams.authorizations]
+            .map((der) => Buffer.from(der).toString("base64")).join(" "),
         );
       },
       after: async () => {
@@ -278,7 +302,7 @@ export class Pairing {
 
   /** Handles the inviter's answer to our pairing request. */
   async prepareAccept(incoming: Incoming, contact: Contact): Promise<Effect> {
-    const { params, peerId, nameHint } = await this.#readPeerParams(incoming);
+    const { params, peerId, nameHint, ahead, datesAhead } = await this.#readPeerParams(incoming);
     if (peerId !== contact.id) {
       throw new ParcelRefusedError(
         "bad-content",
@@ -305,6 +329,13 @@ export class Pairing {
           new Date(incoming.parcel.creationDate.getTime() - 1000),
         );
         this.ctx.keys.certificateStore.savePath(params.deliveryAuth, ourId, contact.id);
+        for (const path of ahead) this.ctx.keys.certificateStore.savePath(path, ourId, contact.id);
+        this.#authorizations.noteDatesAhead(contact.id, datesAhead);
+        // An older inviter ignored the PDAs we sent ahead: it holds only the first,
+        // and gets one that starts now at the next maintenance.
+        if (!datesAhead) {
+          this.ctx.db.run("UPDATE contacts SET pda_expires_at = NULL WHERE id = ?", contact.id);
+        }
       },
       after: async () => {
         emit(this.ctx, "contact-changed", { id: contact.id });
@@ -314,17 +345,45 @@ export class Pairing {
     };
   }
 
-  /** Handles a renewed PDA from a contact (Awala's `pda-path` message). */
-  preparePdaPath(incoming: Incoming, contact: Contact): Promise<Effect> {
-    return this.#authorizations.preparePdaPath(incoming, contact);
+  /**
+   * Handles a PDA a contact issued us (Awala's `pda-path` message): mail that
+   * waited for one leaves once it arrives.
+   */
+  async preparePdaPath(incoming: Incoming, contact: Contact): Promise<Effect> {
+    const effect = await this.#authorizations.preparePdaPath(incoming, contact);
+    return {
+      ...effect,
+      after: async () => {
+        emit(this.ctx, "contact-changed", { id: contact.id });
+        await this.onContactActive(contact.id);
+      },
+    };
   }
 
   /**
-   * Issues a fresh PDA to an active contact and queues it for them; used when the
-   * previous one nears its expiry or our certificate was renewed.
+   * Issues a contact the PDAs that keep its authorisation reaching the horizon, and
+   * queues them for it; returns how many (none when they reach it already).
    */
-  renewAuthorization(contactId: string): Promise<void> {
-    return this.#authorizations.renew(contactId);
+  renewAuthorization(contactId: string): Promise<number> {
+    const contact = this.contacts.get(contactId);
+    if (!contact) throw new RangeError(`No contact ${contactId}`);
+    return this.#authorizations.renew(contactId, contact.authorizationExpiresAt);
+  }
+
+  /**
+   * Creates an invitation for `reference` (a contact's name or fingerprint) to pair
+   * again, when authorisations lapsed (§6.2): only that contact can use it, and
+   * using it restores the same contact on both sides.
+   */
+  repairInvitation(
+    reference: string,
+    options: Omit<CreateInvitationOptions, "contactName"> = {},
+  ): Promise<CreatedInvitation> {
+    const contact = this.contacts.find(reference);
+    if (contact.state === "blocked") {
+      throw new RangeError(`${contact.name} is blocked: unblock them before pairing again`);
+    }
+    return this.#invitations.create({ ttlMs: options.ttlMs }, contact);
   }
 
   /**
@@ -362,7 +421,10 @@ export class Pairing {
     }
     const peerId = await getIdFromIdentityKey(params.identityKey);
     await this.#authorizations.checkIssuedBy(params.deliveryAuth, peerId);
-    return { params, peerId, nameHint: content.nameHint };
+    const ahead = await this.#authorizations.checkIssuedAhead(content.authorizations ?? [], peerId);
+    // A peer that sent no `authorizations` predates them, and takes no PDA dated ahead.
+    const datesAhead = content.authorizations !== undefined;
+    return { params, peerId, nameHint: content.nameHint, ahead, datesAhead };
   }
 
   #nameForInvitee(chosen: string | null, id: string, hint: string): string {

@@ -246,7 +246,9 @@ export class Receiver {
       parcel.id,
     )!;
     const contact = this.contacts.get(senderId);
-    if (seen.message_id && contact?.state === "active") {
+    // A lapsed contact may still be reachable (only its authorisation from us ran
+    // out): the receipt waits for a channel like any parcel.
+    if (seen.message_id && (contact?.state === "active" || contact?.state === "lapsed")) {
       this.jobs.add("receipt", senderId, seen.message_id);
     }
     const reason = `Parcel ${parcel.id} from ${senderId.slice(0, 13)} was already received on ${

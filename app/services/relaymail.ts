@@ -228,8 +228,8 @@ export class Relaymail implements ParcelNode {
   }
 
   /**
-   * Housekeeping, cheap enough to run on every start and periodically: renews the
-   * certificate and contacts' authorisations before they expire, expires
+   * Housekeeping, cheap enough to run on every start and periodically: issues
+   * certificates and contacts' authorisations ahead to the horizon, expires
    * invitations and parcels, forgets replay records and session keys no longer
    * needed, and builds owed parcels.
    */
@@ -256,16 +256,16 @@ export class Relaymail implements ParcelNode {
     }
   }
 
-  /** Takes the lease `name` for `ms` unless another holder has it unexpired. */
   async #maintain(): Promise<MaintenanceReport> {
     const s = this.ctx.tunables;
     const now = this.ctx.now().getTime();
-    const certificateRenewed = await this.identity.renewIfDue();
-    const due = this.contacts.dueForRenewal(
-      now - s.contactActivityWindowMs,
-      now + s.pdaRenewalMarginMs,
-    );
-    for (const id of due) await this.pairing.renewAuthorization(id);
+    // Certificates and contacts' authorisations are kept issued ahead to the horizon,
+    // whether or not anyone wrote lately, so that a silence does not end a pairing.
+    const certificateRenewed = await this.identity.extendCertificates() > 0;
+    let authorizationsRenewed = 0;
+    for (const id of this.contacts.dueForRenewal(now + s.authorizationHorizonMs)) {
+      if (await this.pairing.renewAuthorization(id) > 0) authorizationsRenewed++;
+    }
     const invitationsExpired = this.pairing.expireInvitations();
     const parcelsExpired = this.outbox.expire();
     this.receiver.forgetExpired(now);
@@ -281,7 +281,7 @@ export class Relaymail implements ParcelNode {
     parcelsQueued += await this.jobs.run();
     return {
       certificateRenewed,
-      authorizationsRenewed: due.length,
+      authorizationsRenewed,
       invitationsExpired,
       parcelsExpired,
       sessionKeysDeleted,

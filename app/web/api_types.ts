@@ -225,6 +225,17 @@ export interface MessageSummary {
 }
 
 /**
+ * `GET /api/messages?folder=&q=&cursor=&limit=`: newest first, a page of `folder` (`inbox`, the
+ * default, or `sent`) or with `q` of what a search finds in every folder (whole words; `word*`
+ * for starts). `limit`: 1 to 500, default 100. The next page: `cursor=` this one's `next`.
+ */
+export interface MessagePage {
+  readonly messages: readonly MessageSummary[];
+  /** The cursor of the next (older) page; null when this page is the last. */
+  readonly next: string | null;
+}
+
+/**
  * A message with its body and each delivery's path: the answer to
  * `GET /api/messages/:id` and `POST /api/send`; `GET /api/threads/:id` answers
  * with a list of them.
@@ -241,8 +252,12 @@ export interface MessageDetail extends MessageSummary {
 // ---------------------------------------------------------------------------------------------
 // Contacts and pairing: /api/contacts, /api/invitations, /api/accept
 
-/** Where a pairing stands. */
-export type ContactState = "pairing" | "active" | "blocked";
+/**
+ * Where a pairing stands: `lapsed` when every authorisation one side gave the
+ * other has expired (a silence longer than the horizon, docs/protocol.md §6), so
+ * that they must pair again (`POST /api/contacts/:id/repair`).
+ */
+export type ContactState = "pairing" | "active" | "lapsed" | "blocked";
 
 /**
  * A contact: `GET /api/contacts` lists them; renaming, blocking, unblocking
@@ -258,7 +273,10 @@ export interface Contact {
   readonly state: ContactState;
   readonly createdAt: IsoDate;
   readonly lastActivityAt: IsoDate;
+  /** When the last authorisation we gave them runs out: they can write to us until then. */
   readonly authorizationExpiresAt: IsoDate | null;
+  /** When the last authorisation they gave us runs out: we can write to them until then. */
+  readonly writableUntil: IsoDate | null;
 }
 
 /** `POST /api/contacts/:id/rename`. */
@@ -282,7 +300,11 @@ export interface InvitationRequest {
   readonly name?: string;
 }
 
-/** The answer to `POST /api/invitations`: the text to hand over, whole and as QR codes. */
+/**
+ * The answer to `POST /api/invitations`, and to `POST /api/contacts/:id/repair`
+ * (an invitation only that contact can use, to pair again): the text to hand
+ * over, whole and as QR codes.
+ */
 export interface CreatedInvitation extends Invitation {
   readonly text: string;
   /** The text cut into parts that each fit a QR code. */

@@ -8,11 +8,50 @@
 import type { Command } from "commander";
 import { safeFileName } from "../../core/eml.ts";
 import { UserInputError } from "../../core/errors.ts";
+import type { FolderName, MessagePage } from "../../core/mailbox.ts";
 import { collect, limit } from "../args.ts";
 import { withMessenger } from "../connection.ts";
 import { makeDirectory, readAttachment, readText, writeFile, writeNewFile } from "../files.ts";
 import { shortId, size } from "../format.ts";
 import { messagesTable, messageText, type Output } from "../render.ts";
+
+/** Messages a listing prints when not told how many. */
+const PAGE = 100;
+
+/** Options of the listings. */
+interface PageFlags {
+  limit?: string;
+  before?: string;
+}
+
+/** What a listing asks the operation for. */
+function pageInput(opts: PageFlags): { limit: number; cursor?: string } {
+  return { limit: opts.limit === undefined ? PAGE : limit(opts.limit), cursor: opts.before };
+}
+
+/**
+ * Prints a page: a table, with the flag that prints the next page when there is
+ * one. With `--json`, `{ messages, next }` once `--limit` or `--before` asks for
+ * pages; a bare `--json` prints the list of messages alone, as it always did.
+ */
+function showPage(
+  output: Output,
+  options: { json?: boolean },
+  opts: PageFlags,
+  page: MessagePage,
+  folder: FolderName,
+): void {
+  const paged = opts.limit !== undefined || opts.before !== undefined;
+  output.show(
+    options,
+    paged ? page : page.messages,
+    () =>
+      [
+        messagesTable(page.messages, folder),
+        ...(page.next ? [`more: --before ${page.next}`] : []),
+      ].join("\n"),
+  );
+}
 
 /** Options of `send`. */
 interface SendFlags {
@@ -76,20 +115,27 @@ export function addMailCommands(program: Command, output: Output): void {
           ? "list sent messages with each recipient's delivery state"
           : "list sent messages not yet delivered to everyone",
       )
-      .option("--limit <n>", "at most this many", "100")
-      .action(function (this: Command, opts: { limit: string }) {
+      .option("--limit <n>", `at most this many (default ${PAGE})`)
+      .option("--before <cursor>", "the page after the one that printed this cursor")
+      .action(function (this: Command, opts: PageFlags) {
         return withMessenger(this, async (messenger, options) => {
-          const list = await messenger.call("mail.list", { folder, limit: limit(opts.limit) });
-          output.show(options, list, () => messagesTable(list, folder));
+          const page = await messenger.call("mail.list", { folder, ...pageInput(opts) });
+          showPage(output, options, opts, page, folder);
         });
       });
   }
 
-  program.command("search <text>").description("find messages whose subject or body contains text")
-    .action(function (this: Command, text: string) {
+  program.command("search <text>")
+    .description(
+      "find messages by words of their subject, body, attachment names or sender's name " +
+        "(a word ending in * finds the words it starts)",
+    )
+    .option("--limit <n>", `at most this many (default ${PAGE})`)
+    .option("--before <cursor>", "the page after the one that printed this cursor")
+    .action(function (this: Command, text: string, opts: PageFlags) {
       return withMessenger(this, async (messenger, options) => {
-        const list = await messenger.call("mail.search", { text });
-        output.show(options, list, () => messagesTable(list, "inbox"));
+        const page = await messenger.call("mail.search", { text, ...pageInput(opts) });
+        showPage(output, options, opts, page, "inbox");
       });
     });
 

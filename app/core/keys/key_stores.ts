@@ -417,14 +417,22 @@ export class SqliteCertificateStore extends CertificateStore {
     );
   }
 
-  /** The most recently issued path still valid (not the one that lasts longest). */
+  /**
+   * The path that started last, of those valid now (not the one that lasts
+   * longest: contacts issue PDAs ahead, docs/protocol.md §6); when none has started
+   * yet (a clock set back), the next to start.
+   */
   override retrieveLatest(subjectId: string, issuerId: string): Promise<CertificationPath | null> {
+    const now = this.now().getTime();
     const row = this.db.get<{ path: Uint8Array }>(
       `SELECT path FROM certification_paths WHERE subject_id = ? AND issuer_id = ? AND expires_at > ?
-       ORDER BY starts_at DESC, id DESC LIMIT 1`,
+       ORDER BY starts_at <= ? DESC, CASE WHEN starts_at <= ? THEN -starts_at ELSE starts_at END,
+         id DESC LIMIT 1`,
       subjectId,
       issuerId,
-      this.now().getTime(),
+      now,
+      now,
+      now,
     );
     return Promise.resolve(row ? CertificationPath.deserialize(toArrayBuffer(row.path)) : null);
   }

@@ -108,6 +108,11 @@ export class Fields {
     return new Fields(structure, parsed.result.valueBlock.value);
   }
 
+  /** Whether field `tag` is present (for fields a later version added). */
+  has(tag: number): boolean {
+    return this.#byTag.has(tag);
+  }
+
   #field(tag: number, name: string): asn1js.BaseBlock {
     const item = this.#byTag.get(tag);
     if (!item) throw new MalformedStructureError(`${this.structure} lacks field ${name} [${tag}]`);

@@ -51,13 +51,24 @@ export interface PairingContent {
   readonly connectionParams: Uint8Array;
   /** What the sender calls itself: a hint, never trusted as an identity. */
   readonly nameHint: string;
+  /**
+   * PDAs the sender issued the recipient ahead, to follow the one in the
+   * parameters (DER `CertificationPath`s, docs/protocol.md §6). Senders before
+   * this field leave it out: it then reads as undefined, which tells that the
+   * sender does not take PDAs dated ahead either.
+   */
+  readonly authorizations?: readonly Uint8Array[];
 }
+
+/** Limits of the `authorizations` of a {@linkcode PairingContent}. */
+export const PAIRING_LIMITS = { authorizations: 32, authorizationLength: 16_384 } as const;
 
 /** Encodes {@linkcode PairingContent}. */
 export function encodePairing(content: PairingContent): Uint8Array {
   return encodeSequence([
     bytesField(0, content.connectionParams),
     textField(1, content.nameHint),
+    listField(2, (content.authorizations ?? []).map((path) => bytesField(0, path))),
   ]);
 }
 
@@ -67,6 +78,15 @@ export function decodePairing(bytes: Uint8Array): PairingContent {
   return {
     connectionParams: fields.bytes(0, "connectionParams", 16_384),
     nameHint: fields.text(1, "nameHint", 200),
+    authorizations: fields.has(2)
+      ? fields.list(2, "authorizations", PAIRING_LIMITS.authorizations).map((item, index) =>
+        new Fields("Pairing", [item]).bytes(
+          item.idBlock.tagNumber,
+          `authorizations[${index}]`,
+          PAIRING_LIMITS.authorizationLength,
+        )
+      )
+      : undefined,
   };
 }
 

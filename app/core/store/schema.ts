@@ -274,5 +274,144 @@ CREATE UNIQUE INDEX private_keys_one_mesh ON private_keys (kind) WHERE kind = 'm
 PRAGMA secure_delete = OFF;  -- SQLite's default, which every other connection has
 `;
 
+/**
+ * Mail at any size (app/core/message_rows.ts and mailbox.ts read what this keeps):
+ *
+ * - `messages.list_key` orders every listing and pages it (a cursor is a key):
+ *   the send time in ms, clamped to 0..2^42-1 (1970 to 2109), times 1024, plus
+ *   the message's rank among those sent in the same millisecond, by row id. The
+ *   order is exactly that of `sent_at, id`; a key is never reused, so a page
+ *   boundary stays put whatever arrives meanwhile. Keys stay under 2^52 (the
+ *   rest, up to 2^53, is room for overflow): JavaScript reads them exactly. Over
+ *   1024 messages sent in one millisecond take the next free keys instead.
+ * - `message_search` is the full-text index (FTS5, contentless: it holds no copy
+ *   of the text), one row per message with its list key as rowid, so that a
+ *   search walks it newest first and stops after one page. It indexes subject,
+ *   body, attachment names and the sender's endpoint id. Names are not indexed:
+ *   a search matches them against the contacts (and this endpoint) as they are
+ *   named at the time, so renaming a contact finds its mail by the new name at
+ *   once, without re-indexing any of it.
+ * - `message_counts` holds each folder's total and unread count.
+ *
+ * Triggers keep all three in step in the statement that changes a message or an
+ * attachment, whichever code writes it: nothing else needs to remember them.
+ */
+const V5 = (() => {
+  /** Sets the list key of message `new.id`, sent at `new.sent_at`. */
+  const keyNew = `UPDATE messages SET list_key = (
+    SELECT CASE
+      WHEN top IS NULL THEN base
+      WHEN top + 1 < base + 1024 THEN top + 1
+      ELSE (SELECT k.list_key + 1 FROM messages k
+            WHERE k.list_key >= base + 1023
+              AND NOT EXISTS (SELECT 1 FROM messages j WHERE j.list_key = k.list_key + 1)
+            ORDER BY k.list_key LIMIT 1)
+    END
+    FROM (SELECT base,
+            (SELECT max(list_key) FROM messages WHERE list_key >= base AND list_key < base + 1024)
+              AS top
+          FROM (SELECT max(0, min(4398046511103, new.sent_at)) * 1024 AS base))
+  ) WHERE id = new.id;`;
+  /** Writes the index entry of the message with row id `id`, as it is now. */
+  const index = (id: string) =>
+    `INSERT INTO message_search (rowid, subject, body, attachments, sender)
+    SELECT list_key, subject, body, attachments, sender_id FROM message_search_text
+    WHERE id = ${id};`;
+  /** Drops the index entry of the message with row id `id` (gone already: nothing). */
+  const unindex = (id: string) =>
+    `DELETE FROM message_search WHERE rowid = (SELECT list_key FROM messages WHERE id = ${id});`;
+  const count = (row: string, sign: string) =>
+    `INSERT INTO message_counts (folder, total, unread)
+    VALUES (${row}.folder, ${sign}1, ${sign}(${row}.read_at IS NULL))
+    ON CONFLICT (folder) DO UPDATE
+    SET total = total + excluded.total, unread = unread + excluded.unread;`;
+  return `
+ALTER TABLE messages ADD COLUMN list_key INTEGER;
+-- Each key as wanted (base + rank), or one more than the key before where over
+-- 1024 messages share a millisecond: a running maximum keeps keys unique.
+UPDATE messages SET list_key = keyed.key FROM (
+  SELECT id, i + max(wanted - i) OVER (ORDER BY i ROWS UNBOUNDED PRECEDING) AS key FROM (
+    SELECT id, base + rank AS wanted, row_number() OVER (ORDER BY base, id) - 1 AS i FROM (
+      SELECT id, max(0, min(4398046511103, sent_at)) * 1024 AS base,
+        row_number() OVER (PARTITION BY max(0, min(4398046511103, sent_at)) ORDER BY id) - 1
+          AS rank
+      FROM messages
+    )
+  )
+) AS keyed WHERE keyed.id = messages.id;
+CREATE UNIQUE INDEX messages_by_key ON messages (list_key);
+CREATE INDEX messages_by_folder_key ON messages (folder, list_key);
+-- The outbox (sent mail not yet delivered to everyone) and mail waiting for a contact.
+CREATE INDEX deliveries_by_state ON deliveries (state, message);
+
+CREATE VIEW message_search_text AS
+  SELECT m.id, m.list_key, m.subject, m.body, m.sender_id,
+    coalesce((SELECT group_concat(a.file_name, ' ') FROM attachments a WHERE a.message = m.id), '')
+      AS attachments
+  FROM messages m;
+
+CREATE VIRTUAL TABLE message_search USING fts5(
+  subject, body, attachments, sender,
+  content = '', contentless_delete = 1,
+  tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO message_search (rowid, subject, body, attachments, sender)
+  SELECT list_key, subject, body, attachments, sender_id FROM message_search_text;
+
+CREATE TABLE message_counts (
+  folder TEXT PRIMARY KEY,
+  total INTEGER NOT NULL,
+  unread INTEGER NOT NULL     -- read_at IS NULL
+);
+INSERT INTO message_counts (folder, total, unread)
+  SELECT folder, count(*), sum(read_at IS NULL) FROM messages GROUP BY folder;
+
+CREATE TRIGGER messages_added AFTER INSERT ON messages BEGIN
+  ${keyNew}
+  ${index("new.id")}
+  ${count("new", "")}
+END;
+
+CREATE TRIGGER messages_removed AFTER DELETE ON messages BEGIN
+  DELETE FROM message_search WHERE rowid = old.list_key;
+  ${count("old", "-")}
+END;
+
+CREATE TRIGGER messages_retexted AFTER UPDATE OF subject, body, sender_id ON messages BEGIN
+  DELETE FROM message_search WHERE rowid = old.list_key;
+  ${index("new.id")}
+END;
+
+-- A message's send time is not meant to change; if it does, it moves in the order.
+CREATE TRIGGER messages_redated AFTER UPDATE OF sent_at ON messages BEGIN
+  DELETE FROM message_search WHERE rowid = old.list_key;
+  UPDATE messages SET list_key = NULL WHERE id = new.id;
+  ${keyNew}
+  ${index("new.id")}
+END;
+
+CREATE TRIGGER messages_recounted AFTER UPDATE OF folder, read_at ON messages BEGIN
+  ${count("old", "-")}
+  ${count("new", "")}
+END;
+
+-- An attachment's name is part of its message's index entry, which is written anew.
+CREATE TRIGGER attachments_added AFTER INSERT ON attachments BEGIN
+  ${unindex("new.message")}
+  ${index("new.message")}
+END;
+
+CREATE TRIGGER attachments_removed AFTER DELETE ON attachments BEGIN
+  ${unindex("old.message")}
+  ${index("old.message")}
+END;
+
+CREATE TRIGGER attachments_renamed AFTER UPDATE OF file_name ON attachments BEGIN
+  ${unindex("new.message")}
+  ${index("new.message")}
+END;
+`;
+})();
+
 /** Migrations of the messenger's database, oldest first. */
-export const MIGRATIONS: readonly string[] = [V1, V2, V3, V4];
+export const MIGRATIONS: readonly string[] = [V1, V2, V3, V4, V5];

@@ -1,10 +1,11 @@
 /**
- * The contact list: its names and who is blocked.
+ * The contact list: its names, who is blocked, and pairing again with a contact
+ * whose authorisations lapsed.
  *
  * @module
  */
 import type { Operation, OperationContext } from "../types.ts";
-import { text } from "./_input.ts";
+import { count, text } from "./_input.ts";
 
 /** The contact operations. */
 export const CONTACT_OPERATIONS = {
@@ -25,4 +26,16 @@ export const CONTACT_OPERATIONS = {
   /** Accepts a blocked `contact`'s parcels again. */
   "contacts.unblock": (context: OperationContext, input: { contact: string }) =>
     context.messenger.contacts.unblock(text(input.contact, "The contact")),
+
+  /**
+   * An invitation to pair again with `contact` (docs/protocol.md §6.2), valid for
+   * `ttlMs` (default: the messenger's): only that contact can use it, and using it
+   * restores the same contact on both sides.
+   */
+  "contacts.repair": (context: OperationContext, input: { contact: string; ttlMs?: number }) =>
+    context.messenger.pairing.repairInvitation(text(input.contact, "The contact"), {
+      ttlMs: input.ttlMs === undefined || input.ttlMs === null
+        ? undefined
+        : count(input.ttlMs, "The invitation's lifetime (ms)", 0, Number.MAX_SAFE_INTEGER),
+    }),
 } satisfies Record<string, Operation>;

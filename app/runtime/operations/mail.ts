@@ -6,14 +6,14 @@
  */
 import { messageToEml, threadToEml } from "../../core/eml.ts";
 import { UserInputError } from "../../core/errors.ts";
-import type { AttachmentInput } from "../../core/mailbox.ts";
+import { type AttachmentInput, MAX_PAGE } from "../../core/mailbox.ts";
 import type { Operation, OperationContext } from "../types.ts";
 import { count, optionalText, text } from "./_input.ts";
 
 /** The folders `mail.list` lists. */
 const FOLDERS = ["inbox", "sent", "outbox"] as const;
 
-/** Messages listed at most when no limit is given. */
+/** Messages in a page when no limit is given. */
 const DEFAULT_LIMIT = 100;
 
 /** The mail operations. */
@@ -49,22 +49,36 @@ export const MAIL_OPERATIONS = {
     });
   },
 
-  /** The messages of `folder`: newest first, at most `limit`. */
+  /**
+   * A page of `folder`, newest first: at most `limit` messages, from the page's
+   * start `cursor` (the `next` of the page before; none for the newest).
+   */
   "mail.list": (
     context: OperationContext,
-    input: { folder: "inbox" | "sent" | "outbox"; limit?: number },
+    input: { folder: "inbox" | "sent" | "outbox"; limit?: number; cursor?: string | null },
   ) => {
     if (!FOLDERS.includes(input.folder)) {
       throw new UserInputError(`No folder "${input.folder}": there are ${FOLDERS.join(", ")}`);
     }
-    return context.messenger.mailbox.list(input.folder, {
-      limit: count(input.limit, "The limit", DEFAULT_LIMIT),
-    });
+    return context.messenger.mailbox.folderPage(input.folder, pageOptions(input));
   },
 
-  /** The messages whose subject or body contains `text`. */
-  "mail.search": (context: OperationContext, input: { text: string }) =>
-    context.messenger.mailbox.search(text(input.text, "The text searched for")),
+  /**
+   * A page of the messages matching `text` (each word found whole, or as a word's
+   * start when it ends in `*`), newest first, from every folder or only `folder`.
+   */
+  "mail.search": (
+    context: OperationContext,
+    input: { text: string; folder?: "inbox" | "sent"; limit?: number; cursor?: string | null },
+  ) => {
+    if (input.folder !== undefined && input.folder !== "inbox" && input.folder !== "sent") {
+      throw new UserInputError(`Cannot search folder "${input.folder}": search inbox or sent`);
+    }
+    return context.messenger.mailbox.searchPage(text(input.text, "The text searched for"), {
+      folder: input.folder,
+      ...pageOptions(input),
+    });
+  },
 
   /**
    * The message `message` (an id or its first characters), which is marked read;
@@ -99,3 +113,10 @@ export const MAIL_OPERATIONS = {
     return { subject: exportable.message.subject, eml };
   },
 } satisfies Record<string, Operation>;
+
+/** The page size and cursor of a listing, checked. */
+function pageOptions(input: { limit?: number; cursor?: string | null }) {
+  const limit = count(input.limit, "The limit", DEFAULT_LIMIT, MAX_PAGE);
+  if (limit === 0) throw new UserInputError(`The limit takes a whole number from 1 to ${MAX_PAGE}`);
+  return { limit, cursor: optionalText(input.cursor, "The cursor") };
+}

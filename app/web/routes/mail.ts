@@ -11,23 +11,39 @@ import { contentDisposition } from "../content_disposition.ts";
 import { fromUser, HttpError } from "../errors.ts";
 import { readForm } from "../multipart.ts";
 
-/** A composed message's upload: the mail limit, plus room for the form's own encoding. */
-const MAX_UPLOAD = MAX_MAIL_LENGTH + 256 * 1024;
 import type * as api from "../api_types.ts";
 import { answer, type RouteContext } from "./context.ts";
+
+/** A composed message's upload: the mail limit, plus room for the form's own encoding. */
+const MAX_UPLOAD = MAX_MAIL_LENGTH + 256 * 1024;
+
+/** Messages in a page of `GET /api/messages`, unless `limit` says otherwise, and at most. */
+const PAGE = 100;
+const MAX_WEB_PAGE = 500;
 
 /** Adds the routes to `app`. */
 export function mailRoutes(app: Hono, web: RouteContext): void {
   const node = web.node;
-  // Mail
-  app.get("/api/messages", (c) => {
+  // Mail: a page of a folder or, with `q`, of what a search finds in every folder.
+  app.get("/api/messages", async (c) => {
     const folder = c.req.query("folder") ?? "inbox";
     const q = c.req.query("q");
     if (folder !== "inbox" && folder !== "sent") {
       throw new HttpError(400, `No folder "${folder}": there are inbox and sent`);
     }
-    const list = q ? node.mailbox.search(q) : node.mailbox.list(folder);
-    return c.json(answer<api.MessageSummary[]>(list));
+    const limitText = c.req.query("limit") ?? String(PAGE);
+    const limit = /^\d{1,4}$/.test(limitText) ? Number(limitText) : NaN;
+    if (!(limit >= 1 && limit <= MAX_WEB_PAGE)) {
+      throw new HttpError(
+        400,
+        `A page holds 1 to ${MAX_WEB_PAGE} messages: received "${limitText.slice(0, 20)}"`,
+      );
+    }
+    const options = { limit, cursor: c.req.query("cursor") || null };
+    const page = await fromUser(() =>
+      q ? node.mailbox.searchPage(q, options) : node.mailbox.folderPage(folder, options)
+    );
+    return c.json(answer<api.MessagePage>(page));
   });
   app.get("/api/messages/:id", (c) => {
     const message = node.mailbox.read(c.req.param("id"), { markRead: true });

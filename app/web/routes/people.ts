@@ -25,6 +25,12 @@ export function peopleRoutes(app: Hono, web: RouteContext): void {
   });
   app.post("/api/contacts/:id/block", (c) => c.json(node.contacts.block(c.req.param("id"))));
   app.post("/api/contacts/:id/unblock", (c) => c.json(node.contacts.unblock(c.req.param("id"))));
+  app.post("/api/contacts/:id/repair", async (c) => {
+    const contact = node.contacts.find(c.req.param("id")); // unknown: a 404
+    return c.json(
+      await withQrCodes(await fromUser(() => node.pairing.repairInvitation(contact.id))),
+    );
+  });
   app.get(
     "/api/invitations",
     (c) => c.json(answer<api.Invitation[]>(node.pairing.listInvitations())),
@@ -32,19 +38,7 @@ export function peopleRoutes(app: Hono, web: RouteContext): void {
   app.post("/api/invitations", web.small, async (c) => {
     const name = textField(await jsonFields(c.req), "name");
     const invitation = await fromUser(() => node.pairing.createInvitation({ contactName: name }));
-    const parts = splitInvitation(invitation.text);
-    const qrCodes = await Promise.all(
-      parts.map((part) =>
-        QRCode.toString(part, { type: "svg", errorCorrectionLevel: "L", margin: 2 })
-      ),
-    );
-    return c.json({
-      ...invitation,
-      parts,
-      qrCodes: qrCodes.map((svg) =>
-        `data:image/svg+xml;base64,${Buffer.from(svg).toString("base64")}`
-      ),
-    });
+    return c.json(await withQrCodes(invitation));
   });
   app.post(
     "/api/invitations/:id/revoke",
@@ -58,4 +52,21 @@ export function peopleRoutes(app: Hono, web: RouteContext): void {
       answer<api.Contact>(await fromUser(() => node.pairing.acceptInvitation(text, { name }))),
     );
   });
+}
+
+/** An invitation with its text in parts that each fit a QR code, and those codes. */
+async function withQrCodes<T extends { readonly text: string }>(invitation: T) {
+  const parts = splitInvitation(invitation.text);
+  const qrCodes = await Promise.all(
+    parts.map((part) =>
+      QRCode.toString(part, { type: "svg", errorCorrectionLevel: "L", margin: 2 })
+    ),
+  );
+  return {
+    ...invitation,
+    parts,
+    qrCodes: qrCodes.map((svg) =>
+      `data:image/svg+xml;base64,${Buffer.from(svg).toString("base64")}`
+    ),
+  };
 }

@@ -2,7 +2,9 @@
 /// <reference lib="dom" />
 // Contacts and pairing: the people the user paired with, inviting someone, and
 // accepting an invitation. A pairing that completes updates its row only: what
-// is being typed in the forms stays.
+// is being typed in the forms stays. A contact whose authorisations lapsed after
+// a long silence says so, and offers an invitation to pair again that only that
+// contact can use.
 
 import { attempt, badge, h, liveTable, onSubmit, toast } from "./dom.js";
 import {
@@ -12,6 +14,7 @@ import {
   listContacts,
   listInvitations,
   renameContact,
+  repairContact,
 } from "./endpoints.js";
 import { store } from "./store.js";
 
@@ -31,7 +34,7 @@ export async function contactsView({ watch }) {
     empty:
       "No contacts yet. Only people you invite (or whose invitation you accept) can write to you.",
     key: (contact) => contact.id,
-    row: (contact) => contactRow(contact, refresh),
+    row: (contact) => contactRow(contact, refresh, showInvitation),
   });
   const invitationOut = h("div", { id: "invitation-out" });
   const pendingHint = h("p", { class: "hint" });
@@ -62,6 +65,13 @@ export async function contactsView({ watch }) {
     pendingHint.hidden = pending.size === 0;
     drawInvitation(store.get().invitation);
   }
+  /** @param {CreatedInvitation} invitation */
+  async function showInvitation(invitation) {
+    await refresh(); // it is pending now
+    store.update({ invitation });
+    const text = document.getElementById("invitation-text");
+    if (text instanceof HTMLTextAreaElement) text.select();
+  }
   await refresh();
   watch((state) => state.invitation, drawInvitation);
 
@@ -71,7 +81,7 @@ export async function contactsView({ watch }) {
       h("h1", {}, "Contacts"),
       table.node,
       h("h2", {}, "Invite someone"),
-      inviteForm(refresh),
+      inviteForm(showInvitation),
       invitationOut,
       pendingHint,
       h("h2", {}, "Accept an invitation"),
@@ -82,16 +92,30 @@ export async function contactsView({ watch }) {
   };
 }
 
+/** What a contact's state badge says. */
+const STATE_TEXT = {
+  pairing: "waiting for their answer",
+  active: "active",
+  lapsed: "lapsed: pair again",
+  blocked: "blocked",
+};
+
 /**
  * @param {Contact} contact
  * @param {() => Promise<void>} refresh
+ * @param {(invitation: CreatedInvitation) => Promise<void>} showInvitation
  */
-function contactRow(contact, refresh) {
+function contactRow(contact, refresh, showInvitation) {
   /** @param {boolean} blocked */
   const setBlocked = (blocked) =>
     attempt(async () => {
       await blockContact(contact.id, blocked);
       await refresh();
+    });
+  const repair = () =>
+    attempt(async () => {
+      await showInvitation(await repairContact(contact.id));
+      toast(`Give this invitation to ${contact.name}: only they can use it`);
     });
   const rename = () => {
     const name = prompt(`New name for ${contact.name}`, contact.name);
@@ -116,10 +140,15 @@ function contactRow(contact, refresh) {
     h(
       "td",
       {},
-      badge(
-        contact.state === "pairing" ? "waiting for their answer" : contact.state,
-        contact.state,
-      ),
+      badge(STATE_TEXT[contact.state] ?? contact.state, contact.state),
+      contact.state === "lapsed"
+        ? h(
+          "div",
+          { class: "hint" },
+          "Your authorisations to write to each other ran out after a long silence. " +
+            "Pair again to write: mail you send meanwhile waits.",
+        )
+        : null,
     ),
     h(
       "td",
@@ -132,6 +161,9 @@ function contactRow(contact, refresh) {
             type: "button",
             onclick: () => (location.hash = `#/compose?to=${encodeURIComponent(contact.id)}`),
           }, "Write")
+          : null,
+        contact.state === "lapsed"
+          ? h("button", { type: "button", class: "repair", onclick: repair }, "Pair again")
           : null,
         h("button", { type: "button", onclick: rename }, "Rename"),
         contact.state === "blocked"
@@ -147,18 +179,14 @@ function contactRow(contact, refresh) {
   );
 }
 
-/** @param {() => Promise<void>} refresh */
-function inviteForm(refresh) {
+/** @param {(invitation: CreatedInvitation) => Promise<void>} showInvitation */
+function inviteForm(showInvitation) {
   const name = h("input", { type: "text", id: "invite-name", placeholder: "e.g. Bob" });
   return h(
     "form",
     {
       onsubmit: onSubmit(async () => {
-        const invitation = await createInvitation(name.value || undefined);
-        await refresh(); // it is pending now
-        store.update({ invitation });
-        const text = document.getElementById("invitation-text");
-        if (text instanceof HTMLTextAreaElement) text.select();
+        await showInvitation(await createInvitation(name.value || undefined));
       }),
     },
     h("label", { for: "invite-name" }, "Their name (for you; optional)"),

@@ -18,7 +18,7 @@ import { api } from "./api.js";
 /** @typedef {import("../api_types.ts").Invitation} Invitation */
 /** @typedef {import("../api_types.ts").InvitationRequest} InvitationRequest */
 /** @typedef {import("../api_types.ts").MessageDetail} MessageDetail */
-/** @typedef {import("../api_types.ts").MessageSummary} MessageSummary */
+/** @typedef {import("../api_types.ts").MessagePage} MessagePage */
 /** @typedef {import("../api_types.ts").PassphraseAnswer} PassphraseAnswer */
 /** @typedef {import("../api_types.ts").PassphraseRequest} PassphraseRequest */
 /** @typedef {import("../api_types.ts").Refused} Refused */
@@ -46,13 +46,18 @@ export const createIdentity = (name) =>
 // Mail
 
 /**
- * The messages of `folder`, or those matching `query` when there is one.
+ * A page of the messages of `folder`, or of those matching `query` when there
+ * is one: the newest, or those after `cursor` (the `next` of the page before).
  * @param {Folder} folder
  * @param {string} query
- * @returns {Promise<MessageSummary[]>}
+ * @param {{ cursor?: string | null, limit?: number }} [page]
+ * @returns {Promise<MessagePage>}
  */
-export const listMessages = (folder, query) =>
-  api(`/api/messages?folder=${folder}${query ? `&q=${at(query)}` : ""}`);
+export const listMessages = (folder, query, { cursor = null, limit } = {}) =>
+  api(
+    `/api/messages?folder=${folder}${query ? `&q=${at(query)}` : ""}` +
+      `${cursor ? `&cursor=${at(cursor)}` : ""}${limit ? `&limit=${limit}` : ""}`,
+  );
 
 /**
  * Reads a message (marking it read).
@@ -109,6 +114,13 @@ export const renameContact = (id, name) =>
  */
 export const blockContact = (id, blocked) =>
   api(`/api/contacts/${at(id)}/${blocked ? "block" : "unblock"}`, { json: {} });
+
+/**
+ * An invitation only the contact `id` can use, to pair again once authorisations lapsed.
+ * @param {string} id
+ * @returns {Promise<CreatedInvitation>}
+ */
+export const repairContact = (id) => api(`/api/contacts/${at(id)}/repair`, { json: {} });
 
 /** @returns {Promise<Invitation[]>} */
 export const listInvitations = () => api("/api/invitations");
