@@ -1,0 +1,31 @@
+/**
+ * Events: `GET /api/events` (server-sent events, JSON data).
+ *
+ * @module
+ */
+import type { Progress } from "./activity.ts";
+import type { DaemonState, State } from "./state.ts";
+
+/** The data of each event the page follows. */
+export interface PushEvents {
+  /** First on every stream. */
+  readonly hello: State;
+  readonly "mail-received": unknown;
+  readonly "delivery-changed": unknown;
+  readonly "contact-changed": unknown;
+  readonly "parcel-refused": unknown;
+  readonly "outbox-changed": unknown;
+  readonly "gateway-changed": unknown;
+  /** A mesh peer came or went: the page reads the state again. */
+  readonly peers: null;
+  /** The daemon's state changed. */
+  readonly status: DaemonState;
+  /** The daemon (re)started, or the web app is stopping. */
+  readonly daemon: DaemonState | { readonly stopping: true };
+  readonly progress: Progress;
+  /** The session ended: the stream ends after it. */
+  readonly session: { readonly ended: true };
+}
+
+/** An event's name. */
+export type PushEventName = keyof PushEvents;
