@@ -98,6 +98,14 @@ DROP INDEX messages_by_key;
 ALTER TABLE messages DROP COLUMN list_key;
 `;
 
+/** What schema V6 added (archive, drafts), taken away again before V5 is. */
+const UNDO_V6 = `
+DROP TABLE drafts;
+DROP INDEX messages_archived;
+DROP INDEX messages_by_place;
+CREATE INDEX messages_by_folder_key ON messages (folder, list_key);
+`;
+
 /** private_keys as schema V1 to V3 made it. */
 const V3_PRIVATE_KEYS = `
 CREATE TABLE private_keys_v3 (
@@ -117,7 +125,9 @@ INSERT INTO private_keys_v3
 DROP TABLE private_keys;
 ALTER TABLE private_keys_v3 RENAME TO private_keys;
 CREATE INDEX private_keys_by_peer ON private_keys (node_id, peer_id, created_at);
+${UNDO_V6}
 ${UNDO_V5}
+ALTER TABLE messages DROP COLUMN archived;
 PRAGMA user_version = 3;
 `;
 

@@ -5,7 +5,13 @@
  * @module
  */
 import type { Contact } from "../core/contacts.ts";
-import type { MessageDetail, MessageSummary } from "../core/mailbox.ts";
+import type {
+  DeleteResult,
+  Draft,
+  FolderName,
+  MessageDetail,
+  MessageSummary,
+} from "../core/mailbox.ts";
 import type { ResultOf } from "../runtime/operations/mod.ts";
 import { clip, shortDate, shortId, size, table } from "./format.ts";
 
@@ -49,7 +55,7 @@ export function statusText(dataDir: string, status: ResultOf<"status.show">): st
     `Contacts:        ${status.contacts}`,
     `Unread:          ${status.unread}`,
     `Mail:            ${status.mail.inbox} received, ${status.mail.sent} sent, ` +
-    `${status.mail.outbox} not yet delivered`,
+    `${status.mail.archive} archived, ${status.mail.outbox} not yet delivered`,
     `Waiting to leave: ${status.parcelsWaitingToLeave} parcel(s)`,
     `Refused parcels: ${status.refusals}`,
     "",
@@ -67,28 +73,32 @@ export function contactsTable(list: readonly Contact[]): string {
   );
 }
 
-/** A folder's messages, one a line. */
+/**
+ * A folder's messages, or what a search found, one a line; where received and
+ * sent mail mix (the archive, a search), each says who it is from or to.
+ */
 export function messagesTable(
   list: readonly MessageSummary[],
-  folder: "inbox" | "sent" | "outbox",
+  folder: FolderName | "search",
 ): string {
+  const mixed = folder === "archive" || folder === "search";
+  const people = (m: MessageSummary) =>
+    m.from.isMe ? m.to.map((p) => p.name).join(", ") : m.from.name;
   return table(
     [
       "ID",
       "DATE",
-      folder === "inbox" ? "FROM" : "TO",
+      mixed ? "FROM/TO" : folder === "inbox" ? "FROM" : "TO",
       "SUBJECT",
       folder === "inbox" ? "" : "STATE",
     ],
     list.map((m) => [
-      (m.folder === "inbox" && !m.read ? "*" : " ") + shortId(m.id),
+      (!m.read ? "*" : " ") + shortId(m.id),
       shortDate(m.sentAt),
-      clip(m.folder === "inbox" ? m.from.name : m.to.map((p) => p.name).join(", "), 30),
+      clip(mixed ? (m.from.isMe ? "to " : "from ") + people(m) : people(m), 30),
       clip(m.subject || "(no subject)", 50) +
       (m.attachments.length ? ` [${m.attachments.length} att]` : ""),
-      m.folder === "sent"
-        ? m.deliveries.map((d) => `${d.name}: ${stateLabel(d.state, d.via)}`).join("; ")
-        : "",
+      m.deliveries.map((d) => `${d.name}: ${stateLabel(d.state, d.via)}`).join("; "),
     ]),
   );
 }
@@ -120,7 +130,8 @@ export function messageText(m: MessageDetail): string {
     `Subject:  ${m.subject}`,
     ...(m.inReplyTo ? [`Reply to: ${m.inReplyTo}`] : []),
     ...m.attachments.map((a) => `Attached: ${a.fileName} (${a.mediaType}, ${size(a.size)})`),
-    ...(m.folder === "sent"
+    ...(m.archived ? ["Folder:   archive"] : []),
+    ...(m.deliveries.length > 0
       ? m.deliveries.map((d) =>
         `Delivery: ${d.name}: ${stateLabel(d.state, d.via)}${d.via ? ` via ${d.via}` : ""}`
       )
@@ -128,4 +139,42 @@ export function messageText(m: MessageDetail): string {
     "",
     m.body,
   ].join("\n");
+}
+
+/** What `send` and its kin print: the message queued and each delivery's state. */
+export function queuedText(message: MessageDetail, verb = "Queued"): string {
+  return `${verb} ${shortId(message.id)} "${message.subject}" for ` +
+    message.deliveries.map((d) => `${d.name} (${d.state})`).join(", ");
+}
+
+/** What `delete` did: the attachments purged and the deliveries cancelled. */
+export function deletedText(result: DeleteResult): string {
+  const lines = [
+    `Deleted ${shortId(result.deleted)}` +
+    (result.attachments ? `, with its ${result.attachments} attachment(s)` : ""),
+  ];
+  if (result.cancelled.length > 0) {
+    lines.push(
+      `Delivery cancelled for ${result.cancelled.map((p) => p.name).join(", ")}: ` +
+        `its copy had not left this device` +
+        (result.parcels ? ` (${result.parcels} parcel(s) dropped)` : ""),
+    );
+  }
+  return lines.join("\n");
+}
+
+/** The drafts, one a line. */
+export function draftsTable(
+  list: readonly Draft[],
+  names: Readonly<Record<string, string>>,
+): string {
+  return table(
+    ["ID", "SAVED", "TO", "SUBJECT"],
+    list.map((d) => [
+      shortId(d.id),
+      shortDate(d.updatedAt),
+      clip(d.to.map((id) => nameOf(names, id)).join(", ") || "-", 30),
+      clip(d.subject || "(no subject)", 50),
+    ]),
+  );
 }

@@ -88,7 +88,9 @@ export type RelaymailEventName =
   | "contact-changed"
   | "parcel-refused"
   | "outbox-changed"
-  | "gateway-changed";
+  | "gateway-changed"
+  | "message-changed"
+  | "drafts-changed";
 
 /**
  * The messenger's event target: a listener that throws is reported on stderr and

@@ -7,7 +7,8 @@
  */
 import { Buffer } from "node:buffer";
 import MailComposer from "nodemailer/lib/mail-composer";
-import type { ExportableMessage, Party } from "./types.ts";
+import type { ExportableMessage } from "./mail_types.ts";
+import type { Party } from "./types.ts";
 
 /** Domain of the addresses in exported messages. */
 export const EXPORT_DOMAIN = "relaymail.invalid";

@@ -1,16 +1,28 @@
 /**
- * Email-like mail: the inbox, sent mail and outbox with per-recipient delivery
- * state, threads, search and reading. Sending lives in mail_sending.ts, taking
- * in incoming mail in incoming_mail.ts; {@linkcode Mailbox} brings them together.
+ * Email-like mail: the inbox, sent mail, archive and outbox with per-recipient
+ * delivery state, threads, search and reading. Sending lives in
+ * mail_sending.ts, taking in incoming mail in incoming_mail.ts, archiving, read
+ * state, deleting and forwarding in mail_actions.ts, drafts in drafts.ts;
+ * {@linkcode Mailbox} brings them together.
  *
  * @module
  */
 import type { Contact, Contacts } from "./contacts.ts";
 import type { NodeContext } from "./context.ts";
-import { fingerprint, type IdentityManager } from "./identity.ts";
+import { Drafts } from "./drafts.ts";
+import type { IdentityManager } from "./identity.ts";
 import { IncomingMail } from "./incoming_mail.ts";
 import type { Jobs } from "./jobs.ts";
+import { forwardBody, forwardSubject, MailActions } from "./mail_actions.ts";
+import { partiesOf, summarize } from "./mail_summaries.ts";
 import { MailSender, type SendOptions } from "./mail_sending.ts";
+import type {
+  DeleteResult,
+  ExportableMessage,
+  MailFolder,
+  MessageDetail,
+  MessageSummary,
+} from "./mail_types.ts";
 import {
   attachmentsOf,
   cursorKey,
@@ -23,18 +35,11 @@ import {
 } from "./message_rows.ts";
 import type { Outbox } from "./outbox.ts";
 import type { Attachment } from "./protocol/messages.ts";
-import type {
-  Delivery,
-  DeliveryState,
-  Effect,
-  ExportableMessage,
-  Incoming,
-  MessageDetail,
-  MessageSummary,
-  Party,
-} from "./types.ts";
+import type { Delivery, DeliveryState, Effect, Incoming, Party } from "./types.ts";
 
 export type { Delivery, DeliveryState, MessageDetail, MessageSummary, Party };
+export type { DeleteResult, MailFolder } from "./mail_types.ts";
+export type { Draft, DraftInput } from "./drafts.ts";
 export {
   type AttachmentInput,
   MAX_MAIL_LENGTH,
@@ -43,8 +48,11 @@ export {
 } from "./mail_sending.ts";
 export { MessageLookupError } from "./message_rows.ts";
 
-/** A folder as listings take it: `outbox` is sent mail not yet delivered to everyone. */
-export type FolderName = "inbox" | "sent" | "outbox";
+/**
+ * A folder as listings take it: `archive` holds what was archived of the other
+ * two, `outbox` is sent mail not yet delivered to everyone (archived or not).
+ */
+export type FolderName = MailFolder | "outbox";
 
 /** Options of {@linkcode Mailbox.folderPage}. */
 export interface PageOptions {
@@ -56,8 +64,8 @@ export interface PageOptions {
 
 /** Options of {@linkcode Mailbox.searchPage}. */
 export interface SearchOptions extends PageOptions {
-  /** Only messages of this folder. Default: every folder. */
-  readonly folder?: "inbox" | "sent";
+  /** Only messages listed in this folder. Default: every folder, the archive included. */
+  readonly folder?: MailFolder;
 }
 
 /** Messages of a listing, newest first, and where the next page starts. */
@@ -71,10 +79,34 @@ export interface MessagePage {
 export interface MailCounts {
   readonly inbox: number;
   readonly sent: number;
+  /** Archived messages, received and sent (counted in neither of the above). */
+  readonly archive: number;
   /** Sent messages not yet delivered to everyone. */
   readonly outbox: number;
-  /** Unread messages in the inbox. */
+  /** Unread messages in the inbox (archived ones left out). */
   readonly unread: number;
+}
+
+/** Options of {@linkcode Mailbox.send}: a message, and what it is written from. */
+export interface ComposeOptions extends SendOptions {
+  /**
+   * Reference of a message whose attachments this one carries (before its own
+   * `attachments`): those at `forwardAttachments`, or all of them.
+   */
+  readonly forward?: string;
+  readonly forwardAttachments?: readonly number[];
+  /** Reference of the draft this message was written in: deleted once it is sent. */
+  readonly draft?: string;
+}
+
+/** Options of {@linkcode Mailbox.forward}. */
+export interface ForwardOptions {
+  /** Contact references; at least one. */
+  readonly to: readonly string[];
+  /** A note above the quoted original. */
+  readonly body?: string;
+  /** Files added to the original's. */
+  readonly attachments?: ComposeOptions["attachments"];
 }
 
 /** Deliveries still on their way: their message is in the outbox. */
@@ -82,8 +114,11 @@ const UNDELIVERED = "('waiting', 'queued', 'sent')";
 
 /** The user's mail. */
 export class Mailbox {
+  /** Messages being written. */
+  readonly drafts: Drafts;
   readonly #sender: MailSender;
   readonly #incoming: IncomingMail;
+  readonly #actions: MailActions;
 
   constructor(
     private readonly ctx: NodeContext,
@@ -94,16 +129,83 @@ export class Mailbox {
   ) {
     this.#sender = new MailSender(ctx, identity, contacts, outbox);
     this.#incoming = new IncomingMail(ctx, identity, outbox, jobs);
+    this.#actions = new MailActions(ctx);
+    this.drafts = new Drafts(ctx, contacts);
   }
 
   /**
    * Sends a message: one parcel per recipient, queued at once for active contacts
    * and held for those still pairing. Refused before anything is queued if it
-   * cannot fit in one parcel.
+   * cannot fit in one parcel (forwarded attachments included). Sent from a
+   * draft, the draft is deleted: if two try to send it, one fails.
    */
-  async send(options: SendOptions): Promise<MessageDetail> {
-    const messageId = await this.#sender.send(options);
-    return this.read(messageId, { markRead: false });
+  async send(options: ComposeOptions): Promise<MessageDetail> {
+    const { forward, forwardAttachments, draft, ...message } = options;
+    const carried = forward === undefined
+      ? []
+      : this.#actions.forwarded(forward, forwardAttachments);
+    const claimed = draft === undefined ? null : this.drafts.claim(draft);
+    try {
+      const messageId = await this.#sender.send({
+        ...message,
+        attachments: [...carried, ...(message.attachments ?? [])],
+      });
+      return this.read(messageId, { markRead: false });
+    } catch (error) {
+      claimed?.restore();
+      throw error;
+    }
+  }
+
+  /** Sends the draft `reference` names, with what it forwards; the draft is then deleted. */
+  sendDraft(reference: string): Promise<MessageDetail> {
+    const draft = this.drafts.get(reference);
+    return this.send({
+      to: draft.to,
+      subject: draft.subject,
+      body: draft.body,
+      replyTo: draft.replyTo ?? undefined,
+      forward: draft.forward ?? undefined,
+      draft: draft.id,
+    });
+  }
+
+  /**
+   * Forwards the message `reference` names with its attachments: "Fwd: " its
+   * subject, and the note in `body` above the quoted original.
+   */
+  forward(reference: string, options: ForwardOptions): Promise<MessageDetail> {
+    const original = this.read(reference, { markRead: false });
+    return this.send({
+      to: options.to,
+      subject: forwardSubject(original.subject),
+      body: forwardBody(original, options.body),
+      attachments: options.attachments,
+      forward: original.id,
+    });
+  }
+
+  /**
+   * Archives the message `reference` names (it leaves the inbox or sent mail for
+   * the archive, where search still finds it), or with `archived` false returns it.
+   */
+  archive(reference: string, archived = true): MessageSummary {
+    return this.#summary(this.#actions.setArchived(reference, archived));
+  }
+
+  /** Marks the message `reference` names read, or with `read` false unread. */
+  markRead(reference: string, read = true): MessageSummary {
+    return this.#summary(this.#actions.setRead(reference, read));
+  }
+
+  /**
+   * Deletes the message `reference` names for good, with its attachments; a
+   * copy that had not left this device is cancelled (see `MailActions.delete`).
+   */
+  delete(reference: string): DeleteResult {
+    const purged = this.#actions.delete(reference);
+    const party = partiesOf(this.identity, this.contacts);
+    return { ...purged, cancelled: purged.cancelled.map(party) };
   }
 
   /** The active contacts some sent mail is still waiting for (their answer, a renewal). */
@@ -140,9 +242,16 @@ export class Mailbox {
         before,
         limit + 1,
       )
+      : folder === "archive"
+      ? this.ctx.db.all<SummaryRow>(
+        `SELECT ${SUMMARY_COLUMNS_OF_M} FROM messages m
+         WHERE m.archived = 1 AND m.list_key < ? ORDER BY m.list_key DESC LIMIT ?`,
+        before,
+        limit + 1,
+      )
       : this.ctx.db.all<SummaryRow>(
         `SELECT ${SUMMARY_COLUMNS_OF_M} FROM messages m
-         WHERE m.folder = ? AND m.list_key < ? ORDER BY m.list_key DESC LIMIT ?`,
+         WHERE m.folder = ? AND m.archived = 0 AND m.list_key < ? ORDER BY m.list_key DESC LIMIT ?`,
         folder,
         before,
         limit + 1,
@@ -169,11 +278,11 @@ export class Mailbox {
     // once the page is full, however many messages match.
     const rows = this.ctx.db.all<SummaryRow>(
       `SELECT ${SUMMARY_COLUMNS_OF_M} FROM message_search s JOIN messages m ON m.list_key = s.rowid
-       WHERE message_search MATCH ? AND s.rowid < ? AND (? IS NULL OR m.folder = ?)
+       WHERE message_search MATCH ? AND s.rowid < ?
+         AND (?3 IS NULL OR (CASE WHEN m.archived THEN 'archive' ELSE m.folder END) = ?3)
        ORDER BY s.rowid DESC LIMIT ?`,
       expression,
       before,
-      options.folder ?? null,
       options.folder ?? null,
       limit + 1,
     );
@@ -191,10 +300,10 @@ export class Mailbox {
   }
 
   #page(rows: SummaryRow[], limit: number): MessagePage {
-    const party = this.#parties();
+    const party = partiesOf(this.identity, this.contacts);
     const shown = rows.slice(0, limit);
     return {
-      messages: shown.map((row) => this.#summary(row, party)),
+      messages: shown.map((row) => summarize(this.ctx.db, row, party)),
       next: rows.length > limit ? String(shown[shown.length - 1].list_key) : null,
     };
   }
@@ -242,11 +351,11 @@ export class Mailbox {
 
   #threadRows(reference: string, options: { markRead?: boolean } = {}) {
     const { thread_id } = this.#find(reference);
-    const party = this.#parties();
+    const party = partiesOf(this.identity, this.contacts);
     const rows = this.ctx.db.all<MessageRow>(
       "SELECT * FROM messages WHERE thread_id = ? ORDER BY sent_at, id",
       thread_id,
-    ).map((row) => ({ row, detail: { ...this.#summary(row, party), body: row.body } }));
+    ).map((row) => ({ row, detail: { ...summarize(this.ctx.db, row, party), body: row.body } }));
     if (options.markRead) {
       this.ctx.db.run(
         "UPDATE messages SET read_at = ? WHERE thread_id = ? AND folder = 'inbox' AND read_at IS NULL",
@@ -277,6 +386,7 @@ export class Mailbox {
     return {
       inbox: folders.get("inbox")?.total ?? 0,
       sent: folders.get("sent")?.total ?? 0,
+      archive: folders.get("archive")?.total ?? 0,
       outbox,
       unread: folders.get("inbox")?.unread ?? 0,
     };
@@ -296,73 +406,12 @@ export class Mailbox {
     return findMessage(this.ctx.db, reference);
   }
 
+  #summary(row: SummaryRow, party = partiesOf(this.identity, this.contacts)): MessageSummary {
+    return summarize(this.ctx.db, row, party);
+  }
+
   #attachments(messageRowId: number): Attachment[] {
     return attachmentsOf(this.ctx.db, messageRowId);
-  }
-
-  /**
-   * Names people for one listing: this endpoint and each contact are looked up
-   * once, however many messages name them.
-   */
-  #parties(): (id: string) => Party {
-    const me = this.identity.id;
-    const known = new Map<string, Party>();
-    return (id) => {
-      let party = known.get(id);
-      if (!party) {
-        const contact = id === me ? undefined : this.contacts.get(id);
-        party = {
-          id,
-          name: id === me
-            ? this.identity.name
-            : contact?.name ?? `unknown (${fingerprint(id).slice(0, 9)})`,
-          fingerprint: fingerprint(id),
-          isMe: id === me,
-        };
-        known.set(id, party);
-      }
-      return party;
-    };
-  }
-
-  #summary(row: SummaryRow, party = this.#parties()): MessageSummary {
-    const deliveries = row.folder === "sent"
-      ? this.ctx.db.all<
-        {
-          recipient_id: string;
-          state: DeliveryState;
-          via: string | null;
-          updated_at: number;
-          parcel_key: string | null;
-        }
-      >(
-        "SELECT recipient_id, state, via, updated_at, parcel_key FROM deliveries WHERE message = ? ORDER BY rowid",
-        row.id,
-      ).map((d) => ({
-        ...party(d.recipient_id),
-        state: d.state,
-        via: d.via,
-        updatedAt: new Date(d.updated_at),
-        parcelKey: d.parcel_key,
-      }))
-      : [];
-    return {
-      id: row.message_id,
-      folder: row.folder,
-      threadId: row.thread_id,
-      inReplyTo: row.in_reply_to,
-      from: party(row.sender_id),
-      to: (JSON.parse(row.recipients) as string[]).map(party),
-      subject: row.subject,
-      sentAt: new Date(row.sent_at),
-      receivedAt: row.received_at === null ? null : new Date(row.received_at),
-      read: row.read_at !== null,
-      attachments: this.ctx.db.all<{ file_name: string; media_type: string; size: number }>(
-        "SELECT file_name, media_type, size FROM attachments WHERE message = ? ORDER BY position",
-        row.id,
-      ).map((a) => ({ fileName: a.file_name, mediaType: a.media_type, size: a.size })),
-      deliveries,
-    };
   }
 }
 

@@ -39,6 +39,8 @@ export interface MessageRow {
   read_at: number | null;
   /** Its place in listings, newest last (see migration V5 in `store/schema.ts`). */
   list_key: number;
+  /** 1 once archived (migration V6). */
+  archived: 0 | 1;
 }
 
 /** A message row without its body: what a listing needs. */
@@ -46,7 +48,7 @@ export type SummaryRow = Omit<MessageRow, "body">;
 
 /** The columns of a {@linkcode SummaryRow}. */
 export const SUMMARY_COLUMNS =
-  "id, message_id, sender_id, folder, thread_id, in_reply_to, subject, recipients, sent_at, received_at, read_at, list_key";
+  "id, message_id, sender_id, folder, thread_id, in_reply_to, subject, recipients, sent_at, received_at, read_at, list_key, archived";
 
 /** The columns of a {@linkcode SummaryRow} of `messages m` (in a query that joins it). */
 export const SUMMARY_COLUMNS_OF_M = SUMMARY_COLUMNS.split(", ").map((c) => `m.${c}`).join(", ");

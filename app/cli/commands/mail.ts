@@ -1,6 +1,8 @@
 /**
- * Mail: `relaymail send`, the folders, `search`, `read`, `thread` and
- * `export-eml`. The command reads the files it attaches and writes the files it
+ * Mail: `relaymail send`, `forward`, the folders (the archive's listing too),
+ * `search`, `read`, `thread`, `export-eml`, `archive`, `unarchive`,
+ * `mark-read`, `mark-unread` and `delete`; the drafts' commands are in
+ * `drafts.ts`. The command reads the files it attaches and writes the files it
  * saves; the messenger sees and returns bytes.
  *
  * @module
@@ -9,11 +11,12 @@ import type { Command } from "commander";
 import { safeFileName } from "../../core/eml.ts";
 import { UserInputError } from "../../core/errors.ts";
 import type { FolderName, MessagePage } from "../../core/mailbox.ts";
-import { collect, limit } from "../args.ts";
+import { collect, cursor, limit } from "../args.ts";
 import { withMessenger } from "../connection.ts";
 import { makeDirectory, readAttachment, readText, writeFile, writeNewFile } from "../files.ts";
 import { shortId, size } from "../format.ts";
-import { messagesTable, messageText, type Output } from "../render.ts";
+import { deletedText, messagesTable, messageText, type Output, queuedText } from "../render.ts";
+import { addDraftCommands } from "./drafts.ts";
 
 /** Messages a listing prints when not told how many. */
 const PAGE = 100;
@@ -26,7 +29,10 @@ interface PageFlags {
 
 /** What a listing asks the operation for. */
 function pageInput(opts: PageFlags): { limit: number; cursor?: string } {
-  return { limit: opts.limit === undefined ? PAGE : limit(opts.limit), cursor: opts.before };
+  return {
+    limit: opts.limit === undefined ? PAGE : limit(opts.limit),
+    cursor: opts.before === undefined ? undefined : cursor(opts.before),
+  };
 }
 
 /**
@@ -39,18 +45,25 @@ function showPage(
   options: { json?: boolean },
   opts: PageFlags,
   page: MessagePage,
-  folder: FolderName,
+  folder: FolderName | "search",
 ): void {
   const paged = opts.limit !== undefined || opts.before !== undefined;
   output.show(
     options,
     paged ? page : page.messages,
     () =>
-      [
+      page.messages.length === 0 ? (folder === "search" ? "Nothing matches." : "No messages.") : [
         messagesTable(page.messages, folder),
         ...(page.next ? [`more: --before ${page.next}`] : []),
       ].join("\n"),
   );
+}
+
+/** Reads the files to attach. */
+async function readAttachments(paths: readonly string[] = []) {
+  const attachments = [];
+  for (const path of paths) attachments.push(await readAttachment(path));
+  return attachments;
 }
 
 /** Options of `send`. */
@@ -87,22 +100,35 @@ export function addMailCommands(program: Command, output: Output): void {
           : opts.bodyFile === "-"
           ? await new Response(Deno.stdin.readable).text()
           : await readText(opts.bodyFile);
-        const attachments = [];
-        for (const path of opts.attach ?? []) attachments.push(await readAttachment(path));
         const message = await messenger.call("mail.send", {
           to: opts.to,
           subject: opts.subject,
           body,
-          attachments,
+          attachments: await readAttachments(opts.attach),
           replyTo: opts.replyTo,
         });
-        output.show(
-          options,
-          message,
-          () =>
-            `Queued ${shortId(message.id)} "${message.subject}" for ` +
-            message.deliveries.map((d) => `${d.name} (${d.state})`).join(", "),
-        );
+        output.show(options, message, () => queuedText(message));
+      });
+    });
+
+  program.command("forward <message>")
+    .description("forward a message with its attachments, quoted under your note")
+    .requiredOption("-t, --to <contact...>", "recipients: contact names or fingerprints")
+    .option("-b, --body <text>", "a note above the forwarded message")
+    .option("-a, --attach <file>", "attach another file (repeatable)", collect)
+    .action(function (
+      this: Command,
+      reference: string,
+      opts: { to: string[]; body?: string; attach?: string[] },
+    ) {
+      return withMessenger(this, async (messenger, options) => {
+        const message = await messenger.call("mail.forward", {
+          message: reference,
+          to: opts.to,
+          body: opts.body,
+          attachments: await readAttachments(opts.attach),
+        });
+        output.show(options, message, () => queuedText(message, "Forwarded as"));
       });
     });
 
@@ -125,6 +151,74 @@ export function addMailCommands(program: Command, output: Output): void {
       });
   }
 
+  program.command("archive [message]")
+    .description(
+      "archive a message (it leaves the inbox or sent mail); with none, list the archive",
+    )
+    .option("--limit <n>", `list at most this many (default ${PAGE})`)
+    .option("--before <cursor>", "list the page after the one that printed this cursor")
+    .action(function (this: Command, reference: string | undefined, opts: PageFlags) {
+      return withMessenger(this, async (messenger, options) => {
+        if (reference === undefined) {
+          const page = await messenger.call("mail.list", { folder: "archive", ...pageInput(opts) });
+          showPage(output, options, opts, page, "archive");
+          return;
+        }
+        if (opts.limit !== undefined || opts.before !== undefined) {
+          throw new UserInputError("--limit and --before list the archive: give no message");
+        }
+        const message = await messenger.call("mail.archive", {
+          message: reference,
+          archived: true,
+        });
+        output.show(options, message, () => `Archived ${shortId(message.id)} "${message.subject}"`);
+      });
+    });
+
+  program.command("unarchive <message>")
+    .description("return an archived message to the inbox or sent mail")
+    .action(function (this: Command, reference: string) {
+      return withMessenger(this, async (messenger, options) => {
+        const message = await messenger.call("mail.archive", {
+          message: reference,
+          archived: false,
+        });
+        output.show(
+          options,
+          message,
+          () => `Moved ${shortId(message.id)} "${message.subject}" back to ${message.folder}`,
+        );
+      });
+    });
+
+  for (const read of [true, false]) {
+    program.command(read ? "mark-read <message>" : "mark-unread <message>")
+      .description(read ? "mark a message read" : "mark a message unread")
+      .action(function (this: Command, reference: string) {
+        return withMessenger(this, async (messenger, options) => {
+          const message = await messenger.call("mail.markRead", { message: reference, read });
+          output.show(
+            options,
+            message,
+            () => `Marked ${shortId(message.id)} "${message.subject}" ${read ? "read" : "unread"}`,
+          );
+        });
+      });
+  }
+
+  program.command("delete <message>")
+    .description(
+      "delete a message for good, with its attachments (a copy not yet sent is cancelled)",
+    )
+    .action(function (this: Command, reference: string) {
+      return withMessenger(this, async (messenger, options) => {
+        const result = await messenger.call("mail.delete", { message: reference });
+        output.show(options, result, () => deletedText(result));
+      });
+    });
+
+  addDraftCommands(program, output);
+
   program.command("search <text>")
     .description(
       "find messages by words of their subject, body, attachment names or sender's name " +
@@ -135,7 +229,7 @@ export function addMailCommands(program: Command, output: Output): void {
     .action(function (this: Command, text: string, opts: PageFlags) {
       return withMessenger(this, async (messenger, options) => {
         const page = await messenger.call("mail.search", { text, ...pageInput(opts) });
-        showPage(output, options, opts, page, "inbox");
+        showPage(output, options, opts, page, "search");
       });
     });
 

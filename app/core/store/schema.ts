@@ -274,6 +274,37 @@ CREATE UNIQUE INDEX private_keys_one_mesh ON private_keys (kind) WHERE kind = 'm
 PRAGMA secure_delete = OFF;  -- SQLite's default, which every other connection has
 `;
 
+// The triggers' parts, shared by the migrations that write them (V5, V6).
+/** Sets the list key of message `new.id`, sent at `new.sent_at`. */
+const keyNew = `UPDATE messages SET list_key = (
+    SELECT CASE
+      WHEN top IS NULL THEN base
+      WHEN top + 1 < base + 1024 THEN top + 1
+      ELSE (SELECT k.list_key + 1 FROM messages k
+            WHERE k.list_key >= base + 1023
+              AND NOT EXISTS (SELECT 1 FROM messages j WHERE j.list_key = k.list_key + 1)
+            ORDER BY k.list_key LIMIT 1)
+    END
+    FROM (SELECT base,
+            (SELECT max(list_key) FROM messages WHERE list_key >= base AND list_key < base + 1024)
+              AS top
+          FROM (SELECT max(0, min(4398046511103, new.sent_at)) * 1024 AS base))
+  ) WHERE id = new.id;`;
+/** Writes the index entry of the message with row id `id`, as it is now. */
+const index = (id: string) =>
+  `INSERT INTO message_search (rowid, subject, body, attachments, sender)
+    SELECT list_key, subject, body, attachments, sender_id FROM message_search_text
+    WHERE id = ${id};`;
+/** Drops the index entry of the message with row id `id` (gone already: nothing). */
+const unindex = (id: string) =>
+  `DELETE FROM message_search WHERE rowid = (SELECT list_key FROM messages WHERE id = ${id});`;
+/** Counts message `row` (`new` or `old`) in `folder` (an expression), in or out by `sign`. */
+const countIn = (folder: string, row: string, sign: string) =>
+  `INSERT INTO message_counts (folder, total, unread)
+    VALUES (${folder}, ${sign}1, ${sign}(${row}.read_at IS NULL))
+    ON CONFLICT (folder) DO UPDATE
+    SET total = total + excluded.total, unread = unread + excluded.unread;`;
+
 /**
  * Mail at any size (app/core/message_rows.ts and mailbox.ts read what this keeps):
  *
@@ -297,34 +328,7 @@ PRAGMA secure_delete = OFF;  -- SQLite's default, which every other connection h
  * attachment, whichever code writes it: nothing else needs to remember them.
  */
 const V5 = (() => {
-  /** Sets the list key of message `new.id`, sent at `new.sent_at`. */
-  const keyNew = `UPDATE messages SET list_key = (
-    SELECT CASE
-      WHEN top IS NULL THEN base
-      WHEN top + 1 < base + 1024 THEN top + 1
-      ELSE (SELECT k.list_key + 1 FROM messages k
-            WHERE k.list_key >= base + 1023
-              AND NOT EXISTS (SELECT 1 FROM messages j WHERE j.list_key = k.list_key + 1)
-            ORDER BY k.list_key LIMIT 1)
-    END
-    FROM (SELECT base,
-            (SELECT max(list_key) FROM messages WHERE list_key >= base AND list_key < base + 1024)
-              AS top
-          FROM (SELECT max(0, min(4398046511103, new.sent_at)) * 1024 AS base))
-  ) WHERE id = new.id;`;
-  /** Writes the index entry of the message with row id `id`, as it is now. */
-  const index = (id: string) =>
-    `INSERT INTO message_search (rowid, subject, body, attachments, sender)
-    SELECT list_key, subject, body, attachments, sender_id FROM message_search_text
-    WHERE id = ${id};`;
-  /** Drops the index entry of the message with row id `id` (gone already: nothing). */
-  const unindex = (id: string) =>
-    `DELETE FROM message_search WHERE rowid = (SELECT list_key FROM messages WHERE id = ${id});`;
-  const count = (row: string, sign: string) =>
-    `INSERT INTO message_counts (folder, total, unread)
-    VALUES (${row}.folder, ${sign}1, ${sign}(${row}.read_at IS NULL))
-    ON CONFLICT (folder) DO UPDATE
-    SET total = total + excluded.total, unread = unread + excluded.unread;`;
+  const count = (row: string, sign: string) => countIn(`${row}.folder`, row, sign);
   return `
 ALTER TABLE messages ADD COLUMN list_key INTEGER;
 -- Each key as wanted (base + rank), or one more than the key before where over
@@ -413,5 +417,62 @@ END;
 `;
 })();
 
+/**
+ * Mail people can live in (app/core/mail_actions.ts and drafts.ts):
+ *
+ * - `messages.archived`: an archived message leaves the inbox or sent listing
+ *   for the archive (its own index, `messages_archived`), and search still
+ *   finds it. `message_counts` counts it under `archive` instead of its folder,
+ *   so the inbox's unread count leaves out archived mail: the count triggers
+ *   are written anew with that place, and moving a message in or out of the
+ *   archive recounts it.
+ * - `drafts`: messages being written, saved as they are typed. Recipients are
+ *   contact ids (JSON), replies and forwards name a message by its id; files
+ *   picked into a draft are not kept.
+ *
+ * Deleting a message needs no schema: its attachments and deliveries go with it
+ * (ON DELETE CASCADE), and the triggers above drop its index entry and count.
+ */
+const V6 = (() => {
+  const place = (row: string) => `CASE WHEN ${row}.archived THEN 'archive' ELSE ${row}.folder END`;
+  const count = (row: string, sign: string) => countIn(place(row), row, sign);
+  return `
+ALTER TABLE messages ADD COLUMN archived INTEGER NOT NULL DEFAULT 0 CHECK (archived IN (0, 1));
+DROP INDEX messages_by_folder_key;
+CREATE INDEX messages_by_place ON messages (folder, archived, list_key);
+CREATE INDEX messages_archived ON messages (list_key) WHERE archived = 1;
+
+DROP TRIGGER messages_added;
+CREATE TRIGGER messages_added AFTER INSERT ON messages BEGIN
+  ${keyNew}
+  ${index("new.id")}
+  ${count("new", "")}
+END;
+
+DROP TRIGGER messages_removed;
+CREATE TRIGGER messages_removed AFTER DELETE ON messages BEGIN
+  DELETE FROM message_search WHERE rowid = old.list_key;
+  ${count("old", "-")}
+END;
+
+DROP TRIGGER messages_recounted;
+CREATE TRIGGER messages_recounted AFTER UPDATE OF folder, read_at, archived ON messages BEGIN
+  ${count("old", "-")}
+  ${count("new", "")}
+END;
+
+CREATE TABLE drafts (
+  id TEXT PRIMARY KEY,          -- a UUID
+  recipients TEXT NOT NULL,     -- JSON array of contact ids
+  subject TEXT NOT NULL,
+  body TEXT NOT NULL,
+  reply_to TEXT,                -- the message id it answers
+  forward TEXT,                 -- the message id it forwards
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX drafts_by_time ON drafts (updated_at);
+`;
+})();
+
 /** Migrations of the messenger's database, oldest first. */
-export const MIGRATIONS: readonly string[] = [V1, V2, V3, V4, V5];
+export const MIGRATIONS: readonly string[] = [V1, V2, V3, V4, V5, V6];

@@ -20,11 +20,17 @@ export function optionalText(value: unknown, name: string): string | undefined {
   return value === undefined || value === null ? undefined : text(value, name);
 }
 
-/** `value`, a whole number from 0 to `max`, or `fallback` when absent. */
-export function count(value: unknown, name: string, fallback: number, max = 1_000_000): number {
+/** `value`, a whole number from `min` (0 unless said) to `max`, or `fallback` when absent. */
+export function count(
+  value: unknown,
+  name: string,
+  fallback: number,
+  max = 1_000_000,
+  min = 0,
+): number {
   if (value === undefined || value === null) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > max) {
-    throw new UserInputError(`${name} takes a whole number from 0 to ${max}, not ${value}`);
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new UserInputError(`${name} takes a whole number from ${min} to ${max}, not ${value}`);
   }
   return value;
 }

@@ -10,12 +10,17 @@ import type { DaemonState, State } from "./state.ts";
 export interface PushEvents {
   /** First on every stream. */
   readonly hello: State;
-  readonly "mail-received": unknown;
+  /** A message arrived: the page's toast and desktop notification name its sender. */
+  readonly "mail-received": MailReceived;
   readonly "delivery-changed": unknown;
   readonly "contact-changed": unknown;
   readonly "parcel-refused": unknown;
   readonly "outbox-changed": unknown;
   readonly "gateway-changed": unknown;
+  /** A message was archived or unarchived, marked read or unread, or deleted. */
+  readonly "message-changed": { readonly id: string };
+  /** A draft was saved, deleted or sent. */
+  readonly "drafts-changed": null;
   /** A mesh peer came or went: the page reads the state again. */
   readonly peers: null;
   /** The daemon's state changed. */
@@ -25,6 +30,14 @@ export interface PushEvents {
   readonly progress: Progress;
   /** The session ended: the stream ends after it. */
   readonly session: { readonly ended: true };
+}
+
+/** The data of `mail-received`. */
+export interface MailReceived {
+  /** The message's id. */
+  readonly id: string;
+  readonly from: { readonly id: string; readonly name: string };
+  readonly subject: string;
 }
 
 /** An event's name. */

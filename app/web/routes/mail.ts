@@ -1,5 +1,6 @@
 /**
- * The web API's mail: listing, reading, threads, attachments, `.eml` exports and sending.
+ * The web API's mail: listing, reading, threads, attachments, `.eml` exports,
+ * sending (and forwarding), archiving, read state, deleting, and the drafts.
  *
  * @module
  */
@@ -9,6 +10,7 @@ import { messageToEml, threadToEml } from "../../core/eml.ts";
 import { MAX_MAIL_LENGTH } from "../../core/mailbox.ts";
 import { contentDisposition } from "../content_disposition.ts";
 import { fromUser, HttpError } from "../errors.ts";
+import { type JsonFields, jsonFields, kindOf } from "../input.ts";
 import { readForm } from "../multipart.ts";
 
 import type * as api from "../api_types.ts";
@@ -21,15 +23,21 @@ const MAX_UPLOAD = MAX_MAIL_LENGTH + 256 * 1024;
 const PAGE = 100;
 const MAX_WEB_PAGE = 500;
 
+/** The folders of `GET /api/messages?folder=`. */
+const FOLDERS: readonly api.Folder[] = ["inbox", "sent", "archive"];
+
+/** A draft as JSON: its text, and room for the object around it. */
+const MAX_DRAFT_REQUEST = MAX_MAIL_LENGTH + 64 * 1024;
+
 /** Adds the routes to `app`. */
 export function mailRoutes(app: Hono, web: RouteContext): void {
   const node = web.node;
   // Mail: a page of a folder or, with `q`, of what a search finds in every folder.
   app.get("/api/messages", async (c) => {
-    const folder = c.req.query("folder") ?? "inbox";
+    const folder = (c.req.query("folder") ?? "inbox") as api.Folder;
     const q = c.req.query("q");
-    if (folder !== "inbox" && folder !== "sent") {
-      throw new HttpError(400, `No folder "${folder}": there are inbox and sent`);
+    if (!FOLDERS.includes(folder)) {
+      throw new HttpError(400, `No folder "${folder}": there are ${FOLDERS.join(", ")}`);
     }
     const limitText = c.req.query("limit") ?? String(PAGE);
     const limit = /^\d{1,4}$/.test(limitText) ? Number(limitText) : NaN;
@@ -48,6 +56,19 @@ export function mailRoutes(app: Hono, web: RouteContext): void {
   app.get("/api/messages/:id", (c) => {
     const message = node.mailbox.read(c.req.param("id"), { markRead: true });
     return c.json(answer<api.MessageDetail>(web.detail(message)));
+  });
+  app.post("/api/messages/:id/archive", web.small, async (c) => {
+    const archived = booleanField(await jsonFields(c.req), "archived");
+    const message = node.mailbox.archive(c.req.param("id"), archived);
+    return c.json(answer<api.MessageSummary>(message));
+  });
+  app.post("/api/messages/:id/read", web.small, async (c) => {
+    const read = booleanField(await jsonFields(c.req), "read");
+    return c.json(answer<api.MessageSummary>(node.mailbox.markRead(c.req.param("id"), read)));
+  });
+  app.delete("/api/messages/:id", (c) => {
+    const { deleted, attachments, parcels } = node.mailbox.delete(c.req.param("id"));
+    return c.json(answer<api.DeleteAnswer>({ deleted, attachments, parcels }));
   });
   app.get("/api/threads/:id", (c) => {
     const messages = node.mailbox.thread(c.req.param("id"), { markRead: true });
@@ -98,6 +119,8 @@ export function mailRoutes(app: Hono, web: RouteContext): void {
           content: file.content,
         }));
       const to = field("to").filter(Boolean);
+      const forward = field("forward")[0] || undefined;
+      const indices = field("forwardAttachment");
       const message = await fromUser(() =>
         node.mailbox.send({
           to: to.length > 0 ? to : undefined,
@@ -105,9 +128,76 @@ export function mailRoutes(app: Hono, web: RouteContext): void {
           body: field("body")[0] ?? "",
           attachments,
           replyTo: field("replyTo")[0] || undefined,
+          forward,
+          forwardAttachments: forward && indices.length > 0 ? indices.map(index) : undefined,
+          draft: field("draft")[0] || undefined,
         })
       );
       return c.json(answer<api.MessageDetail>(web.detail(message)));
     },
   );
+
+  // Drafts: saved as they are typed, so a save is small and the same save changes nothing.
+  const draftLimit = bodyLimit({
+    maxSize: MAX_DRAFT_REQUEST,
+    onError: (c) =>
+      c.json({ error: `The draft is over the limit of ${MAX_MAIL_LENGTH} bytes` }, 413),
+  });
+  app.get("/api/drafts", (c) => c.json(answer<api.Draft[]>(node.mailbox.drafts.list())));
+  app.post("/api/drafts", draftLimit, async (c) => {
+    const input = draftRequest(await jsonFields(c.req));
+    return c.json(answer<api.Draft>(await fromUser(() => node.mailbox.drafts.create(input))));
+  });
+  app.put("/api/drafts/:id", draftLimit, async (c) => {
+    const input = draftRequest(await jsonFields(c.req));
+    const id = c.req.param("id");
+    node.mailbox.drafts.get(id); // unknown (sent or deleted meanwhile): a 404
+    return c.json(answer<api.Draft>(await fromUser(() => node.mailbox.drafts.update(id, input))));
+  });
+  app.delete(
+    "/api/drafts/:id",
+    (c) =>
+      c.json(answer<api.DraftDeleted>({ deleted: node.mailbox.drafts.delete(c.req.param("id")) })),
+  );
+}
+
+/** The boolean field `name` of `fields`: a 400 naming it when it is missing or not one. */
+function booleanField(fields: JsonFields, name: string): boolean {
+  const value = fields[name];
+  if (typeof value !== "boolean") {
+    throw new HttpError(400, `"${name}" must be true or false, not ${kindOf(value)}`);
+  }
+  return value;
+}
+
+/** An attachment's index in `forwardAttachment`. */
+function index(text: string): number {
+  if (!/^\d{1,4}$/.test(text)) {
+    throw new HttpError(
+      400,
+      `"forwardAttachment" takes an attachment's index, not "${text.slice(0, 20)}"`,
+    );
+  }
+  return Number(text);
+}
+
+/** A {@linkcode api.DraftRequest}, each field checked for its type. */
+function draftRequest(fields: JsonFields): api.DraftRequest {
+  const text = (name: string) => {
+    const value = fields[name];
+    if (value === undefined || typeof value === "string") return value;
+    throw new HttpError(400, `"${name}" must be text, not ${kindOf(value)}`);
+  };
+  const reference = (name: string) => fields[name] === null ? null : text(name) || null;
+  const to = fields.to;
+  if (to !== undefined && !(Array.isArray(to) && to.every((id) => typeof id === "string"))) {
+    throw new HttpError(400, `"to" must be a list of contact ids, not ${kindOf(to)}`);
+  }
+  return {
+    to: to as string[] | undefined,
+    subject: text("subject"),
+    body: text("body"),
+    replyTo: fields.replyTo === undefined ? undefined : reference("replyTo"),
+    forward: fields.forward === undefined ? undefined : reference("forward"),
+  };
 }
