@@ -1,13 +1,15 @@
 /**
  * Keeps docs/protocol.md in step with the code it specifies: the refusal-code table
  * (§1.4) names every `RefusalCode` and no other, the sneakernet table (§9.3) every
- * `IgnoredEntryCode`, and every service message type appears.
+ * `IgnoredEntryCode`, every service message type appears, and the `Pairing` ASN.1
+ * (§3.2) lists the fields the code writes.
  */
 import assert from "node:assert/strict";
 import type { RefusalCode } from "../bindings/binding.ts";
 import type { IgnoredEntryCode } from "../bindings/sneakernet/sneakernet.ts";
 import { MAX_PARCEL_LENGTH } from "../bindings/validation.ts";
-import { MessageType } from "../app/core/protocol/messages.ts";
+import * as asn1js from "asn1js";
+import { encodePairing, MessageType } from "../app/core/protocol/messages.ts";
 
 const doc = await Deno.readTextFile(new URL("../docs/protocol.md", import.meta.url));
 
@@ -75,4 +77,28 @@ Deno.test("docs/protocol.md names every service message type and the parcel size
   }
   const spaced = MAX_PARCEL_LENGTH.toLocaleString("en").replaceAll(",", " ");
   assert.ok(doc.includes(spaced), `docs/protocol.md does not give the limit ${spaced}`);
+});
+
+Deno.test("docs/protocol.md §3.2 lists every field of Pairing that encodePairing writes, with its tag", () => {
+  const block = /```asn1\nPairing ::= SEQUENCE \{\n([\s\S]*?)\n\}\n```/.exec(section("### 3.2 "));
+  assert.ok(block, "§3.2 has the ASN.1 of Pairing");
+  const documented = [...block[1].matchAll(/^ {2}(\w+) +\[(\d+)\]/gm)].map(([, name, tag]) =>
+    `${name} [${tag}]`
+  );
+  // A request carrying everything, mail included: each field written is documented.
+  const encoded = encodePairing({
+    connectionParams: new Uint8Array(1),
+    nameHint: "",
+    authorizations: [new Uint8Array(1)],
+    mail: [new Uint8Array(1)],
+  });
+  const written = (asn1js.fromBER(encoded.slice().buffer).result as asn1js.Sequence).valueBlock
+    .value.map((field) => field.idBlock.tagNumber);
+  assert.deepEqual(documented.map((field) => Number(/\[(\d+)\]/.exec(field)![1])), written);
+  assert.deepEqual(documented, [
+    "connectionParams [0]",
+    "nameHint [1]",
+    "authorizations [2]",
+    "mail [3]",
+  ]);
 });

@@ -47,6 +47,8 @@ export interface IssuedConnectionParams {
   /** When the last PDA issued (in the parameters or ahead) expires. */
   readonly authorizedUntil: Date;
   readonly sessionKeyId: string;
+  /** The private half of the session key, until saved (it seals a pending pairing request). */
+  readonly sessionPrivateKey: CryptoKey;
   /** Saves the session key; call it inside the transaction that records the pairing. */
   saveSessionKey(): void;
 }
@@ -93,6 +95,7 @@ export class Authorizations {
       authorizations: ahead.map((p) => new Uint8Array(p.serialize())),
       authorizedUntil: (ahead.at(-1) ?? path).leafCertificate.expiryDate,
       sessionKeyId,
+      sessionPrivateKey: session.privateKey,
       saveSessionKey: () =>
         this.ctx.keys.privateKeyStore.saveSessionKeyDer(
           sessionKeyId,

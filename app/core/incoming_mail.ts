@@ -15,6 +15,29 @@ import type { Outbox } from "./outbox.ts";
 import { decodeMail, decodeReceipt, type MailContent } from "./protocol/messages.ts";
 import type { Effect, Incoming } from "./types.ts";
 
+/**
+ * Stores `mail` from `senderId` in the inbox unless it is there already, and owes
+ * the sender a receipt for it either way (docs/protocol.md §4, §5); synchronous,
+ * for use inside the transaction that takes the parcel. True when it is new.
+ */
+export function storeIncomingMail(
+  ctx: NodeContext,
+  jobs: Jobs,
+  senderId: string,
+  mail: MailContent,
+): boolean {
+  const existing = ctx.db.get(
+    "SELECT 1 FROM messages WHERE sender_id = ? AND message_id = ?",
+    senderId,
+    mail.messageId,
+  );
+  if (!existing) {
+    insertMessage(ctx.db, senderId, "inbox", mail, mail.sentAt.getTime(), ctx.now().getTime());
+  }
+  jobs.add("receipt", senderId, mail.messageId);
+  return !existing;
+}
+
 /** Prepares what incoming mail and receipts change, for the receiver to apply. */
 export class IncomingMail {
   constructor(
@@ -39,26 +62,10 @@ export class IncomingMail {
     let isNew = false;
     return {
       apply: () => {
-        const existing = this.ctx.db.get(
-          "SELECT 1 FROM messages WHERE sender_id = ? AND message_id = ?",
-          sender.id,
-          mail.messageId,
-        );
-        if (!existing) {
-          insertMessage(
-            this.ctx.db,
-            sender.id,
-            "inbox",
-            mail,
-            mail.sentAt.getTime(),
-            this.ctx.now().getTime(),
-          );
-          isNew = true;
-        }
-        this.jobs.add("receipt", sender.id, mail.messageId);
+        isNew = storeIncomingMail(this.ctx, this.jobs, sender.id, mail);
       },
       after: () => {
-        if (isNew) emit(this.ctx, "mail-received", { messageId: mail.messageId, from: sender.id });
+        if (isNew) emitMailReceived(this.ctx, sender, mail);
         return Promise.resolve();
       },
       savesSenderSessionKey: true,
@@ -89,4 +96,20 @@ export class IncomingMail {
       savesSenderSessionKey: true,
     };
   }
+}
+
+/**
+ * Tells live views that mail arrived, naming its sender as this user calls them
+ * (the page's toast and desktop notification show it).
+ */
+export function emitMailReceived(
+  ctx: NodeContext,
+  from: { readonly id: string; readonly name: string },
+  mail: Pick<MailContent, "messageId" | "subject">,
+): void {
+  emit(ctx, "mail-received", {
+    id: mail.messageId,
+    from: { id: from.id, name: from.name },
+    subject: mail.subject,
+  });
 }

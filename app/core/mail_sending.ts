@@ -1,13 +1,15 @@
 /**
  * Sending mail: checking a new message against the limits of one parcel,
- * building one parcel per recipient, and holding the copies for contacts still
- * pairing (or whose authorisation lapsed) until {@linkcode MailSender.flushWaiting}.
+ * building one parcel per recipient, putting the copy for a contact still pairing
+ * in our pairing request while it has not left (docs/protocol.md §3.4), and
+ * holding the other copies for contacts still pairing (or whose authorisation
+ * lapsed) until {@linkcode MailSender.flushWaiting}.
  *
  * @module
  */
-import { MAX_PARCEL_LENGTH } from "../../bindings/validation.ts";
 import type { Contact, Contacts } from "./contacts.ts";
 import { emit, type NodeContext } from "./context.ts";
+import { PairingRequests, type Ride } from "./handshake_request.ts";
 import type { IdentityManager } from "./identity.ts";
 import { findMessage, insertMessage, mailContentOf, type MessageRow } from "./message_rows.ts";
 import { makeParcel, type Outbox, type PreparedParcel } from "./outbox.ts";
@@ -16,17 +18,11 @@ import {
   encodeMail,
   MAIL_LIMITS,
   type MailContent,
+  MAX_MAIL_LENGTH,
   MessageType,
 } from "./protocol/messages.ts";
 
-/**
- * Most octets an encoded mail (subject, body, attachments) may take: 8 264 332.
- * A parcel adds a fixed 4 KiB or so (envelope, signature, certificate chain) plus
- * about 0.45% (CMS splits encrypted content into 1 KiB pieces, each with its own
- * header); 16 KiB and 0.5% are set aside so the parcel stays within
- * {@linkcode MAX_PARCEL_LENGTH}.
- */
-export const MAX_MAIL_LENGTH = Math.floor((MAX_PARCEL_LENGTH - 16 * 1024) / 1.005);
+export { MAX_MAIL_LENGTH };
 
 /** A file to attach. */
 export interface AttachmentInput {
@@ -59,17 +55,22 @@ export class MessageTooLargeError extends RangeError {
 
 /** Turns new messages into parcels, at once or once their recipient can be written to. */
 export class MailSender {
+  readonly #requests: PairingRequests;
+
   constructor(
     private readonly ctx: NodeContext,
     private readonly identity: IdentityManager,
     private readonly contacts: Contacts,
     private readonly outbox: Outbox,
-  ) {}
+  ) {
+    this.#requests = new PairingRequests(ctx, identity, outbox);
+  }
 
   /**
-   * Sends a message: one parcel per recipient, queued at once for active contacts
-   * and held for those still pairing. Refused before anything is queued if it
-   * cannot fit in one parcel. Returns the new message's id.
+   * Sends a message: one parcel per recipient, queued at once for active
+   * contacts; for one still pairing, put in our pairing request while it is still
+   * here, and otherwise held until their answer. Refused before anything is
+   * queued if it cannot fit in one parcel. Returns the new message's id.
    */
   async send(options: SendOptions): Promise<string> {
     const replied = options.replyTo ? findMessage(this.ctx.db, options.replyTo) : null;
@@ -118,7 +119,13 @@ export class MailSender {
       );
     }
     const parcels = new Map<string, PreparedParcel>();
+    const rides = new Map<string, Ride>();
     for (const contact of recipients) {
+      if (contact.state === "pairing") {
+        const ride = await this.#requests.withMail(contact.id, content);
+        if (ride) rides.set(contact.id, ride);
+        continue;
+      }
       const parcel = await this.#makeMailParcel(contact.id, content);
       if (parcel) parcels.set(contact.id, parcel);
     }
@@ -128,12 +135,15 @@ export class MailSender {
       for (const contact of recipients) {
         const parcel = parcels.get(contact.id);
         if (parcel) this.outbox.insert(parcel);
+        const ride = rides.get(contact.id);
+        // The request it rides in may have left meanwhile: then it waits.
+        const key = parcel?.key ?? (ride && this.#requests.commit(ride) ? ride.parcel.key : null);
         this.ctx.db.run(
           "INSERT INTO deliveries (message, recipient_id, state, parcel_key, updated_at) VALUES (?, ?, ?, ?, ?)",
           rowId,
           contact.id,
-          parcel ? "queued" : "waiting",
-          parcel?.key ?? null,
+          key ? "queued" : "waiting",
+          key,
           now,
         );
         this.contacts.touch(contact.id);

@@ -15,20 +15,15 @@ import { Buffer } from "node:buffer";
 import {
   derSerializePublicKey,
   getIdFromIdentityKey,
-  Parcel,
   PrivateEndpointConnParams,
-  ServiceMessage,
-  SessionEnvelopedData,
 } from "@relaycorp/relaynet-core";
-import {
-  ParcelRefusedError,
-  RAMF_MAX_TTL_SECONDS,
-  toArrayBuffer,
-} from "../../bindings/validation.ts";
+import { ParcelRefusedError, toArrayBuffer } from "../../bindings/validation.ts";
 import { Authorizations } from "./authorizations.ts";
 import type { Contact, Contacts } from "./contacts.ts";
 import { emit, type NodeContext } from "./context.ts";
+import { PairingRequests } from "./handshake_request.ts";
 import type { IdentityManager } from "./identity.ts";
+import { emitMailReceived, storeIncomingMail } from "./incoming_mail.ts";
 import {
   type CreatedInvitation,
   type CreateInvitationOptions,
@@ -38,9 +33,9 @@ import {
   refusalForInvitation,
 } from "./invitations.ts";
 import type { Jobs } from "./jobs.ts";
-import { type Outbox, prepareParcel } from "./outbox.ts";
+import type { Outbox } from "./outbox.ts";
 import { decodeInvitation, InvalidInvitationError } from "./protocol/invitation.ts";
-import { decodePairing, encodePairing, MessageType } from "./protocol/messages.ts";
+import { decodeMail, decodePairing, type MailContent, MessageType } from "./protocol/messages.ts";
 import type { Effect, Incoming } from "./types.ts";
 
 export type { CreatedInvitation, CreateInvitationOptions, InvitationInfo, InvitationRow };
@@ -50,6 +45,7 @@ export { refusalForInvitation };
 export class Pairing {
   readonly #invitations: Invitations;
   readonly #authorizations: Authorizations;
+  readonly #requests: PairingRequests;
 
   constructor(
     private readonly ctx: NodeContext,
@@ -61,6 +57,7 @@ export class Pairing {
   ) {
     this.#authorizations = new Authorizations(ctx, identity, jobs);
     this.#invitations = new Invitations(ctx, identity, contacts, this.#authorizations);
+    this.#requests = new PairingRequests(ctx, identity, outbox);
   }
 
   /** Creates an invitation: a line of text good for one pairing, until it expires. */
@@ -94,8 +91,9 @@ export class Pairing {
   }
 
   /**
-   * Accepts someone's invitation: the inviter becomes a contact at once (mail to
-   * them waits until their answer arrives) and a pairing request joins the outbox.
+   * Accepts someone's invitation: the inviter becomes a contact at once and a
+   * pairing request joins the outbox. Mail to them rides in the request until it
+   * leaves this device, and after that waits for their answer (§3.4).
    */
   async acceptInvitation(text: string, options: { name?: string } = {}): Promise<Contact> {
     const now = this.ctx.now();
@@ -129,52 +127,24 @@ export class Pairing {
       inviterId,
       { ahead: true },
     );
-    const message = new ServiceMessage(
-      MessageType.PAIRING_REQUEST,
-      Buffer.from(encodePairing({
+    // Pairing again, a contact we can still write to stays active; one we cannot
+    // waits for the answer like a new one.
+    const state = (existing?.writableUntil?.getTime() ?? 0) > now.getTime() ? "active" : "pairing";
+    // Mail written until this request leaves rides in it, and so does mail that
+    // waited for a contact we pair with again (§3.4).
+    const request = await this.#requests.start(
+      invitation,
+      text,
+      {
         connectionParams: ourParams.serialized,
         nameHint: this.identity.name,
         authorizations: ourParams.authorizations,
-      })),
-    );
-    // Encrypted for the inviter's initial session key. The ephemeral key this makes
-    // is dropped: the inviter answers with the session key in our parameters.
-    const { envelopedData } = await SessionEnvelopedData.encrypt(
-      message.serialize(),
-      inviterParams.sessionKey,
-    );
-    const creationDate = new Date(now.getTime() - this.ctx.tunables.parcelBackdateMs);
-    const ttl = Math.max(
-      1,
-      Math.floor((invitation.expiresAt.getTime() - creationDate.getTime()) / 1000),
-    );
-    const parcelId = crypto.randomUUID();
-    const parcel = new Parcel(
-      // Like every parcel to the inviter, it names the inviter's Internet gateway, if
-      // any, so that it can travel through Awala gateways.
-      { id: inviterId, internetAddress: inviterParams.internetGatewayAddress || undefined },
-      inviterParams.deliveryAuth.leafCertificate,
-      Buffer.from(envelopedData.serialize()),
-      {
-        id: parcelId,
-        creationDate,
-        ttl: Math.min(ttl, RAMF_MAX_TTL_SECONDS),
-        senderCaCertificateChain: [...inviterParams.deliveryAuth.certificateAuthorities],
       },
-    );
-    const prepared = await prepareParcel(
-      new Uint8Array(await parcel.serialize(invitation.invitationKey)),
-      {
-        parcelId,
-        recipientId: inviterId,
-        kind: "pairing-request",
-        expiresAt: parcel.expiryDate,
-      },
+      ourParams,
+      { carryWaiting: state === "pairing" },
     );
     const inviterKeyDer = new Uint8Array(await derSerializePublicKey(inviterParams.identityKey));
     this.ctx.db.transaction(() => {
-      // Pairing again, a contact we can still write to stays active; one we cannot
-      // waits for the answer like a new one.
       this.ctx.db.run(
         `INSERT INTO contacts
            (id, name, name_hint, state, created_at, last_activity_at, pda_expires_at, internet_address)
@@ -185,7 +155,7 @@ export class Pairing {
         inviterId,
         name,
         invitation.nameHint,
-        (existing?.writableUntil?.getTime() ?? 0) > now.getTime() ? "active" : "pairing",
+        state,
         now.getTime(),
         now.getTime(),
         ourParams.authorizedUntil.getTime(),
@@ -193,7 +163,9 @@ export class Pairing {
       );
       this.ctx.keys.publicKeyStore.saveIdentityKeyDer(inviterId, inviterKeyDer);
       ourParams.saveSessionKey();
-      this.outbox.insert(prepared);
+      this.outbox.insert(request.parcel);
+      // Only mail to a contact we cannot write to yet rides in the request.
+      if (state === "pairing") request.keep();
     });
     emit(this.ctx, "contact-changed", { id: inviterId });
     return this.contacts.get(inviterId)!;
@@ -207,8 +179,9 @@ export class Pairing {
         `An invitation key may only send a pairing request, not ${incoming.message.type}`,
       );
     }
-    const { params, peerId: requesterId, nameHint, ahead, datesAhead } = await this
+    const { params, peerId: requesterId, nameHint, ahead, datesAhead, mail } = await this
       .#readPeerParams(incoming);
+    const firstMail = mail.map(readFirstMail);
     const ourId = this.identity.id;
     if (requesterId === ourId) {
       throw new ParcelRefusedError(
@@ -242,6 +215,8 @@ export class Pairing {
       await derSerializePublicKey(params.sessionKey.publicKey),
     );
     const now = this.ctx.now().getTime();
+    const received: MailContent[] = [];
+    let requesterName = "";
     return {
       apply: () => {
         const used = this.ctx.db.run(
@@ -259,6 +234,7 @@ export class Pairing {
         this.ctx.keys.privateKeyStore.deleteSessionKey(invitation.session_key_id);
         const name = existing?.name ??
           this.#nameForInvitee(invitation.contact_name, requesterId, nameHint);
+        requesterName = name;
         this.ctx.db.run(
           `INSERT INTO contacts
              (id, name, name_hint, state, created_at, last_activity_at, pda_expires_at, internet_address)
@@ -291,9 +267,19 @@ export class Pairing {
           [ourParams.serialized, ...ourParams.authorizations]
             .map((der) => Buffer.from(der).toString("base64")).join(" "),
         );
+        // The first mail, stored with the pairing it came with; its receipts are
+        // built with the answer, and so travel with it (§3.4).
+        for (const item of firstMail) {
+          if (storeIncomingMail(this.ctx, this.jobs, requesterId, item)) {
+            received.push(item);
+          }
+        }
       },
       after: async () => {
         emit(this.ctx, "contact-changed", { id: requesterId });
+        for (const mail of received) {
+          emitMailReceived(this.ctx, { id: requesterId, name: requesterName }, mail);
+        }
         await this.onContactActive(requesterId);
       },
       savesSenderSessionKey: false,
@@ -336,6 +322,9 @@ export class Pairing {
         if (!datesAhead) {
           this.ctx.db.run("UPDATE contacts SET pda_expires_at = NULL WHERE id = ?", contact.id);
         }
+        // Mail that rode in our request and has no receipt yet goes again, as
+        // ordinary mail, once this commits (§3.4).
+        this.#requests.answered(contact.id);
       },
       after: async () => {
         emit(this.ctx, "contact-changed", { id: contact.id });
@@ -424,11 +413,33 @@ export class Pairing {
     const ahead = await this.#authorizations.checkIssuedAhead(content.authorizations ?? [], peerId);
     // A peer that sent no `authorizations` predates them, and takes no PDA dated ahead.
     const datesAhead = content.authorizations !== undefined;
-    return { params, peerId, nameHint: content.nameHint, ahead, datesAhead };
+    return {
+      params,
+      peerId,
+      nameHint: content.nameHint,
+      ahead,
+      datesAhead,
+      mail: content.mail ?? [],
+    };
   }
 
   #nameForInvitee(chosen: string | null, id: string, hint: string): string {
     if (chosen !== null && !this.contacts.nameTaken(chosen)) return chosen;
     return this.contacts.defaultName(id, hint);
+  }
+}
+
+/** Decodes the `index`th first mail of a pairing request (§3.4). */
+function readFirstMail(der: Uint8Array, index: number): MailContent {
+  try {
+    return decodeMail(der);
+  } catch (error) {
+    throw new ParcelRefusedError(
+      "bad-content",
+      `Mail ${index + 1} of the pairing request is malformed: ${
+        error instanceof Error ? error.message : error
+      }`,
+      { cause: error },
+    );
   }
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { MAX_PARCEL_LENGTH } from "../../../bindings/validation.ts";
 import {
   bytesField,
   encodeSequence,
@@ -45,6 +46,16 @@ export const MAIL_LIMITS = {
   mediaTypeLength: 255,
 } as const;
 
+/**
+ * Most octets an encoded mail (subject, body, attachments) may take: 8 264 332;
+ * and an encoded `Pairing` with the first mail in it (docs/protocol.md §3.4).
+ * A parcel adds a fixed 4 KiB or so (envelope, signature, certificate chain) plus
+ * about 0.45% (CMS splits encrypted content into 1 KiB pieces, each with its own
+ * header); 16 KiB and 0.5% are set aside so the parcel stays within
+ * {@linkcode MAX_PARCEL_LENGTH}.
+ */
+export const MAX_MAIL_LENGTH = Math.floor((MAX_PARCEL_LENGTH - 16 * 1024) / 1.005);
+
 /** Content of a pairing request or a pairing accept. */
 export interface PairingContent {
   /** DER `PrivateEndpointConnParams` of the sender, for the recipient. */
@@ -58,21 +69,35 @@ export interface PairingContent {
    * sender does not take PDAs dated ahead either.
    */
   readonly authorizations?: readonly Uint8Array[];
+  /**
+   * The first mail, riding in a pairing request (each a DER {@linkcode MailContent},
+   * in the order written; docs/protocol.md §3.4). Written only when there is some;
+   * absent, it reads as empty. A pairing accept carries none.
+   */
+  readonly mail?: readonly Uint8Array[];
 }
 
-/** Limits of the `authorizations` of a {@linkcode PairingContent}. */
-export const PAIRING_LIMITS = { authorizations: 32, authorizationLength: 16_384 } as const;
+/** Limits of the `authorizations` and `mail` of a {@linkcode PairingContent}. */
+export const PAIRING_LIMITS = {
+  authorizations: 32,
+  authorizationLength: 16_384,
+  mail: 100,
+} as const;
 
 /** Encodes {@linkcode PairingContent}. */
 export function encodePairing(content: PairingContent): Uint8Array {
+  const mail = content.mail ?? [];
   return encodeSequence([
     bytesField(0, content.connectionParams),
     textField(1, content.nameHint),
     listField(2, (content.authorizations ?? []).map((path) => bytesField(0, path))),
+    // Left out when empty: a receiver older than the field then sees the request
+    // it always saw (docs/protocol.md §3.4).
+    ...mail.length > 0 ? [listField(3, mail.map((der) => bytesField(0, der)))] : [],
   ]);
 }
 
-/** Decodes {@linkcode PairingContent}. */
+/** Decodes {@linkcode PairingContent}; the mail it carries is left encoded. */
 export function decodePairing(bytes: Uint8Array): PairingContent {
   const fields = Fields.decode("Pairing", bytes);
   return {
@@ -87,6 +112,11 @@ export function decodePairing(bytes: Uint8Array): PairingContent {
         )
       )
       : undefined,
+    mail: fields.has(3)
+      ? fields.list(3, "mail", PAIRING_LIMITS.mail).map((item, index) =>
+        new Fields("Pairing", [item]).bytes(item.idBlock.tagNumber, `mail[${index}]`)
+      )
+      : [],
   };
 }
 

@@ -27,6 +27,7 @@ import {
   encodeReceipt,
   MAIL_LIMITS,
   type MailContent,
+  PAIRING_LIMITS,
   type PairingContent,
   type ReceiptContent,
 } from "../../../app/core/protocol/messages.ts";
@@ -72,7 +73,17 @@ export function mail(rng: Rng): MailContent {
 
 /** A valid pairing request or accept. */
 export function pairing(rng: Rng): PairingContent {
-  return { connectionParams: rng.bytes(rng.size(16_384)), nameHint: validText(rng, 200, 200) };
+  return {
+    connectionParams: rng.bytes(rng.size(16_384)),
+    nameHint: validText(rng, 200, 200),
+    // Written even when empty, so it always reads back as a list.
+    authorizations: Array.from(
+      { length: rng.size(rng.chance(0.05) ? PAIRING_LIMITS.authorizations : 3) },
+      () => rng.bytes(1 + rng.size(PAIRING_LIMITS.authorizationLength - 1)),
+    ),
+    // Left out when empty, and read back as empty (docs/protocol.md §3.4).
+    mail: Array.from({ length: rng.size(3) }, () => rng.bytes(1 + rng.size(4000))),
+  };
 }
 
 /** A valid receipt. */
