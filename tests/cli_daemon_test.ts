@@ -85,7 +85,7 @@ Deno.test("relaymail daemon: other commands go through it, each job done once; a
         assert.equal(shown.passphraseProtected, true);
         const created = await json(alice, ["invite", "--name", "Bob"]);
         invitation = created.text;
-        assert.match(invitation, /^relaymail-invite:1:/);
+        assert.match(invitation, /^relaymail-invite:2:/);
         assert.equal((await Deno.readTextFile(created.file)).trim(), invitation);
         assert.deepEqual(await json(alice, ["contacts"]), []);
         assert.equal((await json(alice, ["invitations"])).length, 1);

@@ -49,7 +49,7 @@ Deno.test("relaymail CLI: Alice and Bob pair and mail each other by USB stick; M
       }
       const created = await json(alice, "invite", "--name", "Bob", "--expires", "2d");
       invitation = created.text;
-      assert.match(invitation, /^relaymail-invite:1:[A-Za-z0-9_-]+$/);
+      assert.match(invitation, /^relaymail-invite:2:[A-Z2-7]+$/);
       assert.equal((await Deno.readTextFile(created.file)).trim(), invitation);
       const plain = await ok(alice, "invite", "--name", "Carol");
       assert.equal(plain.trim().split("\n").length, 1, "the invitation is a single line");

@@ -6,15 +6,30 @@
  *
  * @module
  */
-import { generateRSAKeyPair, getIdFromIdentityKey } from "@relaycorp/relaynet-core";
+import { Buffer } from "node:buffer";
+import {
+  derDeserializeRSAPrivateKey,
+  derDeserializeRSAPublicKey,
+  derSerializePrivateKey,
+  getIdFromIdentityKey,
+} from "@relaycorp/relaynet-core";
 import { ParcelRefusedError } from "../../bindings/validation.ts";
 import type { Authorizations } from "./authorizations.ts";
 import type { Contact, Contacts } from "./contacts.ts";
 import type { NodeContext } from "./context.ts";
+import { ConflictError, NotFoundError } from "./errors.ts";
 import type { IdentityManager } from "./identity.ts";
-import { encodeInvitation } from "./protocol/invitation.ts";
+import {
+  encodeInvitation,
+  type InvitationFormat,
+  invitationKeyFromSeed,
+  withSeed,
+} from "./protocol/invitation.ts";
 
-/** An invitation as listed (its text is shown once, when created, and never stored). */
+/**
+ * An invitation as listed. Its text is kept while it is pending, so that it can be
+ * shown again ({@linkcode invitationText}), and deleted once it is not.
+ */
 export interface InvitationInfo {
   readonly id: string;
   readonly contactName: string | null;
@@ -37,6 +52,11 @@ export interface CreateInvitationOptions {
   readonly contactName?: string;
   /** How long the invitation lasts (default: the `invitationTtlMs` setting, 7 days). */
   readonly ttlMs?: number;
+  /**
+   * The text's format (default 2, compact: one QR code). 1 is for someone whose
+   * Relaymail predates version 2 invitations.
+   */
+  readonly format?: InvitationFormat;
 }
 
 /** The row of table `invitations`. */
@@ -56,6 +76,9 @@ const MAX_INVITATION_TTL_MS = 90 * 86_400_000;
 
 /** Key in table `meta` that binds invitation `id` to the contact it pairs again with. */
 const REPAIRS = "invitation.repairs.";
+
+/** Key in table `meta` that holds the text of pending invitation `id`, to show it again. */
+const TEXTS = "invitation.text.";
 
 /** Issues, lists, revokes and expires this endpoint's invitations. */
 export class Invitations {
@@ -87,7 +110,12 @@ export class Invitations {
       ? null
       : this.contacts.checkName(options.contactName);
     const now = this.ctx.now().getTime();
-    const invitationKey = await generateRSAKeyPair();
+    // K comes from a seed, which a version 2 text carries instead of K itself. The
+    // seed comes from a nonce and the identity key, so that the text kept to show it
+    // again holds the nonce, not K: K is as safe at rest as the identity key.
+    const nonce = crypto.getRandomValues(new Uint8Array(16));
+    const seed = await invitationSeed(this.identity, nonce);
+    const invitationKey = await seededKeyPair(seed);
     const invitationId = await getIdFromIdentityKey(invitationKey.publicKey);
     // Its session key is bound to the invitation key: it decrypts the one pairing
     // request and nothing else.
@@ -100,7 +128,12 @@ export class Invitations {
       connectionParams: issued.params,
       invitationKey: invitationKey.privateKey,
       nameHint: this.identity.name,
-    });
+      invitationKeySeed: seed,
+    }, options.format ?? 2);
+    const blanked = await withSeed(text, new Uint8Array(32));
+    // A version 1 text (asked for, or an inviter registered with a gateway) holds K
+    // itself: it is kept whole, as `relaymail invite` saves it in a file.
+    const kept = blanked === null ? text : `${Buffer.from(nonce).toString("base64url")} ${blanked}`;
     this.ctx.db.transaction(() => {
       issued.saveSessionKey();
       this.ctx.db.run(
@@ -112,6 +145,7 @@ export class Invitations {
         issued.pdaExpiresAt.getTime(),
         issued.sessionKeyId,
       );
+      this.ctx.db.run("INSERT INTO meta (key, value) VALUES (?, ?)", TEXTS + invitationId, kept);
       if (repairing) {
         this.ctx.db.run(
           "INSERT INTO meta (key, value) VALUES (?, ?)",
@@ -152,25 +186,13 @@ export class Invitations {
 
   /** Withdraws a pending invitation (by id or an id prefix of at least 6 hex digits). */
   revoke(reference: string): InvitationInfo {
-    const ref = reference.trim().toLowerCase();
-    const rows = this.ctx.db.all<InvitationRow>(
-      "SELECT * FROM invitations WHERE id = ? OR (length(?) >= 6 AND substr(id, 2, length(?)) = ?)",
-      ref,
-      ref,
-      ref,
-      ref,
-    );
-    if (rows.length !== 1) {
-      throw new RangeError(
-        rows.length ? `"${reference}" matches several invitations` : `No invitation "${reference}"`,
-      );
-    }
-    const row = rows[0];
+    const row = findInvitation(this.ctx, reference);
     if (row.state !== "pending") {
       throw new RangeError(`Invitation ${row.id.slice(1, 13)} is ${row.state}, not pending`);
     }
     this.ctx.db.transaction(() => {
       this.ctx.db.run("UPDATE invitations SET state = 'revoked' WHERE id = ?", row.id);
+      this.ctx.db.run("DELETE FROM meta WHERE key = ?", TEXTS + row.id);
       this.ctx.keys.privateKeyStore.deleteSessionKey(row.session_key_id);
     });
     return this.get(row.id)!;
@@ -188,17 +210,105 @@ export class Invitations {
         this.ctx.db.run("UPDATE invitations SET state = 'expired' WHERE id = ?", row.id);
         this.ctx.keys.privateKeyStore.deleteSessionKey(row.session_key_id);
       }
-      // A binding outlives no use of its invitation.
-      this.ctx.db.run(
-        `DELETE FROM meta WHERE key >= ? AND key < ? AND substr(key, ?) IN
-           (SELECT id FROM invitations WHERE state != 'pending')`,
-        REPAIRS,
-        REPAIRS.slice(0, -1) + "/",
-        REPAIRS.length + 1,
-      );
+      // A binding outlives no use of its invitation, nor does a text (it holds the
+      // invitation key, of no use once the invitation is not pending).
+      for (const prefix of [REPAIRS, TEXTS]) {
+        this.ctx.db.run(
+          `DELETE FROM meta WHERE key >= ? AND key < ? AND substr(key, ?) IN
+             (SELECT id FROM invitations WHERE state != 'pending')`,
+          prefix,
+          prefix.slice(0, -1) + "/",
+          prefix.length + 1,
+        );
+      }
       return rows.length;
     });
   }
+}
+
+/**
+ * The invitation `reference` names: its id, or an id prefix of at least 6 hex digits
+ * (without the leading 0, as listed).
+ */
+export function findInvitation(ctx: NodeContext, reference: string): InvitationRow {
+  const ref = reference.trim().toLowerCase();
+  const rows = ctx.db.all<InvitationRow>(
+    "SELECT * FROM invitations WHERE id = ? OR (length(?) >= 6 AND substr(id, 2, length(?)) = ?)",
+    ref,
+    ref,
+    ref,
+    ref,
+  );
+  if (rows.length !== 1) {
+    // A RangeError, as before: the web API and the CLI answer it as the person's input.
+    throw new RangeError(
+      rows.length
+        ? `"${reference}" matches several invitations: give more of its id`
+        : `No invitation "${reference}"`,
+    );
+  }
+  return rows[0];
+}
+
+/**
+ * The text of the pending invitation `reference` names, to hand over again. An
+ * invitation used, revoked or expired has none: it could pair nobody.
+ */
+export async function invitationText(
+  ctx: NodeContext,
+  identity: IdentityManager,
+  reference: string,
+): Promise<InvitationInfo & { readonly text: string }> {
+  const row = findInvitation(ctx, reference);
+  const expired = row.state === "pending" && row.expires_at <= ctx.now().getTime();
+  const state = expired ? "expired" : row.state;
+  if (state !== "pending") {
+    throw new ConflictError(
+      `Invitation ${row.id.slice(1, 13)} is ${state}: make a new one to pair with someone`,
+    );
+  }
+  const kept = ctx.db.get<{ value: string }>(
+    "SELECT value FROM meta WHERE key = ?",
+    TEXTS + row.id,
+  )?.value;
+  if (kept === undefined) {
+    throw new NotFoundError(
+      `Invitation ${
+        row.id.slice(1, 13)
+      } was made before texts were kept: revoke it and make a new one`,
+    );
+  }
+  const [nonce, blanked] = kept.split(" ");
+  const text = blanked === undefined
+    ? kept
+    : await withSeed(blanked, await invitationSeed(identity, Buffer.from(nonce, "base64url")));
+  if (text === null) throw new Error(`The kept text of invitation ${row.id} is damaged`);
+  return { ...toInvitationInfo(row), text };
+}
+
+/** The seed of the invitation key made with `nonce`: HMAC-SHA-256 under the identity key. */
+async function invitationSeed(identity: IdentityManager, nonce: Uint8Array): Promise<Uint8Array> {
+  const { identityKeyPair } = await identity.endpoint();
+  const secret = new Uint8Array(await derSerializePrivateKey(identityKeyPair.privateKey));
+  const key = await crypto.subtle.importKey(
+    "raw",
+    secret,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const label = new TextEncoder().encode("relaymail invitation seed ");
+  const message = new Uint8Array([...label, ...nonce]);
+  return new Uint8Array(await crypto.subtle.sign("HMAC", key, message));
+}
+
+/** The invitation key pair `seed` stands for (docs/protocol.md §2). */
+async function seededKeyPair(seed: Uint8Array) {
+  const key = await invitationKeyFromSeed(seed);
+  return {
+    privateKey: await derDeserializeRSAPrivateKey(Buffer.from(key.pkcs8)),
+    publicKey: await derDeserializeRSAPublicKey(Buffer.from(key.spki)),
+  };
 }
 
 /** Why a parcel signed with the key of `invitation` cannot be taken, at `now`. */

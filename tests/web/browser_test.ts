@@ -181,7 +181,7 @@ Deno.test({
         const text = pageA.locator("#invitation-text");
         await text.waitFor();
         invitation = await text.inputValue();
-        assert.match(invitation, /^relaymail-invite:1:[A-Za-z0-9_-]+$/);
+        assert.match(invitation, /^relaymail-invite:2:[A-Z2-7]+$/);
         const codes = pageA.locator(".qr img");
         assert.ok(await codes.count() >= 1);
         assert.match(await codes.first().getAttribute("alt") ?? "", /Invitation QR code/);

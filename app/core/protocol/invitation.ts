@@ -19,9 +19,22 @@ import {
 } from "@relaycorp/relaynet-core";
 import { toArrayBuffer, verifyPathIssuedBy } from "../../../bindings/validation.ts";
 import { bytesField, encodeSequence, Fields, MalformedStructureError, textField } from "./der.ts";
+import {
+  COMPACT_PREFIX,
+  CompactInvitationError,
+  decodeCompact,
+  encodeCompact,
+  invitationKeyFromSeed,
+  withSeed,
+} from "./invitation_compact.ts";
 
-/** Every invitation line starts with this; the digit is the format version. */
+export { COMPACT_PREFIX, invitationKeyFromSeed, withSeed };
+
+/** Every version 1 invitation line starts with this; the digit is the format version. */
 export const INVITATION_PREFIX = "relaymail-invite:1:";
+
+/** The invitation text formats: 2 (compact, the default) and 1 (what older Relaymail reads). */
+export type InvitationFormat = 1 | 2;
 
 /** Raised when an invitation cannot be used; the message says why. */
 export class InvalidInvitationError extends Error {
@@ -39,6 +52,11 @@ export interface Invitation {
   readonly invitationKey: CryptoKey;
   /** What the inviter calls itself: a hint shown beside its key fingerprint. */
   readonly nameHint: string;
+  /**
+   * The 32 bytes K was generated from ({@linkcode invitationKeyFromSeed}), if it
+   * was: a version 2 text then carries them instead of K (352 bytes less).
+   */
+  readonly invitationKeySeed?: Uint8Array;
 }
 
 /** An invitation read from text, with what can be derived from it. */
@@ -51,8 +69,21 @@ export interface DecodedInvitation extends Invitation {
   readonly expiresAt: Date;
 }
 
-/** Encodes an invitation as one line of text. */
-export async function encodeInvitation(invitation: Invitation): Promise<string> {
+/**
+ * Encodes an invitation as one line of text: version 2 (about 1,450 characters with
+ * a seeded K, one QR code) unless `format` is 1 or the invitation has a shape
+ * version 2 does not describe (a gateway-issued certificate path), then version 1
+ * (about 5,300 characters).
+ */
+export async function encodeInvitation(
+  invitation: Invitation,
+  format: InvitationFormat = 2,
+): Promise<string> {
+  const compact = format === 2 ? await encodeCompact(invitation) : null;
+  return compact ?? encodeVersion1(invitation);
+}
+
+async function encodeVersion1(invitation: Invitation): Promise<string> {
   const der = encodeSequence([
     bytesField(0, new Uint8Array(await invitation.connectionParams.serialize())),
     bytesField(1, new Uint8Array(await derSerializePrivateKey(invitation.invitationKey))),
@@ -67,12 +98,24 @@ export async function encodeInvitation(invitation: Invitation): Promise<string> 
  */
 export async function decodeInvitation(text: string, now: Date): Promise<DecodedInvitation> {
   const compact = joinInvitationParts(text).replace(/\s+/g, "");
+  if (compact.slice(0, COMPACT_PREFIX.length).toLowerCase() === COMPACT_PREFIX) {
+    let invitation: Invitation;
+    try {
+      invitation = await decodeCompact(compact.slice(COMPACT_PREFIX.length));
+    } catch (error) {
+      if (!(error instanceof CompactInvitationError)) throw error;
+      throw new InvalidInvitationError(`Invitation is damaged or truncated: ${error.message}`, {
+        cause: error,
+      });
+    }
+    return await checkInvitation(invitation, now);
+  }
   if (!compact.startsWith(INVITATION_PREFIX)) {
-    const other = /^relaymail-invite:(\d+):/.exec(compact);
+    const other = /^relaymail-invite:(\d+):/i.exec(compact);
     throw new InvalidInvitationError(
       other
-        ? `Cannot read invitation format version ${other[1]}: this Relaymail reads version 1`
-        : `Not a Relaymail invitation: it should start with "${INVITATION_PREFIX}"`,
+        ? `Cannot read invitation format version ${other[1]}: this Relaymail reads versions 1 and 2`
+        : `Not a Relaymail invitation: it should start with "relaymail-invite:"`,
     );
   }
   const encoded = compact.slice(INVITATION_PREFIX.length);
@@ -99,7 +142,14 @@ export async function decodeInvitation(text: string, now: Date): Promise<Decoded
       cause: error,
     });
   }
+  return await checkInvitation(invitation, now);
+}
 
+/**
+ * Checks that the PDA of an invitation read from text really was issued by the
+ * inviter to its invitation key, and that it has not expired at `now`.
+ */
+async function checkInvitation(invitation: Invitation, now: Date): Promise<DecodedInvitation> {
   const params = invitation.connectionParams;
   const inviterId = await getIdFromIdentityKey(params.identityKey);
   const invitationId = await getIdFromIdentityKey(
@@ -193,4 +243,27 @@ export function joinInvitationParts(text: string): string {
     );
   }
   return Array.from({ length: total }, (_, i) => parts.get(i + 1)).join("");
+}
+
+/** One segment of a QR code: its text and the QR mode that holds it. */
+export type QrSegment =
+  | { readonly data: Uint8Array; readonly mode: "byte" }
+  | { readonly data: string; readonly mode: "alphanumeric" };
+
+/**
+ * The QR codes that show an invitation line, each as its segments: a version 2 line
+ * is one code, its prefix in byte mode and its base32 (upper case) in alphanumeric
+ * mode, 5.5 bits a character; a version 1 line is one code per part
+ * ({@linkcode splitInvitation}), in byte mode.
+ */
+export function invitationQrCodes(text: string): QrSegment[][] {
+  if (text.startsWith(COMPACT_PREFIX)) {
+    return [[
+      { data: new TextEncoder().encode(COMPACT_PREFIX), mode: "byte" },
+      { data: text.slice(COMPACT_PREFIX.length).toUpperCase(), mode: "alphanumeric" },
+    ]];
+  }
+  return splitInvitation(text).map((part) => [
+    { data: new TextEncoder().encode(part), mode: "byte" },
+  ]);
 }

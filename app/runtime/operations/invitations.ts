@@ -3,6 +3,8 @@
  *
  * @module
  */
+import { UserInputError } from "../../core/errors.ts";
+import { invitationText } from "../../core/invitations.ts";
 import type { Operation, OperationContext } from "../types.ts";
 import { contactNames, count, optionalText, text } from "./_input.ts";
 
@@ -10,15 +12,28 @@ import { contactNames, count, optionalText, text } from "./_input.ts";
 export const INVITATION_OPERATIONS = {
   /**
    * A new invitation, good for one pairing, valid for `ttlMs` (default: the
-   * messenger's), for someone to be known as `name`.
+   * messenger's), for someone to be known as `name`, its text in `format` (2, the
+   * default, or 1 for someone whose Relaymail predates version 2).
    */
-  "invitations.create": (context: OperationContext, input: { name?: string; ttlMs?: number }) =>
+  "invitations.create": (
+    context: OperationContext,
+    input: { name?: string; ttlMs?: number; format?: number },
+  ) =>
     context.messenger.pairing.createInvitation({
       contactName: optionalText(input.name, "The name"),
       ttlMs: input.ttlMs === undefined || input.ttlMs === null
         ? undefined
         : count(input.ttlMs, "The invitation's lifetime (ms)", 0, Number.MAX_SAFE_INTEGER),
+      format: invitationFormat(input.format),
     }),
+
+  /** The pending invitation `id` (or an id prefix), with its text to hand over again. */
+  "invitations.show": (context: OperationContext, input: { id: string }) =>
+    invitationText(
+      context.messenger.ctx,
+      context.messenger.identity,
+      text(input.id, "The invitation id"),
+    ),
 
   /** The invitations this device made, and the names of the contacts who used them. */
   "invitations.list": (context: OperationContext) => {
@@ -50,3 +65,12 @@ export const INVITATION_OPERATIONS = {
     };
   },
 } satisfies Record<string, Operation>;
+
+/** An invitation text format asked for: 1, 2, or none (the default). */
+function invitationFormat(value: unknown): 1 | 2 | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (value !== 1 && value !== 2) {
+    throw new UserInputError(`An invitation's format is 1 or 2, not ${value}`);
+  }
+  return value;
+}

@@ -48,21 +48,27 @@ export interface Invitation {
   readonly usedBy: string | null;
 }
 
-/** `POST /api/invitations`: `name` is the local name of whoever accepts. */
+/**
+ * `POST /api/invitations`: `name` is the local name of whoever accepts; `format` the
+ * text's (2, the default, fits one QR code; 1 is for Relaymail older than version 2
+ * invitations).
+ */
 export interface InvitationRequest {
   readonly name?: string;
+  readonly format?: 1 | 2;
 }
 
 /**
- * The answer to `POST /api/invitations`, and to `POST /api/contacts/:id/repair`
- * (an invitation only that contact can use, to pair again): the text to hand
- * over, whole and as QR codes.
+ * The answer to `POST /api/invitations`, to `POST /api/contacts/:id/repair` (an
+ * invitation only that contact can use, to pair again), and to
+ * `GET /api/invitations/:id` (a pending invitation's text again; 409 once it is
+ * used, revoked or expired): the text to hand over, whole and as QR codes.
  */
 export interface CreatedInvitation extends Invitation {
   readonly text: string;
-  /** The text cut into parts that each fit a QR code. */
+  /** The text as the QR codes hold it: the whole text (version 2), or its parts. */
   readonly parts: readonly string[];
-  /** One `data:image/svg+xml` URL per part. */
+  /** One `data:image/svg+xml` URL per part: just one for a version 2 text. */
   readonly qrCodes: readonly string[];
 }
 

@@ -1,5 +1,6 @@
 /**
- * The web API's people: contacts, invitations (with their QR codes) and accepting one.
+ * The web API's people: contacts, invitations (with their QR codes, made again on
+ * request while pending) and accepting one.
  *
  * @module
  */
@@ -7,8 +8,9 @@ import { Buffer } from "node:buffer";
 import type { Hono } from "hono";
 // @deno-types="@types/qrcode"
 import QRCode from "qrcode";
-import { splitInvitation } from "../../core/protocol/invitation.ts";
-import { fromUser } from "../errors.ts";
+import { invitationText } from "../../core/invitations.ts";
+import { invitationQrCodes, splitInvitation } from "../../core/protocol/invitation.ts";
+import { fromUser, HttpError } from "../errors.ts";
 import { jsonFields, requiredText, textField } from "../input.ts";
 import type * as api from "../api_types.ts";
 import { answer, type RouteContext } from "./context.ts";
@@ -36,10 +38,27 @@ export function peopleRoutes(app: Hono, web: RouteContext): void {
     (c) => c.json(answer<api.Invitation[]>(node.pairing.listInvitations())),
   );
   app.post("/api/invitations", web.small, async (c) => {
-    const name = textField(await jsonFields(c.req), "name");
-    const invitation = await fromUser(() => node.pairing.createInvitation({ contactName: name }));
+    const fields = await jsonFields(c.req);
+    const name = textField(fields, "name");
+    const format = fields.format ?? 2;
+    if (format !== 1 && format !== 2) {
+      throw new HttpError(400, `An invitation's format is 1 or 2, not ${JSON.stringify(format)}`);
+    }
+    const invitation = await fromUser(() =>
+      node.pairing.createInvitation({ contactName: name, format })
+    );
     return c.json(await withQrCodes(invitation));
   });
+  // The text of a pending invitation again, to copy or show as a QR code.
+  app.get(
+    "/api/invitations/:id",
+    async (c) =>
+      c.json(
+        answer<api.CreatedInvitation>(
+          await withQrCodes(await invitationText(node.ctx, node.identity, c.req.param("id"))),
+        ),
+      ),
+  );
   app.post(
     "/api/invitations/:id/revoke",
     async (c) => c.json(await fromUser(() => node.pairing.revokeInvitation(c.req.param("id")))),
@@ -54,12 +73,21 @@ export function peopleRoutes(app: Hono, web: RouteContext): void {
   });
 }
 
-/** An invitation with its text in parts that each fit a QR code, and those codes. */
+/**
+ * An invitation with its QR codes: one for a version 2 text, at error correction M
+ * (15% of the code may be lost or smudged); a version 1 text keeps its parts, each
+ * a code at level L, as before.
+ */
 async function withQrCodes<T extends { readonly text: string }>(invitation: T) {
-  const parts = splitInvitation(invitation.text);
+  const codes = invitationQrCodes(invitation.text);
+  const parts = codes.length === 1 ? [invitation.text] : splitInvitation(invitation.text);
   const qrCodes = await Promise.all(
-    parts.map((part) =>
-      QRCode.toString(part, { type: "svg", errorCorrectionLevel: "L", margin: 2 })
+    codes.map((segments) =>
+      QRCode.toString([...segments], {
+        type: "svg",
+        errorCorrectionLevel: codes.length === 1 ? "M" : "L",
+        margin: 2,
+      })
     ),
   );
   return {

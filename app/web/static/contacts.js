@@ -4,7 +4,8 @@
 // accepting an invitation. A pairing that completes updates its row only: what
 // is being typed in the forms stays. A contact whose authorisations lapsed after
 // a long silence says so, and offers an invitation to pair again that only that
-// contact can use.
+// contact can use. The invitations nobody used yet are listed (invitations.js), to
+// show, copy or revoke again.
 
 import { attempt, badge, h, liveTable, onSubmit, toast } from "./dom.js";
 import {
@@ -16,6 +17,7 @@ import {
   renameContact,
   repairContact,
 } from "./endpoints.js";
+import { invitationBlock, pendingInvitations } from "./invitations.js";
 import { store } from "./store.js";
 
 /** @typedef {import("../api_types.ts").Contact} Contact */
@@ -37,6 +39,10 @@ export async function contactsView({ watch }) {
     row: (contact) => contactRow(contact, refresh, showInvitation),
   });
   const invitationOut = h("div", { id: "invitation-out" });
+  const invitationsTable = pendingInvitations({
+    show: (invitation) => showInvitation(invitation),
+    refresh: () => refresh(),
+  });
   const pendingHint = h("p", { class: "hint" });
   /**
    * The ids of the invitations not used yet.
@@ -60,6 +66,7 @@ export async function contactsView({ watch }) {
   async function refresh() {
     const [contacts, invitations] = await Promise.all([listContacts(), listInvitations()]);
     table.update(contacts);
+    invitationsTable.update(invitations);
     pending = new Set(invitations.filter((i) => i.state === "pending").map((i) => i.id));
     pendingHint.textContent = pending.size ? `${pending.size} invitation(s) not used yet.` : "";
     pendingHint.hidden = pending.size === 0;
@@ -84,6 +91,8 @@ export async function contactsView({ watch }) {
       inviteForm(showInvitation),
       invitationOut,
       pendingHint,
+      h("h2", {}, "Invitations not used yet"),
+      invitationsTable.node,
       h("h2", {}, "Accept an invitation"),
       acceptForm(refresh),
     ],
@@ -94,7 +103,7 @@ export async function contactsView({ watch }) {
 
 /** What a contact's state badge says. */
 const STATE_TEXT = {
-  pairing: "waiting for their answer",
+  pairing: "waiting for their answer: you can write already",
   active: "active",
   lapsed: "lapsed: pair again",
   blocked: "blocked",
@@ -156,7 +165,9 @@ function contactRow(contact, refresh, showInvitation) {
       h(
         "div",
         { class: "actions" },
-        contact.state === "active"
+        // A contact still pairing can be written to: the first mail rides with the
+        // pairing request (docs/protocol.md §3.4).
+        contact.state === "active" || contact.state === "pairing"
           ? h("button", {
             type: "button",
             onclick: () => (location.hash = `#/compose?to=${encodeURIComponent(contact.id)}`),
@@ -205,7 +216,7 @@ function acceptForm(refresh) {
     class: "invitation",
     id: "accept-text",
     required: true,
-    placeholder: "relaymail-invite:1:…",
+    placeholder: "relaymail-invite:2:…",
   });
   const name = h("input", { type: "text", id: "accept-name", placeholder: "e.g. Alice" });
   const form = h(
@@ -229,49 +240,4 @@ function acceptForm(refresh) {
     ),
   );
   return form;
-}
-
-/**
- * An invitation to hand over: its text to copy, and its QR codes.
- * @param {CreatedInvitation} created
- */
-function invitationBlock(created) {
-  const text = h("textarea", {
-    class: "invitation",
-    id: "invitation-text",
-    readonly: true,
-    "aria-label": "Invitation text",
-  });
-  text.value = created.text;
-  const codes = created.qrCodes.length;
-  return [
-    h(
-      "p",
-      {},
-      `Good for one pairing until ${
-        new Date(created.expiresAt).toLocaleString()
-      }. Give it to them by any means: a message, a file, in person.`,
-    ),
-    text,
-    h(
-      "div",
-      { class: "actions" },
-      h("button", {
-        type: "button",
-        onclick: () => navigator.clipboard.writeText(created.text).then(() => toast("Copied")),
-      }, "Copy"),
-    ),
-    h(
-      "div",
-      { class: "qr" },
-      created.qrCodes.map((src, i) =>
-        h(
-          "figure",
-          {},
-          h("img", { src, alt: `Invitation QR code, part ${i + 1} of ${codes}` }),
-          h("figcaption", {}, codes > 1 ? `Part ${i + 1} of ${codes}` : "Scan"),
-        )
-      ),
-    ),
-  ];
 }
