@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { errorMessage } from "../../bindings/validation.ts";
 import { EXIT_CODES, exitCodeOf } from "../runtime/faults.ts";
+import { addBackupCommands } from "./commands/backup.ts";
 import { addContactCommands } from "./commands/contacts.ts";
 import { addDaemonCommand, addStartCommand } from "./commands/daemon.ts";
 import { addGatewayCommands } from "./commands/gateway.ts";
@@ -89,6 +90,7 @@ function buildProgram(print: Print): Command {
   addStatusCommand(program, out);
   addIdentityCommands(program, out);
   addPassphraseCommands(program);
+  addBackupCommands(program, out);
   addInvitationCommands(program, out);
   addContactCommands(program, out);
   addMailCommands(program, out);

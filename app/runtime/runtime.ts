@@ -10,6 +10,7 @@
  */
 import { resolve } from "node:path";
 import { errorMessage } from "../../bindings/validation.ts";
+import { removeBackupLeftovers } from "../core/backup_db.ts";
 import { ConflictError, UserInputError } from "../core/errors.ts";
 import { PassphraseGuard } from "../core/passphrase_guard.ts";
 import { Settings } from "../core/settings.ts";
@@ -75,6 +76,8 @@ export class Runtime {
     const lock = options.lock ??
       (await WriterLock.acquire(dataDir, { waitMs: options.lockWaitMs }))!;
     try {
+      // Under the lock, no backup or restore is under way: what one left is litter.
+      await removeBackupLeftovers(dataDir);
       const messenger = await Relaymail.open(dataDir, options);
       return new Runtime(messenger, lock, options.log ?? timestamped);
     } catch (error) {

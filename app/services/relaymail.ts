@@ -34,7 +34,16 @@ import {
   type ReceiveOutcome,
 } from "../../bindings/binding.ts";
 import { SqliteDatabase } from "../../bindings/durable.ts";
-import { toHex } from "../../bindings/validation.ts";
+import {
+  type BackupOptions,
+  type BackupReport,
+  type BackupTarget,
+  restoreBackupFile,
+  type RestoreOptions,
+  writeBackupFile,
+} from "../core/backup.ts";
+import { sealerRecord, writeSealerRecord } from "../core/backup_db.ts";
+import type { BackupManifest } from "../core/backup_format.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import { Contacts } from "../core/contacts.ts";
 import {
@@ -44,7 +53,12 @@ import {
   type Tunables,
 } from "../core/context.ts";
 import { GatewayAccount } from "./gateway.ts";
-import { type GatewayRegistration, IdentityManager } from "../core/identity.ts";
+import {
+  type GatewayRegistration,
+  type IdentityInfo,
+  IdentityManager,
+  NoIdentityError,
+} from "../core/identity.ts";
 import { Jobs } from "../core/jobs.ts";
 import { PassphraseRequiredError, SqliteKeyStoreSet } from "../core/keys/key_stores.ts";
 import { KeySealer } from "../core/keys/sealing.ts";
@@ -56,7 +70,7 @@ import { Receiver } from "./receiver.ts";
 import { RefusalLog } from "../core/refusals.ts";
 import { Settings } from "../core/settings.ts";
 import { MIGRATIONS } from "../core/store/schema.ts";
-import { UserInputError } from "../core/errors.ts";
+import { ConflictError, UserInputError } from "../core/errors.ts";
 
 /** Name of the database file inside a data directory. */
 export const DATABASE_FILE = "relaymail.sqlite";
@@ -81,6 +95,18 @@ export interface MaintenanceReport {
   readonly parcelsQueued: number;
   /** True when another process (the daemon) held the maintenance lease: it does the work. */
   readonly skipped?: boolean;
+}
+
+export type { BackupOptions, BackupReport, RestoreOptions };
+
+/** What {@linkcode Relaymail.restore} restored. */
+export interface RestoreReport {
+  /** What the backup said of itself. */
+  readonly backup: BackupManifest;
+  /** The identity, restored. */
+  readonly identity: IdentityInfo;
+  readonly contacts: number;
+  readonly messages: number;
 }
 
 /** How long a maintenance run may hold its lease before another process may take over. */
@@ -303,6 +329,79 @@ export class Relaymail implements ParcelNode {
     this.#sealer = sealer;
   }
 
+  /**
+   * Writes a backup of this directory to `file`, which must not exist; see
+   * `../core/backup.ts` for what it holds.
+   */
+  backup(file: string, options: BackupOptions): Promise<BackupReport> {
+    if (!this.identity.exists()) throw new NoIdentityError(this.dataDir);
+    return writeBackupFile(this.#backupTarget(), file, options);
+  }
+
+  /**
+   * Restores the backup in `file`, encrypted under `passphrase`, into this
+   * directory, which must have no identity yet. All or nothing: a wrong
+   * passphrase or a damaged file leaves the directory as it was.
+   */
+  async restore(
+    file: string,
+    passphrase: string,
+    options: RestoreOptions = {},
+  ): Promise<RestoreReport> {
+    this.#refuseIdentity();
+    // Two at once would both pass the check for an identity, and both write.
+    if (this.#restoring) {
+      throw new ConflictError(
+        `A restore into ${this.dataDir} is under way already: wait for it to end`,
+      );
+    }
+    this.#restoring = true;
+    try {
+      const { manifest, sealer } = await restoreBackupFile(
+        this.#backupTarget(),
+        file,
+        passphrase,
+        { ...options, refuse: () => this.#refuseIdentity() },
+      );
+      this.#sealer = sealer;
+      await this.maintain();
+      return this.#restored(manifest);
+    } finally {
+      this.#restoring = false;
+    }
+  }
+
+  /** Whether a restore is under way (see {@linkcode restore}). */
+  #restoring = false;
+
+  #restored(manifest: BackupManifest): RestoreReport {
+    return {
+      backup: manifest,
+      identity: this.identity.info(),
+      contacts: this.contacts.count(),
+      messages: this.ctx.db.get<{ n: number }>("SELECT count(*) AS n FROM messages")!.n,
+    };
+  }
+
+  #backupTarget(): BackupTarget {
+    return {
+      dataDir: this.dataDir,
+      databaseFile: join(this.dataDir, DATABASE_FILE),
+      db: this.ctx.db,
+      keys: this.ctx.keys.privateKeyStore,
+      sealer: this.#sealer,
+      now: this.ctx.now,
+    };
+  }
+
+  #refuseIdentity(): void {
+    if (!this.identity.exists()) return;
+    const { name, fingerprint } = this.identity.info();
+    throw new ConflictError(
+      `${this.dataDir} already has an identity (${name}, ${fingerprint}): restore a backup only into a new data directory`,
+    );
+  }
+
   /** Closes the database. Deferred work stays recorded and is done at the next open. */
   close(): void {
     if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
@@ -334,8 +433,5 @@ function openSealer(db: SqliteDatabase, passphrase: string | undefined): KeySeal
 
 /** Records the salt and check value of `sealer` (none when null). */
 function saveSealer(db: SqliteDatabase, sealer: KeySealer | null): void {
-  db.run("DELETE FROM meta WHERE key IN ('passphrase.salt', 'passphrase.check')");
-  if (!sealer) return;
-  db.run("INSERT INTO meta (key, value) VALUES ('passphrase.salt', ?)", toHex(sealer.salt));
-  db.run("INSERT INTO meta (key, value) VALUES ('passphrase.check', ?)", toHex(sealer.makeCheck()));
+  writeSealerRecord(db, sealer ? sealerRecord(sealer) : null);
 }

@@ -22,3 +22,4 @@ export type * from "./api/people.ts";
 export type * from "./api/activity.ts";
 export type * from "./api/settings.ts";
 export type * from "./api/events.ts";
+export type * from "./api/backup.ts";

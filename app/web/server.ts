@@ -18,6 +18,7 @@ import { EventStreams, type PushEvent } from "./events.ts";
 import { jsonFields, requiredText, textField } from "./input.ts";
 import { PassphraseGuard } from "../core/passphrase_guard.ts";
 import type { RouteContext } from "./routes/context.ts";
+import { BACKUP_DOWNLOAD, backupRoutes } from "./routes/backup.ts";
 import { deviceRoutes } from "./routes/device.ts";
 import { mailRoutes } from "./routes/mail.ts";
 import { peopleRoutes } from "./routes/people.ts";
@@ -46,8 +47,12 @@ const MEDIA_TYPES: Record<string, string> = {
 /** The page's files, by path: the files in static/ (read once), and the page itself at "/". */
 const STATIC_FILES: Record<string, string> = staticFiles();
 const MAX_JSON = 64 * 1024;
-/** The downloads a ticket may open (`POST /api/tickets`): attachments and `.eml` exports. */
-const DOWNLOADS = [/^\/api\/messages\/[^/]+\/attachments\/\d+$/, /^\/api\/threads\/[^/]+\/eml$/];
+/** The downloads a ticket may open (`POST /api/tickets`): attachments, `.eml` exports, backups. */
+const DOWNLOADS = [
+  /^\/api\/messages\/[^/]+\/attachments\/\d+$/,
+  /^\/api\/threads\/[^/]+\/eml$/,
+  BACKUP_DOWNLOAD,
+];
 
 /** The messenger's own events, forwarded to the page as they are. */
 const FORWARDED: readonly RelaymailEventName[] = [
@@ -57,6 +62,8 @@ const FORWARDED: readonly RelaymailEventName[] = [
   "parcel-refused",
   "outbox-changed",
   "gateway-changed",
+  "message-changed",
+  "drafts-changed",
 ];
 
 /** The running web app, on a runtime that drives the daemon. */
@@ -69,6 +76,7 @@ export class WebApp {
   readonly #log: (line: string) => void;
   #lastStatus = "";
   #statusTimer: ReturnType<typeof setInterval> | undefined;
+  #backups: { stop(): void } | null = null;
   readonly #forward: EventListener = (event) =>
     this.#push(event.type as PushEvent, (event as CustomEvent).detail ?? null);
 
@@ -139,6 +147,7 @@ export class WebApp {
     // Open event streams say goodbye and end, or the server would wait on them.
     this.#events.close("daemon", { stopping: true });
     await this.#server?.shutdown();
+    this.#backups?.stop();
   }
 
   #push(event: PushEvent, data: unknown): void {
@@ -243,6 +252,7 @@ export class WebApp {
     mailRoutes(app, web);
     peopleRoutes(app, web);
     deviceRoutes(app, web);
+    this.#backups = backupRoutes(app, web);
   }
 
   #state(): Sendable<State> {

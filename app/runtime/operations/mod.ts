@@ -8,6 +8,7 @@
  * @module
  */
 import type { Operation, OperationContext } from "../types.ts";
+import { BACKUP_OPERATIONS } from "./backup.ts";
 import { CONTACT_OPERATIONS } from "./contacts.ts";
 import { GATEWAY_OPERATIONS } from "./gateway.ts";
 import { IDENTITY_OPERATIONS } from "./identity.ts";
@@ -35,6 +36,7 @@ const ALL = {
   ...RUNTIME_OPERATIONS,
   ...STATUS_OPERATIONS,
   ...IDENTITY_OPERATIONS,
+  ...BACKUP_OPERATIONS,
   ...INVITATION_OPERATIONS,
   ...CONTACT_OPERATIONS,
   ...MAIL_OPERATIONS,

@@ -1,19 +1,26 @@
 // @ts-check
 /// <reference lib="dom" />
-// The pages before the mailbox: creating an identity on the first run, saying
-// what was created and what comes next, and asking for Relaymail's address when
-// the page has no session.
+// The pages before the mailbox: creating an identity on the first run (or
+// restoring one from a backup), saying what was created and what comes next,
+// and asking for Relaymail's address when the page has no session.
 
 import { ApiError } from "./api.js";
+import { restoreForm } from "./backup.js";
 import { h, onSubmit } from "./dom.js";
 import { createIdentity } from "./endpoints.js";
 import { FieldError } from "./problems.js";
 import { ready, store } from "./store.js";
 
 /** @typedef {import("./router.js").View} View */
+/** @typedef {import("../api_types.ts").Restored} Restored */
 
 /** The address of the first view after the identity is made: Contacts, confirming it. */
 export const WELCOME = "#/contacts?welcome";
+/** The same after a restore. */
+const RESTORED = "#/contacts?welcome&restored";
+
+/** What the restore brought back, for the welcome after it. @type {Restored | null} */
+let restoredFacts = null;
 
 /**
  * The first run: the user creates an identity, then goes on to Contacts, where
@@ -78,6 +85,22 @@ export function onboardingView(route) {
         ),
         form,
       ),
+      h(
+        "section",
+        { class: "onboarding", "aria-labelledby": "restore-title" },
+        h("h2", { id: "restore-title" }, "Or restore from a backup"),
+        h(
+          "p",
+          {},
+          "Moving to this device? Choose the backup you made in Settings, on the old one, and type its passphrase.",
+        ),
+        restoreForm((restored) => {
+          restoredFacts = restored;
+          store.update({ server: restored.state });
+          if (location.hash === RESTORED) route();
+          else location.hash = RESTORED;
+        }),
+      ),
     ],
     shown: () => name.focus(),
   };
@@ -92,13 +115,30 @@ export function onboardingView(route) {
 export function welcomed(view) {
   const state = ready();
   const { name, fingerprint } = state.identity;
+  const restored = location.hash.includes("restored") ? restoredFacts : null;
   return {
     ...view,
     content: [
       h(
         "section",
         { class: "welcome", id: "welcome", "aria-labelledby": "welcome-title" },
-        h("h1", { id: "welcome-title" }, "Your identity is ready"),
+        h(
+          "h1",
+          { id: "welcome-title" },
+          restored ? "Your identity is restored" : "Your identity is ready",
+        ),
+        restored
+          ? h(
+            "p",
+            { id: "welcome-restored" },
+            `From the backup of ${new Date(restored.backupCreatedAt).toLocaleString()}: ` +
+              `${restored.contacts} contact(s) and ` +
+              (restored.includesMail
+                ? `${restored.messages} message(s)`
+                : "no mail (it was made without)") +
+              ". Your contacts can write to you here, and you to them. Stop using the old copy: whichever wrote to a contact last is the one their next mail reaches.",
+          )
+          : null,
         h(
           "dl",
           { class: "facts" },

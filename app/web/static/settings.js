@@ -1,8 +1,9 @@
 // @ts-check
 /// <reference lib="dom" />
-// Settings: the mesh, the gateway and the passphrase, each its own form. The
-// gateway's registration and the passphrase part follow the state.
+// Settings: the mesh, the gateway, the passphrase and the backup, each its own
+// form. The gateway's registration and the passphrase part follow the state.
 
+import { backupForm } from "./backup.js";
 import { attempt, h, onSubmit, toast } from "./dom.js";
 import { listSettings, saveSettings, setPassphrase, useGateway } from "./endpoints.js";
 import { FieldError } from "./problems.js";
@@ -62,6 +63,7 @@ export async function settingsView({ watch }) {
       meshForm(value("mesh.quota"), value("mesh.mdns"), value("mesh.peers")),
       gatewayForm(value("gateway.url"), registration),
       passphrase,
+      backupForm(),
       h("p", { class: "hint" }, `Data directory: ${state.dataDir}`),
     ],
   };
