@@ -8,28 +8,19 @@
  * [--fixtures DIR]`.
  *
  * Each mailbox is built once, in a temporary directory (or in `--fixtures DIR`,
- * kept there and reused by later runs), through the store's own write path:
- * `insertMessage`, which taking in mail uses, so that the rows, the list keys,
- * the full-text index and the counters are written by the same code (and
- * triggers) as in use. Only the parcels' cryptography is skipped. Messages are
- * about 2 KB of text drawn from a Zipf-distributed vocabulary, from two
- * contacts; one in ten is sent mail, one in twenty has an attachment, one in
- * three of the received ones is unread.
+ * kept there and reused by later runs), by tests/_mailbox_fixture.ts through
+ * the store's own write path: about 2 KB of text a message, from two contacts;
+ * one in ten is sent mail, one in twenty has an attachment, one in three of the
+ * received ones is unread.
  */
 import "../../app/_quiet.ts";
-import { join } from "node:path";
-import { insertMessage } from "../../app/core/message_rows.ts";
-import type { MailContent } from "../../app/core/protocol/messages.ts";
 import { STATUS_OPERATIONS } from "../../app/runtime/operations/status.ts";
 import type { OperationContext } from "../../app/runtime/types.ts";
-import { makeNode, pair, type TestNode } from "../helpers.ts";
+import type { TestNode } from "../helpers.ts";
+import { COMMON, mailboxOf, RARE } from "../_mailbox_fixture.ts";
 
-/** The word in nearly every message, and the word in ten of them. */
-const COMMON = "the";
-const RARE = "zanzibar";
 /** A word's start, which reads every word it starts: outside the aim. */
 const PREFIX = "meet*";
-const BODY_WORDS = 330; // about 2 KB
 const PAGE = 50;
 const AIM_MS = 50;
 const AIM_RATIO = 3;
@@ -41,117 +32,10 @@ interface Fixture {
   readonly deepCursor: string;
 }
 
-/** A small deterministic random source (mulberry32). */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A vocabulary of made-up words, most common first, and a Zipf sampler over it. */
-function vocabulary(next: () => number): () => string {
-  const syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "zu", "pe", "da", "gi"];
-  const words = [COMMON, "and", "of", "to", "a", "in", "meeting", "mail", "stick", "mesh"];
-  while (words.length < 20_000) {
-    const n = 2 + Math.floor(next() * 3);
-    let word = "";
-    for (let i = 0; i < n; i++) word += syllables[Math.floor(next() * syllables.length)];
-    words.push(word + words.length.toString(36));
-  }
-  const cumulative: number[] = [];
-  let total = 0;
-  for (let rank = 1; rank <= words.length; rank++) cumulative.push(total += 1 / rank);
-  return () => {
-    const target = next() * total;
-    let low = 0;
-    let high = cumulative.length - 1;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      if (cumulative[middle] < target) low = middle + 1;
-      else high = middle;
-    }
-    return words[low];
-  };
-}
-
-async function nodes(dir: string): Promise<TestNode> {
-  const aliceDir = join(dir, "alice");
-  const fresh = !await Deno.stat(aliceDir).then(() => true, () => false);
-  await Deno.mkdir(aliceDir, { recursive: true });
-  const alice = await makeNode("Alice", { dir: aliceDir });
-  if (fresh) {
-    for (const name of ["Bob", "Carol"]) {
-      const other = await makeNode(name);
-      await pair(alice, other);
-      await other.close();
-    }
-  }
-  return alice;
-}
-
 async function build(size: number, fixtures: string): Promise<Fixture> {
-  const dir = join(fixtures, String(size));
-  const done = join(dir, "built");
-  const reuse = await Deno.stat(done).then(() => true, () => false);
-  const alice = await nodes(dir);
-  const db = alice.node.ctx.db;
-  if (!reuse) {
-    const started = performance.now();
-    const next = random(size);
-    const word = vocabulary(next);
-    const me = alice.node.identity.id;
-    const contacts = alice.node.contacts.list().map((c) => c.id);
-    const start = Date.UTC(2020, 0, 1);
-    const step = (5 * 365 * 86_400_000) / size; // five years of mail
-    const BATCH = 1000;
-    for (let first = 0; first < size; first += BATCH) {
-      db.transaction(() => {
-        for (let i = first; i < Math.min(size, first + BATCH); i++) {
-          const words = Array.from({ length: BODY_WORDS }, word);
-          if (i % (size / 10) === 7) words[Math.floor(next() * BODY_WORDS)] = RARE;
-          const sent = i % 10 === 3;
-          const sentAt = Math.round(start + i * step + next() * step);
-          const mail: MailContent = {
-            messageId: crypto.randomUUID(),
-            threadId: crypto.randomUUID(),
-            inReplyTo: "",
-            sentAt: new Date(sentAt),
-            subject: Array.from({ length: 6 }, word).join(" "),
-            body: words.join(" "),
-            recipients: sent ? [contacts[i % 2]] : [me],
-            attachments: i % 20 === 5
-              ? [{
-                fileName: `${word()}-${i}.pdf`,
-                mediaType: "application/pdf",
-                content: new Uint8Array(64),
-              }]
-              : [],
-          };
-          const rowId = insertMessage(
-            db,
-            sent ? me : contacts[i % 2],
-            sent ? "sent" : "inbox",
-            mail,
-            sentAt,
-            sentAt + 60_000,
-          );
-          if (!sent && i % 3 !== 0) {
-            db.run("UPDATE messages SET read_at = ? WHERE id = ?", 1, rowId);
-          }
-        }
-      });
-    }
-    db.exec("PRAGMA optimize");
-    await Deno.writeTextFile(done, String(size));
-    console.error(
-      `built ${size} messages in ${((performance.now() - started) / 1000).toFixed(1)} s`,
-    );
-  }
+  const alice = await mailboxOf(size, fixtures);
   const inbox = alice.node.mailbox.counts().inbox;
-  const deepCursor = db.get<{ cursor: string }>(
+  const deepCursor = alice.node.ctx.db.get<{ cursor: string }>(
     `SELECT CAST(list_key AS TEXT) AS cursor FROM messages WHERE folder = 'inbox'
      ORDER BY list_key DESC LIMIT 1 OFFSET ?`,
     Math.floor(inbox * 0.9),
