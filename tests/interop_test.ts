@@ -37,7 +37,7 @@ Deno.test("a third-party app built from docs/protocol.md pairs with Relaymail an
 
     await t.step("Carol parses and checks Alice's invitation line (§2)", async () => {
       const created = await alice.pairing.createInvitation({ contactName: "Carol" });
-      assert.match(created.text, /^relaymail-invite:1:[A-Za-z0-9_-]+$/);
+      assert.match(created.text, /^relaymail-invite:2:[A-Z2-7]+$/);
       // Mail clients fold long lines: readers must strip whitespace (§2).
       const folded = created.text.replace(/(.{76})/g, "$1\r\n ");
       invitation = await parseInvitation(folded, new Date());
