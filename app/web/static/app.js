@@ -9,13 +9,17 @@ import { mountChrome } from "./chrome.js";
 import { composeView } from "./compose.js";
 import { contactsView } from "./contacts.js";
 import { attempt, toast } from "./dom.js";
-import { folderView } from "./mailbox.js";
+import { draftsView } from "./drafts.js";
+import { folderView, PAGE } from "./mailbox.js";
+import { prefetchMessages } from "./endpoints.js";
 import { nearbyView } from "./nearby.js";
+import { announceMail, mountNotifications } from "./notifications.js";
 import { needsKeyView, onboardingView, welcomed } from "./onboarding.js";
 import { threadView } from "./reader.js";
 import { refreshView, show } from "./router.js";
 import { refusedView } from "./refused.js";
 import { settingsView } from "./settings.js";
+import { mountShortcuts, showHelp } from "./shortcuts.js";
 import { sneakernetView } from "./sneakernet.js";
 import { reloadState, store } from "./store.js";
 
@@ -29,6 +33,8 @@ import { reloadState, store } from "./store.js";
 const VIEWS = {
   inbox: (context) => folderView("inbox", context),
   sent: (context) => folderView("sent", context),
+  archive: (context) => folderView("archive", context),
+  drafts: draftsView,
   thread: threadView,
   compose: composeView,
   // Right after the first run, headed by what was created.
@@ -88,10 +94,13 @@ function changed(event) {
 
 function listen() {
   return follow({
-    "mail-received": () => {
+    "mail-received": (mail) => {
       changed("mail-received");
-      toast("New mail");
+      announceMail(mail);
     },
+    // Another tab (or the CLI) archived, marked or deleted a message, or saved a draft.
+    "message-changed": () => changed("message-changed"),
+    "drafts-changed": () => changed("drafts-changed"),
     "delivery-changed": () => changed("delivery-changed"),
     "outbox-changed": () => changed("outbox-changed"),
     "contact-changed": () => changed("contact-changed"),
@@ -108,25 +117,9 @@ function listen() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Keys and links
+// Keys, links and the nav's switches
 
-document.addEventListener("keydown", (event) => {
-  const target = event.target instanceof Element ? event.target : null;
-  if (
-    target?.closest("input, textarea, select") || event.ctrlKey || event.metaKey || event.altKey
-  ) {
-    return;
-  }
-  if (!store.get().server?.identity) return;
-  if (event.key === "c") {
-    event.preventDefault();
-    location.hash = "#/compose";
-  } else if (event.key === "/") {
-    event.preventDefault();
-    if (!["inbox", "sent"].includes(store.get().view)) location.hash = "#/inbox";
-    setTimeout(() => document.getElementById("search")?.focus(), 50);
-  }
-});
+mountShortcuts();
 document.getElementById("compose-button")?.addEventListener(
   "click",
   () => (location.hash = "#/compose"),
@@ -139,6 +132,10 @@ document.getElementById("nav")?.addEventListener("click", (event) => {
   if (link && link.getAttribute("href") === location.hash) route();
 });
 
+document.getElementById("shortcuts-button")?.addEventListener("click", showHelp);
+const navExtras = document.getElementById("nav-extras");
+if (navExtras) mountNotifications(navExtras);
+
 onSessionEnded(() => needsKey(true));
 
 let following = false;
@@ -146,6 +143,8 @@ let following = false;
 /** Signs in with the address's key if it has one, then shows the page and follows events. */
 async function start() {
   await openSession();
+  // The inbox's first page is asked for beside the state, not after it.
+  if (/^(#\/?(inbox)?)?$/.test(location.hash.split("?")[0])) prefetchMessages("inbox", PAGE);
   try {
     await reloadState();
   } catch (error) {

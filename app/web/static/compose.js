@@ -1,37 +1,57 @@
 // @ts-check
 /// <reference lib="dom" />
-// Writing a message or a reply: recipients among the active contacts, subject,
-// body and attachments, with how much of the size limit they take. A change among
+// Writing a message, a reply or a forward: recipients among the active contacts,
+// subject, body and attachments (a forward's own among them), with how much of
+// the size limit they take, kept as a draft as it is typed. A change among
 // the contacts updates the recipients only, keeping what was ticked and typed.
 
 import { ApiError } from "./api.js";
-import { h, listOr, onSubmit, toast } from "./dom.js";
-import { listContacts, readMessage, send } from "./endpoints.js";
-import { formatBytes, formatLimit, formatSize } from "./format.js";
+import { attempt, h, listOr, onSubmit, toast } from "./dom.js";
+import { draftSaver, draftsView, findDraft } from "./drafts.js";
+import { deleteDraft, listContacts, readMessage, send } from "./endpoints.js";
+import { formatBytes, formatLimit, formatSize, forwardedText, prefixed } from "./format.js";
 import { FieldError } from "./problems.js";
 import { ready } from "./store.js";
 
 /** @typedef {import("../api_types.ts").Contact} Contact */
+/** @typedef {import("../api_types.ts").MessageDetail} MessageDetail */
 /** @typedef {import("./router.js").View} View */
 /** @typedef {import("./router.js").ViewContext} ViewContext */
 
 /** @returns {Promise<Contact[]>} */
-const activeContacts = async () => (await listContacts()).filter((c) => c.state === "active");
+/** Who can be written to: a contact still pairing too (the first mail rides with the request). */
+const activeContacts = async () =>
+  (await listContacts()).filter((c) => c.state === "active" || c.state === "pairing");
 
 /**
- * The compose form: `?reply=<message id>` answers a message, `?to=<contact id>`
- * (repeated) chooses recipients.
+ * The compose form: `?reply=<message id>` answers a message, `?forward=<message
+ * id>` forwards one with its attachments, `?draft=<draft id>` resumes a draft,
+ * `?to=<contact id>` (repeated) chooses recipients. What is written is kept as a
+ * draft as it is typed (drafts.js); the address then names the draft, so that a
+ * reload resumes it.
  * @param {ViewContext} context
  * @returns {Promise<View>}
  */
-export async function composeView({ params }) {
-  const replyTo = params.get("reply");
-  const [contacts, original] = await Promise.all([
+export async function composeView(context) {
+  const { params } = context;
+  const draftId = params.get("draft");
+  const draft = draftId ? await findDraft(draftId) : null;
+  if (draftId && !draft) {
+    toast("That draft is gone: it was sent or discarded");
+    history.replaceState(null, "", "#/drafts");
+    return draftsView();
+  }
+  const [contacts, original, forwarded] = await Promise.all([
     activeContacts(),
-    replyTo ? readMessage(replyTo) : null,
+    referenced(draft ? draft.replyTo : params.get("reply"), !!draft),
+    referenced(draft ? draft.forward : params.get("forward"), !!draft),
   ]);
+  const replyTo = original?.id ?? null;
+  const forward = forwarded?.id ?? null;
   const chosen = new Set(
-    original
+    draft
+      ? draft.to
+      : original
       ? [original.from, ...original.to].filter((p) => !p.isMe).map((p) => p.id)
       : params.getAll("to"),
   );
@@ -57,22 +77,36 @@ export async function composeView({ params }) {
       ),
   });
   recipients.update(contacts);
+  /** The contact ids ticked. */
+  const ticked = () =>
+    [...form.querySelectorAll("input[name=to]:checked")].flatMap((box) =>
+      box.closest("label")?.dataset.contact ?? []
+    );
 
   const subject = h("input", {
     type: "text",
     id: "subject",
     name: "subject",
     maxlength: 998,
-    value: original
-      ? (/^re:/i.test(original.subject) ? original.subject : `Re: ${original.subject}`)
+    value: draft
+      ? draft.subject
+      : original
+      ? prefixed("Re:", original.subject)
+      : forwarded
+      ? prefixed("Fwd:", forwarded.subject)
       : "",
   });
   const body = h("textarea", { id: "body", name: "body", required: true });
+  body.value = draft ? draft.body : forwarded ? forwardedText(forwarded) : "";
   const files = h("input", {
     type: "file",
     id: "attachments",
     name: "attachments",
     multiple: true,
+  });
+  const carried = carriedAttachments(forwarded, () => {
+    size.update();
+    saver.touch();
   });
   const sendButton = h("button", {
     class: "primary",
@@ -83,11 +117,40 @@ export async function composeView({ params }) {
   const size = sizeMeter(ready().limits.mail, sendButton, () => ({
     // A form sends its line breaks as CRLF.
     text: [body.value.replace(/\r?\n/g, "\r\n"), subject.value],
-    files: [...files.files ?? []],
-    recipients: replyTo ? chosen.size : form.querySelectorAll("input[name=to]:checked").length,
+    files: [...files.files ?? [], ...carried.kept()],
+    recipients: ticked().length,
   }));
   body.addEventListener("input", size.update);
   subject.addEventListener("input", size.update);
+
+  const status = h("span", {
+    class: "hint draft-status",
+    id: "draft-status",
+    "aria-live": "polite",
+  });
+  const saver = draftSaver({
+    id: draft?.id ?? null,
+    status,
+    collect: () => ({ to: ticked(), subject: subject.value, body: body.value, replyTo, forward }),
+    // The address names the draft, so that a reload resumes it.
+    saved: (saved) => {
+      if (form.isConnected) {
+        history.replaceState(null, "", `#/compose?draft=${encodeURIComponent(saved.id)}`);
+      }
+    },
+  });
+  const discard = h("button", {
+    type: "button",
+    id: "discard",
+    onclick: () =>
+      attempt(async () => {
+        await saver.stop();
+        const id = saver.id();
+        if (id) await deleteDraft(id);
+        toast(id ? "Draft discarded" : "Discarded");
+        location.hash = "#/inbox";
+      }, discard),
+  }, "Discard");
 
   /**
    * The server's refusal, shown beside the field it is about.
@@ -125,7 +188,17 @@ export async function composeView({ params }) {
             }. Leave out an attachment, or send it in a message of its own.`,
           );
         }
+        // With none of its attachments kept, there is nothing to carry (absent means all).
+        if (forward && carried.indices().length > 0) {
+          data.set("forward", forward);
+          for (const index of carried.indices()) data.append("forwardAttachment", String(index));
+        }
+        // No save may land after the send (it would bring the draft back).
+        await saver.stop();
+        const id = saver.id();
+        if (id) data.set("draft", id);
         const sent = await send(data).catch((error) => {
+          saver.resume();
           throw besideField(error);
         });
         toast("Queued: it leaves as soon as a path exists");
@@ -137,27 +210,108 @@ export async function composeView({ params }) {
     subject,
     h("label", { for: "body" }, "Message"),
     body,
-    h("label", { for: "attachments" }, "Attachments"),
+    carried.node,
+    h("label", { for: "attachments" }, forwarded ? "Add attachments" : "Attachments"),
     files,
     size.nodes,
-    h("div", { class: "actions" }, sendButton),
+    h("div", { class: "actions" }, sendButton, discard, status),
   );
   form.addEventListener("change", size.update); // files chosen, a recipient ticked or not
+  // Typing, ticking: saved a moment after; leaving a field or the page: saved at once.
+  form.addEventListener("input", (event) => event.target !== files && saver.touch());
+  form.addEventListener("focusout", () => void saver.flush());
+  const hidden = () => document.visibilityState === "hidden" && void saver.flush(true);
+  const leaving = () => void saver.flush(true);
+  document.addEventListener("visibilitychange", hidden);
+  globalThis.addEventListener("pagehide", leaving);
   size.update();
   return {
     name: "compose",
-    content: [h("h1", {}, replyTo ? "Reply" : "New message"), form],
+    content: [
+      h("h1", {}, draft ? "Draft" : replyTo ? "Reply" : forward ? "Forward" : "New message"),
+      form,
+    ],
     live: ["contact-changed"],
     refresh: async () => {
       // What is ticked now is what stays ticked, whatever is redrawn.
       chosen.clear();
-      for (const box of form.querySelectorAll("input[name=to]:checked")) {
-        const id = box.closest("label")?.dataset.contact;
-        if (id) chosen.add(id);
-      }
+      for (const id of ticked()) chosen.add(id);
       recipients.update(await activeContacts());
     },
-    shown: () => (replyTo ? body : subject).focus(),
+    shown: () => (replyTo || forward ? body : subject).focus(),
+    leave: () => {
+      document.removeEventListener("visibilitychange", hidden);
+      globalThis.removeEventListener("pagehide", leaving);
+      void saver.flush();
+    },
+  };
+}
+
+/**
+ * The message a reply or forward is written from. A draft's may have been
+ * deleted since: the draft then goes on as a message of its own.
+ * @param {string | null} id
+ * @param {boolean} fromDraft
+ * @returns {Promise<MessageDetail | null>}
+ */
+async function referenced(id, fromDraft) {
+  if (!id) return null;
+  try {
+    return await readMessage(id);
+  } catch (error) {
+    if (!(fromDraft && error instanceof ApiError && error.status === 404)) throw error;
+    toast("The message this draft answers or forwards was deleted: it goes as a new message");
+    return null;
+  }
+}
+
+/**
+ * The attachments a forward carries from the original, each with a button that
+ * leaves it out (and one that takes it back).
+ * @param {MessageDetail | null} original
+ * @param {() => void} changed
+ */
+function carriedAttachments(original, changed) {
+  const all = original?.attachments ?? [];
+  const kept = new Set(all.map((_, index) => index));
+  const list = h("ul", { class: "carried", id: "forwarded-attachments" });
+  const draw = () =>
+    list.replaceChildren(
+      ...all.map((a, index) => {
+        const on = kept.has(index);
+        return h(
+          "li",
+          { class: on ? null : "left-out" },
+          `${a.fileName} (${formatSize(a.size)})`,
+          " ",
+          h("button", {
+            type: "button",
+            "aria-label": `${on ? "Remove" : "Put back"} ${a.fileName}`,
+            onclick: () => {
+              if (on) kept.delete(index);
+              else kept.add(index);
+              draw();
+              changed();
+            },
+          }, on ? "Remove" : "Put back"),
+        );
+      }),
+    );
+  draw();
+  return {
+    node: all.length
+      ? h(
+        "div",
+        {},
+        h("p", { class: "label", id: "forwarded-label" }, "Forwarded attachments"),
+        list,
+      )
+      : null,
+    /** The indices kept, in order. */
+    indices: () => [...kept].sort((a, b) => a - b),
+    /** The kept ones as the size meter counts files. */
+    kept: () =>
+      [...kept].map((i) => ({ name: all[i].fileName, type: all[i].mediaType, size: all[i].size })),
   };
 }
 
@@ -173,7 +327,7 @@ const OVERHEAD = { message: 256, recipient: 80, file: 64 };
  * disabled while it is over.
  * @param {number} limit
  * @param {HTMLButtonElement} send
- * @param {() => { text: string[], files: File[], recipients: number }} measure
+ * @param {() => { text: string[], files: { name: string, type: string, size: number }[], recipients: number }} measure
  */
 function sizeMeter(limit, send, measure) {
   const fill = h("div");

@@ -302,3 +302,40 @@ export function liveTable({ id, headers, empty, key, row }) {
   const frame = h("div", { class: "table-frame" }, table);
   return listOr({ frame, container: body, empty, key, render: row });
 }
+
+/**
+ * Asks a yes-or-no question in a modal dialog: resolves true when `confirm` is
+ * pressed, false when it is cancelled (the Cancel button, or Escape). Cancel
+ * has the focus, so that a stray Enter changes nothing.
+ * @param {{ title: string, text: string, confirm: string }} question
+ * @returns {Promise<boolean>}
+ */
+export function confirmDialog({ title, text, confirm }) {
+  return new Promise((resolve) => {
+    const cancel = h("button", { type: "button", onclick: () => dialog.close("cancel") }, "Cancel");
+    const dialog = h(
+      "dialog",
+      { class: "confirm", "aria-labelledby": "confirm-title" },
+      h("h2", { id: "confirm-title" }, title),
+      h("p", {}, text),
+      h(
+        "div",
+        { class: "actions" },
+        h("button", {
+          type: "button",
+          class: "danger",
+          id: "confirm-yes",
+          onclick: () => dialog.close("yes"),
+        }, confirm),
+        cancel,
+      ),
+    );
+    dialog.addEventListener("close", () => {
+      dialog.remove();
+      resolve(dialog.returnValue === "yes");
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+    cancel.focus();
+  });
+}

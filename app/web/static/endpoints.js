@@ -7,9 +7,14 @@
 import { api } from "./api.js";
 
 /** @typedef {import("../api_types.ts").AcceptRequest} AcceptRequest */
+/** @typedef {import("../api_types.ts").ArchiveRequest} ArchiveRequest */
 /** @typedef {import("../api_types.ts").Contact} Contact */
 /** @typedef {import("../api_types.ts").CreatedInvitation} CreatedInvitation */
+/** @typedef {import("../api_types.ts").DeleteAnswer} DeleteAnswer */
 /** @typedef {import("../api_types.ts").Direction} Direction */
+/** @typedef {import("../api_types.ts").Draft} Draft */
+/** @typedef {import("../api_types.ts").DraftDeleted} DraftDeleted */
+/** @typedef {import("../api_types.ts").DraftRequest} DraftRequest */
 /** @typedef {import("../api_types.ts").ExportReport} ExportReport */
 /** @typedef {import("../api_types.ts").GatewayRequest} GatewayRequest */
 /** @typedef {import("../api_types.ts").IdentityRequest} IdentityRequest */
@@ -19,8 +24,10 @@ import { api } from "./api.js";
 /** @typedef {import("../api_types.ts").InvitationRequest} InvitationRequest */
 /** @typedef {import("../api_types.ts").MessageDetail} MessageDetail */
 /** @typedef {import("../api_types.ts").MessagePage} MessagePage */
+/** @typedef {import("../api_types.ts").MessageSummary} MessageSummary */
 /** @typedef {import("../api_types.ts").PassphraseAnswer} PassphraseAnswer */
 /** @typedef {import("../api_types.ts").PassphraseRequest} PassphraseRequest */
+/** @typedef {import("../api_types.ts").ReadRequest} ReadRequest */
 /** @typedef {import("../api_types.ts").Refused} Refused */
 /** @typedef {import("../api_types.ts").RenameRequest} RenameRequest */
 /** @typedef {import("../api_types.ts").Setting} Setting */
@@ -53,11 +60,33 @@ export const createIdentity = (name) =>
  * @param {{ cursor?: string | null, limit?: number }} [page]
  * @returns {Promise<MessagePage>}
  */
-export const listMessages = (folder, query, { cursor = null, limit } = {}) =>
-  api(
-    `/api/messages?folder=${folder}${query ? `&q=${at(query)}` : ""}` +
-      `${cursor ? `&cursor=${at(cursor)}` : ""}${limit ? `&limit=${limit}` : ""}`,
-  );
+export const listMessages = (folder, query, { cursor = null, limit } = {}) => {
+  const path = `/api/messages?folder=${folder}${query ? `&q=${at(query)}` : ""}` +
+    `${cursor ? `&cursor=${at(cursor)}` : ""}${limit ? `&limit=${limit}` : ""}`;
+  const early = prefetched;
+  prefetched = null;
+  if (early?.path === path && performance.now() - early.at < PREFETCH_KEPT_MS) return early.answer;
+  return api(path);
+};
+
+/** How long a page asked for early may wait to be taken: afterwards it is asked for again. */
+const PREFETCH_KEPT_MS = 5_000;
+/** @type {{ path: string, at: number, answer: Promise<MessagePage> } | null} */
+let prefetched = null;
+
+/**
+ * Asks for a page before its view does (the page's first, while the state
+ * loads): the next {@linkcode listMessages} for the same page takes the answer,
+ * if it comes within a few seconds; any other call drops it.
+ * @param {Folder} folder
+ * @param {number} limit
+ */
+export function prefetchMessages(folder, limit) {
+  const path = `/api/messages?folder=${folder}&limit=${limit}`;
+  const answer = /** @type {Promise<MessagePage>} */ (api(path));
+  answer.catch(() => {}); // a failure is the view's to show, when it asks again
+  prefetched = { path, at: performance.now(), answer };
+}
 
 /**
  * Reads a message (marking it read).
@@ -81,6 +110,33 @@ export const readThread = (id) => api(`/api/threads/${at(id)}`);
 export const send = (form) => api("/api/send", { method: "POST", body: form });
 
 /**
+ * Moves a message to the archive, or back to the inbox or sent.
+ * @param {string} id
+ * @param {boolean} archived
+ * @returns {Promise<MessageSummary>}
+ */
+export const archiveMessage = (id, archived) =>
+  api(`/api/messages/${at(id)}/archive`, {
+    json: /** @satisfies {ArchiveRequest} */ ({ archived }),
+  });
+
+/**
+ * Marks a message read or unread.
+ * @param {string} id
+ * @param {boolean} read
+ * @returns {Promise<MessageSummary>}
+ */
+export const markRead = (id, read) =>
+  api(`/api/messages/${at(id)}/read`, { json: /** @satisfies {ReadRequest} */ ({ read }) });
+
+/**
+ * Deletes a message for good, with its attachments and the parcels only it needed.
+ * @param {string} id
+ * @returns {Promise<DeleteAnswer>}
+ */
+export const deleteMessage = (id) => api(`/api/messages/${at(id)}`, { method: "DELETE" });
+
+/**
  * The download path of an attachment.
  * @param {string} messageId
  * @param {number} index
@@ -93,6 +149,32 @@ export const attachmentPath = (messageId, index) =>
  * @param {string} threadId
  */
 export const emlPath = (threadId) => `/api/threads/${at(threadId)}/eml`;
+
+// Drafts
+
+/** @returns {Promise<Draft[]>} newest first */
+export const listDrafts = () => api("/api/drafts");
+
+/**
+ * Saves a draft: a new one without `id`, else over the one it names. `keepalive`
+ * lets the request outlive the page (a save as the tab closes).
+ * @param {string | null} id
+ * @param {DraftRequest} draft
+ * @param {boolean} [keepalive]
+ * @returns {Promise<Draft>}
+ */
+export const saveDraft = (id, draft, keepalive = false) =>
+  api(id ? `/api/drafts/${at(id)}` : "/api/drafts", {
+    method: id ? "PUT" : "POST",
+    json: draft,
+    keepalive,
+  });
+
+/**
+ * @param {string} id
+ * @returns {Promise<DraftDeleted>}
+ */
+export const deleteDraft = (id) => api(`/api/drafts/${at(id)}`, { method: "DELETE" });
 
 // Contacts and pairing
 

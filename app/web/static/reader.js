@@ -2,11 +2,14 @@
 /// <reference lib="dom" />
 // A conversation: its messages with their attachments and, for mail the user
 // sent, the path each copy took. A message whose delivery moves is redrawn alone.
+// Each message can be answered, forwarded, archived, marked unread or deleted;
+// the shortcuts act on the message that has the focus, else on the one opened.
 
-import { download } from "./api.js";
+import { ApiError, download } from "./api.js";
 import { attempt, badge, h, syncList } from "./dom.js";
 import { attachmentPath, emlPath, readThread } from "./endpoints.js";
 import { formatSize, pathSteps, STATE_LABELS } from "./format.js";
+import { adjacent, backToList, moveBackLabel, runAction } from "./mailbox.js";
 import { reloadState } from "./store.js";
 
 /** @typedef {import("../api_types.ts").DeliveryWithPath} DeliveryWithPath */
@@ -20,12 +23,54 @@ import { reloadState } from "./store.js";
  * @returns {Promise<View>}
  */
 export async function threadView({ id }) {
-  const messages = await readThread(id);
+  let messages = await readThread(id);
   const list = h("div", { class: "thread" });
-  const refresh = async () => {
-    syncList(list, await readThread(id), (m) => m.id, messageArticle);
+  /** The message opened: the one the address names while it is there, else the last. */
+  let opened = id;
+  /**
+   * Set once the page goes back to the list: no refresh may read the thread
+   * again meanwhile (reading marks it read, undoing "Mark unread").
+   */
+  let leaving = false;
+  const back = () => {
+    leaving = true;
+    location.hash = backToList();
   };
-  syncList(list, messages, (m) => m.id, messageArticle);
+  /**
+   * Runs `action` on a message of the conversation: one that left it (deleted,
+   * archived or marked unread) takes the page back to the list when it was the
+   * last one, else the conversation is drawn again.
+   * @param {"archive" | "delete" | "unread"} action
+   * @param {MessageDetail} m
+   */
+  const act = (action, m) =>
+    attempt(async () => {
+      if (action === "unread") {
+        leaving = true;
+        await runAction(action, m, { read: false }).finally(() => (leaving = false));
+        return back();
+      }
+      const changed = await runAction(action, m);
+      if (!changed) return;
+      if (action === "archive" || messages.length === 1) back();
+      else {
+        if (opened === m.id) opened = messages.find((x) => x.id !== m.id)?.id ?? opened;
+        await refresh();
+      }
+    }, list.querySelector(`article[data-id="${CSS.escape(m.id)}"] .actions`) ?? undefined);
+  const render = (/** @type {MessageDetail} */ m) => messageArticle(m, act);
+  const refresh = async () => {
+    if (leaving) return;
+    try {
+      messages = await readThread(opened);
+    } catch (error) {
+      // Deleted in another tab: back to the list.
+      if (error instanceof ApiError && error.status === 404) return back();
+      throw error;
+    }
+    syncList(list, messages, (m) => m.id, render);
+  };
+  syncList(list, messages, (m) => m.id, render);
   // Reading marked them read: the unread count follows.
   reloadState().catch(() => {});
   const eml = emlPath(id);
@@ -42,9 +87,35 @@ export async function threadView({ id }) {
         ]),
       ),
     ],
-    live: ["mail-received", "delivery-changed", "outbox-changed"],
+    live: ["mail-received", "delivery-changed", "outbox-changed", "message-changed"],
     refresh,
+    keys: {
+      reply: () => (location.hash = `#/compose?reply=${encodeURIComponent(current().id)}`),
+      forward: () => (location.hash = `#/compose?forward=${encodeURIComponent(current().id)}`),
+      archive: () => act("archive", current()),
+      delete: () => act("delete", current()),
+      unread: () => act("unread", current()),
+      next: () => go(1),
+      previous: () => go(-1),
+    },
   };
+
+  /** The message the shortcuts act on: the one with the focus, else the one opened. */
+  function current() {
+    const focused = document.activeElement?.closest("article.message");
+    const at = focused instanceof HTMLElement ? focused.dataset.id : opened;
+    return messages.find((m) => m.id === at) ?? messages.find((m) => m.id === opened) ??
+      messages[messages.length - 1];
+  }
+
+  /**
+   * Opens the message `step` rows away in the list the reader came from.
+   * @param {1 | -1} step
+   */
+  function go(step) {
+    const to = adjacent(id, step);
+    if (to) location.hash = `#/thread/${encodeURIComponent(to)}`;
+  }
 }
 
 /**
@@ -61,11 +132,16 @@ function downloadOnClick(path) {
   };
 }
 
-/** @param {MessageDetail} m */
-function messageArticle(m) {
+/**
+ * A message of the conversation, with what can be done with it.
+ * @param {MessageDetail} m
+ * @param {(action: "archive" | "delete" | "unread", m: MessageDetail) => void} act
+ */
+function messageArticle(m, act) {
+  const about = `${m.from.name}: ${m.subject || "(no subject)"}`;
   return h(
     "article",
-    { class: "message", dataset: { id: m.id } },
+    { class: "message", dataset: { id: m.id }, tabindex: -1, "aria-label": about },
     h(
       "header",
       {},
@@ -100,6 +176,19 @@ function messageArticle(m) {
         type: "button",
         onclick: () => (location.hash = `#/compose?reply=${encodeURIComponent(m.id)}`),
       }, "Reply"),
+      h("button", {
+        type: "button",
+        onclick: () => (location.hash = `#/compose?forward=${encodeURIComponent(m.id)}`),
+      }, "Forward"),
+      h(
+        "button",
+        { type: "button", onclick: () => act("archive", m) },
+        m.archived ? moveBackLabel(m) : "Archive",
+      ),
+      m.from.isMe
+        ? null
+        : h("button", { type: "button", onclick: () => act("unread", m) }, "Mark unread"),
+      h("button", { type: "button", class: "danger", onclick: () => act("delete", m) }, "Delete"),
     ),
   );
 }

@@ -17,6 +17,14 @@ import { store } from "./store.js";
  * @property {readonly PushEventName[]} [live] events after which it is refreshed
  * @property {() => Promise<void>} [refresh] reads what it shows again, and updates what changed
  * @property {() => void} [shown] called once it is in the page (to focus a field)
+ * @property {() => void} [leave] called once another view has taken its place
+ * @property {Partial<Record<ShortcutAction, () => void>>} [keys] what the keyboard
+ *   shortcuts (shortcuts.js) do in it
+ */
+
+/**
+ * What a keyboard shortcut asks of the view shown.
+ * @typedef {"next" | "previous" | "open" | "reply" | "forward" | "archive" | "delete" | "unread"} ShortcutAction
  */
 
 /**
@@ -74,7 +82,9 @@ export async function show(factory, where = {}) {
   }
   for (const stop of releases) stop();
   releases = watching;
+  const previous = current;
   current = view;
+  previous?.leave?.();
   const moved = view.name !== store.get().view;
   main.replaceChildren(...view.content);
   store.update({ view: view.name });
@@ -84,6 +94,11 @@ export async function show(factory, where = {}) {
     heading.focus();
   }
   view.shown?.();
+}
+
+/** The view shown, if any. */
+export function currentView() {
+  return current;
 }
 
 /**
