@@ -512,7 +512,7 @@ async function realInvitation(now: Date, nameHint: string) {
     ),
     invitationKey: invitationKey.privateKey,
     nameHint,
-  });
+  }, 1); // version 1 is the DER one; version 2's compact layout is tested in invitation_size_test.ts
   return { text, inviterId: await getIdFromIdentityKey(inviter.publicKey) };
 }
 

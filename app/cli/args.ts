@@ -30,7 +30,7 @@ export function cursor(text: string): string {
   if (!/^[1-9]\d{0,15}$/.test(text)) {
     throw new FaultError(
       "usage",
-      `--before takes the cursor a page printed after "more: --before", not "${text}"`,
+      `--before: cursor "${text}" is not one a page printed (the number after "more: --before")`,
     );
   }
   return text;

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Contact, Contacts } from "./contacts.ts";
-import type { NodeContext } from "./context.ts";
+import { emit, type NodeContext } from "./context.ts";
 import { Drafts } from "./drafts.ts";
 import type { IdentityManager } from "./identity.ts";
 import { IncomingMail } from "./incoming_mail.ts";
@@ -315,6 +315,8 @@ export class Mailbox {
       const now = this.ctx.now().getTime();
       this.ctx.db.run("UPDATE messages SET read_at = ? WHERE id = ?", now, row.id);
       row.read_at = now;
+      // Other open pages show it read too.
+      emit(this.ctx, "message-changed", { id: row.id });
     }
     return { ...this.#summary(row), body: row.body };
   }
@@ -357,6 +359,11 @@ export class Mailbox {
       thread_id,
     ).map((row) => ({ row, detail: { ...summarize(this.ctx.db, row, party), body: row.body } }));
     if (options.markRead) {
+      for (const { row } of rows) {
+        if (row.folder === "inbox" && row.read_at === null) {
+          emit(this.ctx, "message-changed", { id: row.id });
+        }
+      }
       this.ctx.db.run(
         "UPDATE messages SET read_at = ? WHERE thread_id = ? AND folder = 'inbox' AND read_at IS NULL",
         this.ctx.now().getTime(),

@@ -63,9 +63,11 @@ export function addStartCommand(program: Command, output: Output): void {
         throw error;
       }
       try {
-        // A daemon that cannot start is shown on the page, which can change the settings.
-        await runtime.runDaemon(() => daemonOptionsFrom(flags, runtime.settings));
+        // The page serves before the mesh is up (it shows the daemon starting), so that
+        // it paints sooner. A daemon that cannot start is shown on the page too, which
+        // can change the settings.
         output.print(`Relaymail is running. Open this address in your browser:\n\n  ${web.url}\n`);
+        await runtime.runDaemon(() => daemonOptionsFrom(flags, runtime.settings));
         output.print(
           runtime.messenger.identity.exists()
             ? `Data directory ${runtime.dataDir}. Ctrl-C stops it.`
