@@ -14,6 +14,7 @@ import { deflateRawSync } from "node:zlib";
 // @deno-types="@types/qrcode"
 import QRCode from "qrcode";
 import {
+  Certificate,
   CertificationPath,
   derDeserializeRSAPrivateKey,
   derDeserializeRSAPublicKey,
@@ -37,7 +38,7 @@ import {
   type QrSegment,
   withSeed,
 } from "../app/core/protocol/invitation.ts";
-import { base32Decode, base32Encode, concat } from "../app/core/protocol/compact_der.ts";
+import { base32Decode, base32Encode, concat, readDer } from "../app/core/protocol/compact_der.ts";
 import { invitationText } from "../app/core/invitations.ts";
 import { relaymail } from "./_cli.ts";
 import { carry, DAY, makeNode, statuses, type TestNode } from "./helpers.ts";
@@ -225,7 +226,7 @@ Deno.test("encodeInvitation() carries a seeded K as its seed: 356 bytes less, an
   const seedAt = 1 + 258 + (1 + bytesOf(text)[259]) + 9 + 256; // [259]: the serial's length
   await assert.rejects(
     decodeInvitation(await reencode(text, (b) => b[seedAt + 5] ^= 1), new Date()),
-    /forged: its authorisation was not issued by its inviter/,
+    /damaged or forged: the signature of its authorisation does not verify/,
   );
 });
 
@@ -305,7 +306,7 @@ Deno.test("decodeInvitation() refuses a damaged, cut, forged or expired version 
   const signatureAt = 1 + 258 + (1 + 9 + 9 + 256) + 258 + (1 + 9 + 9) + 20;
   await refused(
     await reencode(text, (b) => b[signatureAt] ^= 1),
-    /forged: its authorisation was not issued by its inviter/,
+    /damaged or forged: the signature of its authorisation does not verify/,
   );
   // From the end: check (4), name hint (1 + 12), gateway (1), session key (33), its id (9).
   const primeAt = bytesOf(text).length - 4 - 13 - 1 - 33 - 9 - 128 + 64;
@@ -653,5 +654,198 @@ Deno.test("a reader written from the specification alone rebuilds what the invit
     assert.equal(read.point[0], 2 + (session[session.length - 1] & 1));
     assert.deepEqual(read.keyId, new Uint8Array(params.sessionKey.keyId));
     assert.deepEqual([read.gateway, read.nameHint], ["gw.example", "Alice Ünlü"]);
+  }
+});
+
+// --- Certificates the inviter never signed (docs/protocol.md §2.7): every rebuilt or carried
+// certificate's signature is checked with its issuer's key.
+
+/** Where the fields of each certificate lie in a version 2 body (§2.2). */
+function certificateOffsets(body: Uint8Array) {
+  let at = 1;
+  const long = () => {
+    const length = (body[at] << 8) + body[at + 1];
+    at += 2 + length;
+    return length;
+  };
+  const layout = body[0];
+  const inviterLength = long();
+  const gatewayLength = layout === 3 ? long() : 0;
+  const certificate = (signatureLength: number) => {
+    const serial = at + 1 + body[at] - 1; // the serial's last octet
+    at += 1 + body[at];
+    const fields = { serial, notBefore: at + 3, notAfter: at + 7, basic: at + 8, signature: 0 };
+    at += 9;
+    fields.signature = at + 100;
+    at += signatureLength;
+    return fields;
+  };
+  const gateway = layout === 3 ? certificate(gatewayLength) : null;
+  const identity = certificate(gatewayLength || inviterLength);
+  return { identity, gateway };
+}
+
+/** A copy of a certificate's DER with one bit of `field` flipped (then not signed anew). */
+function tamperedCertificate(
+  certificate: Certificate,
+  field: "serial" | "notBefore" | "notAfter" | "signature",
+): Certificate {
+  const bytes = new Uint8Array(certificate.serialize());
+  const [tbs, , signature] = readDer(readDer(bytes)[0].content);
+  const [, serial, , , validity] = readDer(tbs.content);
+  const [notBefore, notAfter] = readDer(validity.content);
+  const content = { serial, notBefore, notAfter, signature }[field].content;
+  // The last octet: a serial's low bit, a time's last seconds digit (still a digit).
+  content[
+    field === "notBefore" || field === "notAfter" ? content.length - 2 : content.length - 1
+  ] ^= 1;
+  return Certificate.deserialize(bytes.buffer);
+}
+
+Deno.test("decodeInvitation() refuses a version 2 text whose identity or gateway certificate was altered", async () => {
+  const now = new Date();
+  const cases = [
+    ["layout 1", await contents("")],
+    ["layout 2", await contents("", crypto.getRandomValues(new Uint8Array(32)))],
+    ["layout 3", await contents("gw.example", crypto.getRandomValues(new Uint8Array(32)), true)],
+  ] as const;
+  for (const [label, invitation] of cases) {
+    const text = await encodeInvitation(invitation);
+    assert.equal(`layout ${bytesOf(text)[0]}`, label);
+    // Untouched, it reads, and its certificates are those the inviter signed.
+    const read = await decodeInvitation(text, now);
+    assert.equal(
+      read.connectionParams.deliveryAuth.certificateAuthorities.length,
+      +(label === "layout 3") + 1,
+    );
+    const offsets = certificateOffsets(bytesOf(text).slice(0, -4));
+    const certificates = [["identity", offsets.identity], ["gateway", offsets.gateway]] as const;
+    for (const [which, fields] of certificates) {
+      if (fields === null) continue;
+      for (const [field, at] of Object.entries(fields)) {
+        const altered = await reencode(text, (b) => b[at] ^= 1);
+        await assert.rejects(decodeInvitation(altered, now), (error: Error) => {
+          assert.ok(
+            error instanceof InvalidInvitationError,
+            `${label} ${which} ${field}: ${error}`,
+          );
+          assert.match(
+            error.message,
+            /damaged or forged: the signature of (the inviter's|the gateway's) certificate does not verify/,
+            `${label} ${which} ${field}`,
+          );
+          return true;
+        }, `${label}: the ${which} certificate's ${field} altered`);
+      }
+    }
+  }
+});
+
+Deno.test("decodeInvitation() refuses a version 1 text whose identity or gateway certificate was altered", async () => {
+  const now = new Date();
+  for (const registered of [false, true]) {
+    const invitation = await contents("", undefined, registered);
+    const params = invitation.connectionParams;
+    const [identity, gateway] = params.deliveryAuth.certificateAuthorities;
+    assert.ok((await decodeInvitation(await encodeInvitation(invitation, 1), now)).inviterId);
+    const fields = ["serial", "notBefore", "notAfter", "signature"] as const;
+    const alterations = [
+      ...fields.map((f) => [`identity ${f}`, [tamperedCertificate(identity, f), gateway]] as const),
+      ...registered
+        ? fields.map((f) => [`gateway ${f}`, [identity, tamperedCertificate(gateway, f)]] as const)
+        : [],
+    ];
+    for (const [label, authorities] of alterations) {
+      const text = await encodeInvitation({
+        ...invitation,
+        connectionParams: new PrivateEndpointConnParams(
+          params.identityKey,
+          params.internetGatewayAddress,
+          new CertificationPath(params.deliveryAuth.leafCertificate, authorities.filter((c) => c)),
+          params.sessionKey,
+        ),
+      }, 1);
+      await assert.rejects(decodeInvitation(text, now), (error: Error) => {
+        assert.ok(error instanceof InvalidInvitationError, `${label}: ${error}`);
+        assert.match(error.message, /damaged or forged: the signature of/, label);
+        return true;
+      }, label);
+    }
+  }
+});
+
+/** A version 2 text whose body `change` rewrote, with its checksum made right again. */
+async function rebody(text: string, change: (body: Uint8Array) => Uint8Array): Promise<string> {
+  const body = change(bytesOf(text).slice(0, -4));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
+  return COMPACT_PREFIX + base32Encode(concat(body, digest.subarray(0, 4)));
+}
+
+Deno.test("decodeInvitation() refuses version 2 fields §2.1 and §2.2 rule out, saying which", async () => {
+  const seed = crypto.getRandomValues(new Uint8Array(32));
+  const invitation = await contents("gw.example", seed);
+  const now = new Date();
+  const refused = (input: string, reason: RegExp) =>
+    assert.rejects(decodeInvitation(input, now), (error: Error) => {
+      assert.ok(error instanceof InvalidInvitationError, `${error}`);
+      assert.match(error.message, reason);
+      return true;
+    });
+
+  // §2.1: the unused low bits of the last character are zero. A name hint of 1 to 5
+  // octets gives a length with some.
+  for (let n = 1; n <= 5; n++) {
+    const text = await encodeInvitation({ ...invitation, nameHint: "A".repeat(n) });
+    const unused = (text.length - COMPACT_PREFIX.length) * 5 - bytesOf(text).length * 8;
+    if (unused === 0) continue;
+    const last = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".indexOf(text.at(-1)!);
+    const set = text.slice(0, -1) + "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[last | 1];
+    await refused(set, /damaged or truncated: .*its unused bits are not zero/);
+    assert.equal((await decodeInvitation(text, now)).nameHint, "A".repeat(n));
+  }
+
+  const text = await encodeInvitation(invitation);
+  // §2.2 moduli: no leading zero octet, at least 2048 bits.
+  await refused(await reencode(text, (b) => b[3] = 0), /starts with a zero octet/);
+  await refused(await reencode(text, (b) => b[3] = 0x7f), /shorter than 2048 bits/);
+  // §2.2 serials: 1 to 20 octets.
+  await refused(
+    await rebody(text, (b) => concat(b.subarray(0, 259), Uint8Array.of(0), b.subarray(260 + b[259]))),
+    /a serial number in it is empty/,
+  );
+  await refused(
+    await rebody(text, (b) => concat(b.subarray(0, 259), Uint8Array.of(21), new Uint8Array(21), b.subarray(260 + b[259]))),
+    /a field is 21 bytes, over 20/,
+  );
+  // §2.2 gatewayAddress: printable ASCII, no spaces. From the end: the check, the name
+  // hint (1 + 12 octets), then "gw.example".
+  const addressAt = bytesOf(text).length - 4 - 13 - 10;
+  assert.equal(new TextDecoder().decode(bytesOf(text).subarray(addressAt, addressAt + 10)), "gw.example");
+  for (const octet of [0x20, 0x0a, 0xc3, 0x7f]) {
+    await refused(
+      await reencode(text, (b) => b[addressAt + 2] = octet),
+      /its gateway address is not a domain name \(printable ASCII, no spaces\)/,
+    );
+  }
+  // A writer leaves out no address a reader would refuse: version 1 carries it.
+  const spaced = await contents("gw example", seed);
+  assert.ok((await encodeInvitation(spaced)).startsWith(INVITATION_PREFIX));
+});
+
+Deno.test("decodeInvitation() matches the invitation and part prefixes in any letter case", async () => {
+  const invitation = await contents("", crypto.getRandomValues(new Uint8Array(32)));
+  const now = new Date();
+  for (const format of [1, 2] as const) {
+    const text = await encodeInvitation(invitation, format);
+    const prefix = format === 1 ? INVITATION_PREFIX : COMPACT_PREFIX;
+    const upper = prefix.toUpperCase() + text.slice(prefix.length);
+    const expected = (await decodeInvitation(text, now)).invitationId;
+    assert.equal((await decodeInvitation(upper, now)).invitationId, expected);
+    // The parts are slices of the whole text, prefix included.
+    const parts = splitInvitation(text, 400);
+    assert.ok(parts.length > 1);
+    assert.equal(parts.map((p) => p.replace(/^relaymail-invite-part:\d+\/\d+:/, "")).join(""), text);
+    const shouted = parts.reverse().map((p) => p.replace(/^relaymail-invite-part:/, "RELAYMAIL-Invite-PART:"));
+    assert.equal((await decodeInvitation(shouted.join("\n"), now)).invitationId, expected);
   }
 });

@@ -80,17 +80,7 @@ export class Drafts {
         );
       }
       const row: DraftRow = { id: crypto.randomUUID(), ...fields };
-      this.ctx.db.run(
-        `INSERT INTO drafts (id, recipients, subject, body, reply_to, forward, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
-        row.id,
-        row.recipients,
-        row.subject,
-        row.body,
-        row.reply_to,
-        row.forward,
-        row.updated_at,
-      );
+      insertDraft(this.ctx, row, "INSERT");
       draftsChanged(this.ctx);
       return toDraft(row);
     });
@@ -146,17 +136,7 @@ export class Drafts {
     return {
       draft: toDraft(row),
       restore: () => {
-        this.ctx.db.run(
-          `INSERT OR IGNORE INTO drafts (id, recipients, subject, body, reply_to, forward, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?)`,
-          row.id,
-          row.recipients,
-          row.subject,
-          row.body,
-          row.reply_to,
-          row.forward,
-          row.updated_at,
-        );
+        insertDraft(this.ctx, row, "INSERT OR IGNORE");
         draftsChanged(this.ctx);
       },
     };
@@ -220,6 +200,21 @@ export class Drafts {
       updated_at: this.ctx.now().getTime(),
     };
   }
+}
+
+/** Writes draft `row`; "INSERT OR IGNORE" leaves one of the same id as it is. */
+function insertDraft(ctx: NodeContext, row: DraftRow, verb: "INSERT" | "INSERT OR IGNORE"): void {
+  ctx.db.run(
+    `${verb} INTO drafts (id, recipients, subject, body, reply_to, forward, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    row.id,
+    row.recipients,
+    row.subject,
+    row.body,
+    row.reply_to,
+    row.forward,
+    row.updated_at,
+  );
 }
 
 /** Tells live views that the drafts changed, once the transaction commits. */

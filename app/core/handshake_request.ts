@@ -27,7 +27,7 @@ import {
 import { RAMF_MAX_TTL_SECONDS } from "../../bindings/validation.ts";
 import type { NodeContext } from "./context.ts";
 import type { IdentityManager } from "./identity.ts";
-import { mailContentOf, type MessageRow } from "./message_rows.ts";
+import { mailContentOf, type MessageRow, queueWaiting } from "./message_rows.ts";
 import { type Outbox, type PreparedParcel, prepareParcel } from "./outbox.ts";
 import { type DecodedInvitation, decodeInvitation } from "./protocol/invitation.ts";
 import {
@@ -136,14 +136,7 @@ export class PairingRequests {
           JSON.stringify(kept),
         );
         for (const row of waiting.slice(0, riding.length)) {
-          this.ctx.db.run(
-            `UPDATE deliveries SET state = 'queued', parcel_key = ?, updated_at = ?
-             WHERE message = ? AND recipient_id = ? AND state = 'waiting'`,
-            parcel.key,
-            this.ctx.now().getTime(),
-            row.id,
-            inviterId,
-          );
+          queueWaiting(this.ctx.db, row.id, inviterId, parcel.key, this.ctx.now());
         }
       },
     };

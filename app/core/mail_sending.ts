@@ -11,7 +11,13 @@ import type { Contact, Contacts } from "./contacts.ts";
 import { emit, type NodeContext } from "./context.ts";
 import { PairingRequests, type Ride } from "./handshake_request.ts";
 import type { IdentityManager } from "./identity.ts";
-import { findMessage, insertMessage, mailContentOf, type MessageRow } from "./message_rows.ts";
+import {
+  findMessage,
+  insertMessage,
+  mailContentOf,
+  type MessageRow,
+  queueWaiting,
+} from "./message_rows.ts";
 import { makeParcel, type Outbox, type PreparedParcel } from "./outbox.ts";
 import {
   type Attachment,
@@ -173,14 +179,7 @@ export class MailSender {
       // Claimed by moving it out of 'waiting' in the transaction that queues its
       // parcel: if another process sent it meanwhile, nothing is queued twice.
       const claimed = this.ctx.db.transaction(() => {
-        const moved = this.ctx.db.run(
-          `UPDATE deliveries SET state = 'queued', parcel_key = ?, updated_at = ?
-           WHERE message = ? AND recipient_id = ? AND state = 'waiting'`,
-          parcel.key,
-          this.ctx.now().getTime(),
-          row.id,
-          contactId,
-        );
+        const moved = queueWaiting(this.ctx.db, row.id, contactId, parcel.key, this.ctx.now());
         if (moved === 0) return false;
         this.outbox.insert(parcel);
         return true;

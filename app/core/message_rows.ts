@@ -251,3 +251,25 @@ export function insertMessage(
   );
   return rowId;
 }
+
+/**
+ * Marks the copy of message `messageRowId` for `recipientId` as queued in
+ * parcel `parcelKey`, if it is still waiting (for a pairing answer or an
+ * authorisation): how many copies moved, 0 when another writer queued it first.
+ */
+export function queueWaiting(
+  db: SqliteDatabase,
+  messageRowId: number,
+  recipientId: string,
+  parcelKey: string,
+  now: Date,
+): number {
+  return db.run(
+    `UPDATE deliveries SET state = 'queued', parcel_key = ?, updated_at = ?
+     WHERE message = ? AND recipient_id = ? AND state = 'waiting'`,
+    parcelKey,
+    now.getTime(),
+    messageRowId,
+    recipientId,
+  );
+}

@@ -94,13 +94,19 @@ export function base32Encode(bytes: Uint8Array): string {
 }
 
 /**
- * Decodes {@linkcode base32Encode}'s text, in either case; null when a character is
- * not base32 or the length is one no encoding has (1, 3 or 6 characters past a
- * multiple of 8).
+ * Decodes {@linkcode base32Encode}'s text, in either case; throws
+ * {@linkcode CompactInvitationError} saying why when a character is not base32, the
+ * length is one no encoding has (1, 3 or 6 characters past a multiple of 8), or the
+ * unused low bits of the last character are not zero (RFC 4648 §3.5).
  */
-export function base32Decode(text: string): Uint8Array | null {
+export function base32Decode(text: string): Uint8Array {
   const upper = text.toUpperCase();
-  if (!/^[A-Z2-7]*$/.test(upper) || [1, 3, 6].includes(upper.length % 8)) return null;
+  if (!/^[A-Z2-7]*$/.test(upper)) {
+    throw new CompactInvitationError("it contains characters outside base32 (A–Z, 2–7)");
+  }
+  if ([1, 3, 6].includes(upper.length % 8)) {
+    throw new CompactInvitationError("it is cut short (no base32 text has its length)");
+  }
   const out = new Uint8Array(Math.floor(upper.length * 5 / 8));
   let buffer = 0;
   let bits = 0;
@@ -113,6 +119,11 @@ export function base32Decode(text: string): Uint8Array | null {
       bits -= 8;
       buffer &= (1 << bits) - 1;
     }
+  }
+  if (buffer !== 0) {
+    throw new CompactInvitationError(
+      "its last character is not one base32 ends with (its unused bits are not zero)",
+    );
   }
   return out;
 }

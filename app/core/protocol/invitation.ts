@@ -11,6 +11,8 @@
  */
 import { Buffer } from "node:buffer";
 import {
+  type Certificate,
+  type CertificationPath,
   derDeserializeRSAPrivateKey,
   derSerializePrivateKey,
   getIdFromIdentityKey,
@@ -18,6 +20,7 @@ import {
   PrivateEndpointConnParams,
 } from "@relaycorp/relaynet-core";
 import { toArrayBuffer, verifyPathIssuedBy } from "../../../bindings/validation.ts";
+import { pkijsCertificateOf } from "../../../bindings/_pkijs.ts";
 import { bytesField, encodeSequence, Fields, MalformedStructureError, textField } from "./der.ts";
 import {
   COMPACT_PREFIX,
@@ -110,7 +113,7 @@ export async function decodeInvitation(text: string, now: Date): Promise<Decoded
     }
     return await checkInvitation(invitation, now);
   }
-  if (!compact.startsWith(INVITATION_PREFIX)) {
+  if (compact.slice(0, INVITATION_PREFIX.length).toLowerCase() !== INVITATION_PREFIX) {
     const other = /^relaymail-invite:(\d+):/i.exec(compact);
     throw new InvalidInvitationError(
       other
@@ -147,7 +150,8 @@ export async function decodeInvitation(text: string, now: Date): Promise<Decoded
 
 /**
  * Checks that the PDA of an invitation read from text really was issued by the
- * inviter to its invitation key, and that it has not expired at `now`.
+ * inviter to its invitation key, that every certificate in it was signed by its
+ * issuer, and that it has not expired at `now`.
  */
 async function checkInvitation(invitation: Invitation, now: Date): Promise<DecodedInvitation> {
   const params = invitation.connectionParams;
@@ -167,6 +171,7 @@ async function checkInvitation(invitation: Invitation, now: Date): Promise<Decod
   if (subjectId !== invitationId) {
     throw new InvalidInvitationError("Invitation is forged: its authorisation is for another key");
   }
+  await checkSignatures(params.deliveryAuth, inviterId);
   if (pda.expiryDate <= now) {
     throw new InvalidInvitationError(`Invitation expired on ${pda.expiryDate.toISOString()}`);
   }
@@ -187,6 +192,41 @@ async function checkInvitation(invitation: Invitation, now: Date): Promise<Decod
     );
   }
   return { ...invitation, inviterId, invitationId, expiresAt: pda.expiryDate };
+}
+
+/**
+ * Checks the signature of every certificate in `path` with its issuer's key, the
+ * issuer found in the path by its id (a self-issued certificate is its own): the
+ * chain check takes the inviter's own certificate on trust, and a version 2 text
+ * rebuilds the certificates from fields only their signatures cover (§2.7).
+ */
+async function checkSignatures(path: CertificationPath, inviterId: string): Promise<void> {
+  const authorities = path.certificateAuthorities;
+  const ids = await Promise.all(authorities.map((c) => c.calculateSubjectId().catch(() => "")));
+  const roles = ids.map((id) =>
+    id === inviterId ? "the inviter's certificate" : "the gateway's certificate"
+  );
+  const checks = [
+    [path.leafCertificate, "its authorisation"] as const,
+    ...authorities.map((c, i) => [c, roles[i]] as const),
+  ];
+  for (const [certificate, role] of checks) {
+    let issuer: Certificate | undefined;
+    let verified = false;
+    try {
+      issuer = authorities[ids.indexOf(certificate.getIssuerId() ?? "")];
+      verified = issuer !== undefined &&
+        await pkijsCertificateOf(certificate).verify(pkijsCertificateOf(issuer));
+    } catch {
+      // An unreadable issuer id or key: as unverified.
+    }
+    if (verified) continue;
+    throw new InvalidInvitationError(
+      issuer === undefined
+        ? `Invitation is damaged or forged: the issuer of ${role} is not in it`
+        : `Invitation is damaged or forged: the signature of ${role} does not verify with its issuer's key`,
+    );
+  }
 }
 
 /** Most parts an invitation may be split into (it is about 5 KB: a few parts of 1000). */
@@ -215,10 +255,11 @@ export function splitInvitation(text: string, maxChars = 1000): string[] {
  * any order, separated by whitespace); other text is returned unchanged.
  */
 export function joinInvitationParts(text: string): string {
-  if (!text.includes(INVITATION_PART_PREFIX)) return text;
+  if (!text.toLowerCase().includes(INVITATION_PART_PREFIX)) return text;
   const parts = new Map<number, string>();
   let total = 0;
-  const pattern = new RegExp(`${INVITATION_PART_PREFIX}(\\d+)/(\\d+):(\\S+)`, "g");
+  // The prefix in any letter case, as a QR code reader in alphanumeric mode may give it.
+  const pattern = new RegExp(`${INVITATION_PART_PREFIX}(\\d+)/(\\d+):(\\S+)`, "gi");
   for (const match of text.matchAll(pattern)) {
     const [index, count] = [Number(match[1]), Number(match[2])];
     if (count < 1 || count > MAX_INVITATION_PARTS || index < 1 || index > count) {

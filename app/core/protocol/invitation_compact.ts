@@ -134,6 +134,7 @@ async function tryEncode(
   const address = new TextEncoder().encode(params.internetGatewayAddress);
   const keyId = new Uint8Array(params.sessionKey.keyId);
   if (name.length > 200 || address.length > 255 || keyId.length > 64) return null;
+  if (!address.every((octet) => octet > 0x20 && octet < 0x7f)) return null;
   if (point.length !== 65 || point[0] !== 4) return null;
   const out = new Writer();
   out.u8(gateway ? LAYOUT.GATEWAY : seeded ? LAYOUT.SEED : LAYOUT.KEY);
@@ -161,12 +162,10 @@ async function tryEncode(
  * invitations with the seed blanked, and puts the seed back to show one again.
  */
 export async function withSeed(text: string, seed: Uint8Array): Promise<string | null> {
-  const bytes = text.startsWith(COMPACT_PREFIX)
-    ? base32Decode(text.slice(COMPACT_PREFIX.length))
-    : null;
-  if (bytes === null || seed.length !== SEED_LENGTH) return null;
-  const body = bytes.slice(0, -4);
+  if (!text.startsWith(COMPACT_PREFIX) || seed.length !== SEED_LENGTH) return null;
+  let body: Uint8Array;
   try {
+    body = base32Decode(text.slice(COMPACT_PREFIX.length)).slice(0, -4);
     const input = new Reader(body);
     const layout = input.u8();
     if (layout !== LAYOUT.SEED && layout !== LAYOUT.GATEWAY) return null;
@@ -184,13 +183,6 @@ export async function withSeed(text: string, seed: Uint8Array): Promise<string |
 /** Decodes the base32 after {@linkcode COMPACT_PREFIX}; checks come after, as for version 1. */
 export async function decodeCompact(encoded: string): Promise<InvitationContents> {
   const bytes = base32Decode(encoded);
-  if (bytes === null) {
-    throw new CompactInvitationError(
-      /^[A-Z2-7]*$/i.test(encoded)
-        ? "it is cut short (no base32 text has its length)"
-        : "it contains characters outside base32 (A–Z, 2–7)",
-    );
-  }
   if (bytes.length < 5) throw new CompactInvitationError("it is far too short");
   const body = bytes.subarray(0, -4);
   if (!equal(bytes.subarray(-4), await checksum(body))) {
@@ -213,7 +205,7 @@ export async function decodeCompact(encoded: string): Promise<InvitationContents
   const prime = keyModulus ? input.long(512) : null;
   const keyId = input.short(64);
   const point = input.bytes(33);
-  const gateway = input.text(255);
+  const gateway = input.address(255);
   const nameHint = input.text(200);
   input.end();
   try {
@@ -326,7 +318,7 @@ function writeCertificate(out: Writer, fields: CertificateFields): void {
 }
 
 function readCertificate(input: Reader, issuerSpki: Uint8Array): CertificateFields {
-  const serial = input.short(20);
+  const serial = input.serial(20);
   const notBefore = input.u32();
   const notAfter = input.u32();
   const basic = input.u8();
@@ -436,13 +428,35 @@ class Reader {
     if (length > max) throw new CompactInvitationError(`a field is ${length} bytes, over ${max}`);
     return this.bytes(length);
   }
-  /** An RSA modulus of 2048 to 4096 bits (RS-018). */
+  /** An RSA modulus of 256 to 512 octets, no leading zero, at least 2048 bits (RS-018). */
   modulus(): Uint8Array {
     const modulus = this.long(512);
-    if (modulus.length < 256 || modulus[0] === 0) {
+    if (modulus.length > 0 && modulus[0] === 0) {
+      throw new CompactInvitationError("an RSA modulus in it starts with a zero octet");
+    }
+    if (modulus.length < 256 || (modulus.length === 256 && modulus[0] < 0x80)) {
       throw new CompactInvitationError("an RSA key in it is shorter than 2048 bits");
     }
     return modulus;
+  }
+  /**
+   * A serial number's content octets, 1 to `max`, verbatim: relaynet-core may write
+   * a superfluous leading zero octet, and the signature covers it.
+   */
+  serial(max: number): Uint8Array {
+    const value = this.short(max);
+    if (value.length === 0) throw new CompactInvitationError("a serial number in it is empty");
+    return value;
+  }
+  /** Printable ASCII without spaces (a domain name), or nothing. */
+  address(max: number): string {
+    const value = this.short(max);
+    if (!value.every((octet) => octet > 0x20 && octet < 0x7f)) {
+      throw new CompactInvitationError(
+        "its gateway address is not a domain name (printable ASCII, no spaces)",
+      );
+    }
+    return new TextDecoder().decode(value);
   }
   text(max: number): string {
     try {

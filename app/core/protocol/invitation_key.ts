@@ -33,7 +33,9 @@ export interface SeededKey {
  * The invitation key K that `seed` (32 bytes) stands for: an RSA-2048 key with
  * exponent 65537 whose primes p and q are each the first probable prime at or
  * after a 1024-bit number drawn from the seed (docs/protocol.md §2.4). Anyone with
- * the seed gets the same key; it takes a few hundred milliseconds.
+ * the seed gets the same key; it takes a few hundred milliseconds. Throws
+ * {@linkcode CompactInvitationError} for a seed that makes no such key (p = q, or a
+ * prime past 1024 bits: neither happens in practice); a writer then draws another.
  */
 export async function invitationKeyFromSeed(seed: Uint8Array): Promise<SeededKey> {
   if (seed.length !== SEED_LENGTH) throw new RangeError(`A seed is ${SEED_LENGTH} bytes`);
@@ -48,7 +50,7 @@ export async function invitationKeyFromSeed(seed: Uint8Array): Promise<SeededKey
  * The `index`-th prime of the key `seed` stands for: 128 bytes drawn as SHA-256
  * over the seed, the label, the index and a block counter 0 to 3, with the two top
  * bits and the low bit set; then the first probable prime from there by steps of
- * 2 whose p - 1 is coprime with 65537.
+ * 2 whose p - 1 is coprime with 65537; a prime past 1024 bits makes the seed unusable.
  */
 async function primeFromSeed(seed: Uint8Array, index: number): Promise<bigint> {
   const label = new TextEncoder().encode("relaymail invitation key prime");
@@ -62,6 +64,9 @@ async function primeFromSeed(seed: Uint8Array, index: number): Promise<bigint> {
   start[127] |= 1;
   let candidate = toBigInt(start);
   while ((candidate - 1n) % RSA_EXPONENT === 0n || !checkPrimeSync(candidate)) candidate += 2n;
+  // Past 1024 bits (it never happens: X would have to lie within a few thousand of
+  // 2^1024), p·q would not have exactly 2048 bits.
+  if (candidate >> 1024n !== 0n) throw new CompactInvitationError("its invitation key seed is unusable");
   return candidate;
 }
 
