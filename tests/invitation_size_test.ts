@@ -36,6 +36,7 @@ import {
   invitationKeyFromSeed,
   invitationQrCodes,
   type QrSegment,
+  splitInvitation,
   withSeed,
 } from "../app/core/protocol/invitation.ts";
 import { base32Decode, base32Encode, concat, readDer } from "../app/core/protocol/compact_der.ts";
@@ -121,7 +122,7 @@ async function seededPair(seed: Uint8Array) {
 
 /** The bytes of a version 2 text, checksum included. */
 function bytesOf(text: string): Uint8Array {
-  return base32Decode(text.slice(COMPACT_PREFIX.length))!;
+  return base32Decode(text.slice(COMPACT_PREFIX.length));
 }
 
 /** A version 2 text whose bytes `change` altered, with its checksum made right again. */
@@ -695,7 +696,8 @@ function tamperedCertificate(
   const [, serial, , , validity] = readDer(tbs.content);
   const [notBefore, notAfter] = readDer(validity.content);
   const content = { serial, notBefore, notAfter, signature }[field].content;
-  // The last octet: a serial's low bit, a time's last seconds digit (still a digit).
+  // A serial's or signature's last octet; a time's last seconds digit, before its Z ("0" and
+  // "1", "8" and "9" swap: still a time).
   content[
     field === "notBefore" || field === "notAfter" ? content.length - 2 : content.length - 1
   ] ^= 1;
@@ -776,7 +778,7 @@ Deno.test("decodeInvitation() refuses a version 1 text whose identity or gateway
 
 /** A version 2 text whose body `change` rewrote, with its checksum made right again. */
 async function rebody(text: string, change: (body: Uint8Array) => Uint8Array): Promise<string> {
-  const body = change(bytesOf(text).slice(0, -4));
+  const body = new Uint8Array(change(bytesOf(text).slice(0, -4)));
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
   return COMPACT_PREFIX + base32Encode(concat(body, digest.subarray(0, 4)));
 }
@@ -810,17 +812,27 @@ Deno.test("decodeInvitation() refuses version 2 fields §2.1 and §2.2 rule out,
   await refused(await reencode(text, (b) => b[3] = 0x7f), /shorter than 2048 bits/);
   // §2.2 serials: 1 to 20 octets.
   await refused(
-    await rebody(text, (b) => concat(b.subarray(0, 259), Uint8Array.of(0), b.subarray(260 + b[259]))),
+    await rebody(
+      text,
+      (b) => concat(b.subarray(0, 259), Uint8Array.of(0), b.subarray(260 + b[259])),
+    ),
     /a serial number in it is empty/,
   );
   await refused(
-    await rebody(text, (b) => concat(b.subarray(0, 259), Uint8Array.of(21), new Uint8Array(21), b.subarray(260 + b[259]))),
+    await rebody(
+      text,
+      (b) =>
+        concat(b.subarray(0, 259), Uint8Array.of(21), new Uint8Array(21), b.subarray(260 + b[259])),
+    ),
     /a field is 21 bytes, over 20/,
   );
   // §2.2 gatewayAddress: printable ASCII, no spaces. From the end: the check, the name
   // hint (1 + 12 octets), then "gw.example".
   const addressAt = bytesOf(text).length - 4 - 13 - 10;
-  assert.equal(new TextDecoder().decode(bytesOf(text).subarray(addressAt, addressAt + 10)), "gw.example");
+  assert.equal(
+    new TextDecoder().decode(bytesOf(text).subarray(addressAt, addressAt + 10)),
+    "gw.example",
+  );
   for (const octet of [0x20, 0x0a, 0xc3, 0x7f]) {
     await refused(
       await reencode(text, (b) => b[addressAt + 2] = octet),
@@ -844,8 +856,13 @@ Deno.test("decodeInvitation() matches the invitation and part prefixes in any le
     // The parts are slices of the whole text, prefix included.
     const parts = splitInvitation(text, 400);
     assert.ok(parts.length > 1);
-    assert.equal(parts.map((p) => p.replace(/^relaymail-invite-part:\d+\/\d+:/, "")).join(""), text);
-    const shouted = parts.reverse().map((p) => p.replace(/^relaymail-invite-part:/, "RELAYMAIL-Invite-PART:"));
+    assert.equal(
+      parts.map((p) => p.replace(/^relaymail-invite-part:\d+\/\d+:/, "")).join(""),
+      text,
+    );
+    const shouted = parts.reverse().map((p) =>
+      p.replace(/^relaymail-invite-part:/, "RELAYMAIL-Invite-PART:")
+    );
     assert.equal((await decodeInvitation(shouted.join("\n"), now)).invitationId, expected);
   }
 });

@@ -165,7 +165,7 @@ function howAnswersTravel(
  */
 async function readInvitationArgument(argumentsGiven: readonly string[]): Promise<string> {
   const joined = argumentsGiven.join(" ").trim();
-  if (/relaymail-invite(-part)?:/.test(joined)) return joined;
+  if (/relaymail-invite(-part)?:/i.test(joined)) return joined;
   if (argumentsGiven.length > 1) {
     throw new UserInputError("Give one invitation: its text, its parts, or one file holding it");
   }

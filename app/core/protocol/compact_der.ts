@@ -93,13 +93,19 @@ export function base32Encode(bytes: Uint8Array): string {
   return bits > 0 ? out + ALPHABET[(buffer << (5 - bits)) & 31] : out;
 }
 
+/** What {@linkcode base32Read} reads: the octets, and whether the unused bits were zero. */
+export interface Base32Octets {
+  readonly bytes: Uint8Array;
+  /** The unused low bits of the last character are zero, as RFC 4648 §3.5 has them. */
+  readonly canonical: boolean;
+}
+
 /**
- * Decodes {@linkcode base32Encode}'s text, in either case; throws
- * {@linkcode CompactInvitationError} saying why when a character is not base32, the
- * length is one no encoding has (1, 3 or 6 characters past a multiple of 8), or the
- * unused low bits of the last character are not zero (RFC 4648 §3.5).
+ * Reads {@linkcode base32Encode}'s text, in either case; throws
+ * {@linkcode CompactInvitationError} saying why when a character is not base32 or
+ * the length is one no encoding has (1, 3 or 6 characters past a multiple of 8).
  */
-export function base32Decode(text: string): Uint8Array {
+export function base32Read(text: string): Base32Octets {
   const upper = text.toUpperCase();
   if (!/^[A-Z2-7]*$/.test(upper)) {
     throw new CompactInvitationError("it contains characters outside base32 (A–Z, 2–7)");
@@ -107,7 +113,7 @@ export function base32Decode(text: string): Uint8Array {
   if ([1, 3, 6].includes(upper.length % 8)) {
     throw new CompactInvitationError("it is cut short (no base32 text has its length)");
   }
-  const out = new Uint8Array(Math.floor(upper.length * 5 / 8));
+  const bytes = new Uint8Array(Math.floor(upper.length * 5 / 8));
   let buffer = 0;
   let bits = 0;
   let at = 0;
@@ -115,17 +121,29 @@ export function base32Decode(text: string): Uint8Array {
     buffer = (buffer << 5) | ALPHABET.indexOf(char);
     bits += 5;
     if (bits >= 8) {
-      out[at++] = (buffer >>> (bits - 8)) & 255;
+      bytes[at++] = (buffer >>> (bits - 8)) & 255;
       bits -= 8;
       buffer &= (1 << bits) - 1;
     }
   }
-  if (buffer !== 0) {
-    throw new CompactInvitationError(
-      "its last character is not one base32 ends with (its unused bits are not zero)",
-    );
-  }
-  return out;
+  return { bytes, canonical: buffer === 0 };
+}
+
+/**
+ * Decodes {@linkcode base32Encode}'s text as {@linkcode base32Read} does, and also
+ * refuses a last character whose unused low bits are not zero (RFC 4648 §3.5).
+ */
+export function base32Decode(text: string): Uint8Array {
+  const { bytes, canonical } = base32Read(text);
+  if (!canonical) throw nonCanonicalBase32();
+  return bytes;
+}
+
+/** The refusal of a base32 text whose last character has unused bits set. */
+export function nonCanonicalBase32(): CompactInvitationError {
+  return new CompactInvitationError(
+    "its last character is not one base32 ends with (its unused bits are not zero)",
+  );
 }
 
 /** Raised when a version 2 invitation does not decode; invitation.ts words it for people. */

@@ -24,10 +24,12 @@ import { toArrayBuffer } from "../../../bindings/validation.ts";
 import {
   base32Decode,
   base32Encode,
+  base32Read,
   CompactInvitationError,
   concat,
   type Der,
   der,
+  nonCanonicalBase32,
   readDer,
 } from "./compact_der.ts";
 import {
@@ -182,7 +184,8 @@ export async function withSeed(text: string, seed: Uint8Array): Promise<string |
 
 /** Decodes the base32 after {@linkcode COMPACT_PREFIX}; checks come after, as for version 1. */
 export async function decodeCompact(encoded: string): Promise<InvitationContents> {
-  const bytes = base32Decode(encoded);
+  // The check digits first: a character lost or mistyped is told as such.
+  const { bytes, canonical } = base32Read(encoded);
   if (bytes.length < 5) throw new CompactInvitationError("it is far too short");
   const body = bytes.subarray(0, -4);
   if (!equal(bytes.subarray(-4), await checksum(body))) {
@@ -190,6 +193,7 @@ export async function decodeCompact(encoded: string): Promise<InvitationContents
       "its check digits do not match (a character changed or went missing)",
     );
   }
+  if (!canonical) throw nonCanonicalBase32();
   const input = new Reader(body);
   const layout = input.u8();
   if (layout !== LAYOUT.KEY && layout !== LAYOUT.SEED && layout !== LAYOUT.GATEWAY) {

@@ -66,7 +66,9 @@ async function primeFromSeed(seed: Uint8Array, index: number): Promise<bigint> {
   while ((candidate - 1n) % RSA_EXPONENT === 0n || !checkPrimeSync(candidate)) candidate += 2n;
   // Past 1024 bits (it never happens: X would have to lie within a few thousand of
   // 2^1024), p·q would not have exactly 2048 bits.
-  if (candidate >> 1024n !== 0n) throw new CompactInvitationError("its invitation key seed is unusable");
+  if (candidate >> 1024n !== 0n) {
+    throw new CompactInvitationError("its invitation key seed is unusable");
+  }
   return candidate;
 }
 

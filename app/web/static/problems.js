@@ -33,8 +33,12 @@ export class FieldError extends Error {
 const PLAIN = [
   // Invitations: a parser's words for a copy cut short or mangled.
   [
-    /not a DER|damaged or truncated|outside base64url|does not decode|Invalid (?:DER|length)/i,
-    "This invitation is damaged or incomplete. Copy it again, all of it: it is one long line that starts with relaymail-invite:1:",
+    /damaged or forged/i,
+    "This invitation was altered: it is not what its sender signed. Ask them for a new one.",
+  ],
+  [
+    /not a DER|damaged or truncated|outside base64url|outside base32|check digits|does not decode|Invalid (?:DER|length)/i,
+    "This invitation is damaged or incomplete. Copy it again, all of it: it is one long line that starts with relaymail-invite:",
   ],
   // Sockets: a gateway (or anything else) that does not answer.
   [
