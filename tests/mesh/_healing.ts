@@ -315,7 +315,8 @@ export async function assertDeliveredOnce(
   recipient: Person,
   ids: readonly string[],
 ): Promise<void> {
-  const inbox = await cliJson<{ id: string; from: { id: string } }[]>(
+  // With --limit, --json prints a page: { messages, next }.
+  const { messages: inbox } = await cliJson<{ messages: { id: string; from: { id: string } }[] }>(
     recipient,
     ["inbox", "--limit", "100000"],
   );
@@ -330,7 +331,9 @@ export async function assertDeliveredOnce(
     { missing: [], twice: [], unexpected: [] },
     `${recipient.name}'s inbox should hold each of the ${ids.length} mails exactly once`,
   );
-  const sent = await cliJson<{ id: string; deliveries: { state: string }[] }[]>(
+  const { messages: sent } = await cliJson<
+    { messages: { id: string; deliveries: { state: string }[] }[] }
+  >(
     sender,
     ["sent", "--limit", "100000"],
   );
