@@ -98,6 +98,11 @@ DROP INDEX messages_by_key;
 ALTER TABLE messages DROP COLUMN list_key;
 `;
 
+/** What schema V7 added (deleted mail remembered), taken away again before V6 is. */
+const UNDO_V7 = `
+DROP TABLE deleted_mail;
+`;
+
 /** What schema V6 added (archive, drafts), taken away again before V5 is. */
 const UNDO_V6 = `
 DROP TABLE drafts;
@@ -125,6 +130,7 @@ INSERT INTO private_keys_v3
 DROP TABLE private_keys;
 ALTER TABLE private_keys_v3 RENAME TO private_keys;
 CREATE INDEX private_keys_by_peer ON private_keys (node_id, peer_id, created_at);
+${UNDO_V7}
 ${UNDO_V6}
 ${UNDO_V5}
 ALTER TABLE messages DROP COLUMN archived;

@@ -133,7 +133,13 @@ Deno.test("delete() purges a message's attachments, index entry and count", asyn
     const db = alice.node.ctx.db;
     assert.equal(found(alice, "beach").length, 1);
     const result = mailbox.delete(received.slice(0, 8));
-    assert.deepEqual(result, { deleted: received, attachments: 2, parcels: 0, cancelled: [] });
+    assert.deepEqual(result, {
+      deleted: received,
+      attachments: 2,
+      parcels: 0,
+      cancelled: [],
+      riding: [],
+    });
     assert.equal(db.get<{ n: number }>("SELECT count(*) AS n FROM attachments")!.n, 0);
     assert.deepEqual(found(alice, "beach"), []);
     assert.deepEqual(found(alice, "photos"), []);
@@ -205,6 +211,7 @@ Deno.test("delete() keeps a parcel that left; drops the record of one delivered"
       attachments: 0,
       parcels: 0,
       cancelled: [],
+      riding: [],
     });
     const kept = db.get<{ state: string }>(
       "SELECT state FROM outgoing_parcels WHERE key = ?",

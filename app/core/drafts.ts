@@ -122,24 +122,17 @@ export class Drafts {
   }
 
   /**
-   * Takes the draft `reference` names out of the list for sending: however many
-   * pages send it at once, one gets it. `restore` puts it back as it was (the
-   * sending failed).
+   * Deletes the draft with id `id` as it is sent: call it inside the transaction
+   * that stores the message, so that a crash before the commit leaves the draft
+   * and one after leaves the message, never neither. However many pages send it
+   * at once, one gets it: the others find it gone, and their transaction is
+   * rolled back with this error.
    */
-  claim(reference: string): { draft: Draft; restore(): void } {
-    const row = this.ctx.db.transaction(() => {
-      const row = this.#find(reference);
-      this.ctx.db.run("DELETE FROM drafts WHERE id = ?", row.id);
-      draftsChanged(this.ctx);
-      return row;
-    });
-    return {
-      draft: toDraft(row),
-      restore: () => {
-        insertDraft(this.ctx, row, "INSERT OR IGNORE");
-        draftsChanged(this.ctx);
-      },
-    };
+  take(id: string): void {
+    if (this.ctx.db.run("DELETE FROM drafts WHERE id = ?", id) === 0) {
+      throw new NotFoundError(`No draft "${id}": it was sent or deleted meanwhile`);
+    }
+    draftsChanged(this.ctx);
   }
 
   #find(reference: string): DraftRow {

@@ -16,9 +16,10 @@ import { decodeMail, decodeReceipt, type MailContent } from "./protocol/messages
 import type { Effect, Incoming } from "./types.ts";
 
 /**
- * Stores `mail` from `senderId` in the inbox unless it is there already, and owes
- * the sender a receipt for it either way (docs/protocol.md §4, §5); synchronous,
- * for use inside the transaction that takes the parcel. True when it is new.
+ * Stores `mail` from `senderId` in the inbox unless it is there already or was
+ * deleted (a copy sent again: schema V7), and owes the sender a receipt for it
+ * either way (docs/protocol.md §4, §5); synchronous, for use inside the
+ * transaction that takes the parcel. True when it is new.
  */
 export function storeIncomingMail(
   ctx: NodeContext,
@@ -30,6 +31,11 @@ export function storeIncomingMail(
     "SELECT 1 FROM messages WHERE sender_id = ? AND message_id = ?",
     senderId,
     mail.messageId,
+  ) ?? ctx.db.get(
+    "SELECT 1 FROM deleted_mail WHERE sender_id = ? AND message_id = ? AND expires_at > ?",
+    senderId,
+    mail.messageId,
+    ctx.now().getTime(),
   );
   if (!existing) {
     insertMessage(ctx.db, senderId, "inbox", mail, mail.sentAt.getTime(), ctx.now().getTime());

@@ -132,8 +132,11 @@ export class Invitations {
     }, options.format ?? 2);
     const blanked = await withSeed(text, new Uint8Array(32));
     // A version 1 text (asked for, or an inviter registered with a gateway) holds K
-    // itself: it is kept whole, as `relaymail invite` saves it in a file.
-    const kept = blanked === null ? text : `${Buffer.from(nonce).toString("base64url")} ${blanked}`;
+    // itself: it is kept encrypted under a key drawn from the identity key, so that
+    // it too is as safe at rest as the identity key (sealed under the passphrase).
+    const kept = blanked === null
+      ? await sealText(this.identity, text)
+      : `${Buffer.from(nonce).toString("base64url")} ${blanked}`;
     this.ctx.db.transaction(() => {
       issued.saveSessionKey();
       this.ctx.db.run(
@@ -155,6 +158,14 @@ export class Invitations {
       }
     });
     return { ...this.get(invitationId)!, text };
+  }
+
+  /**
+   * Forgets the kept text of invitation `id` (it was used: the text could pair
+   * nobody more). Maintenance forgets it otherwise, in {@linkcode expire}.
+   */
+  forgetText(id: string): void {
+    forgetInvitationText(this.ctx, id);
   }
 
   /** The contact invitation `id` was made to pair again with, or null. */
@@ -226,6 +237,11 @@ export class Invitations {
   }
 }
 
+/** Forgets the kept text of invitation `id` (see {@linkcode Invitations.forgetText}). */
+export function forgetInvitationText(ctx: NodeContext, id: string): void {
+  ctx.db.run("DELETE FROM meta WHERE key = ?", TEXTS + id);
+}
+
 /**
  * The invitation `reference` names: its id, or an id prefix of at least 6 hex digits
  * (without the leading 0, as listed).
@@ -279,15 +295,70 @@ export async function invitationText(
     );
   }
   const [nonce, blanked] = kept.split(" ");
-  const text = blanked === undefined
-    ? kept
+  const text = kept.startsWith(SEALED)
+    ? await openText(identity, kept)
+    : blanked === undefined
+    ? kept // a version 1 text kept before they were sealed
     : await withSeed(blanked, await invitationSeed(identity, Buffer.from(nonce, "base64url")));
   if (text === null) throw new Error(`The kept text of invitation ${row.id} is damaged`);
   return { ...toInvitationInfo(row), text };
 }
 
 /** The seed of the invitation key made with `nonce`: HMAC-SHA-256 under the identity key. */
-async function invitationSeed(identity: IdentityManager, nonce: Uint8Array): Promise<Uint8Array> {
+function invitationSeed(identity: IdentityManager, nonce: Uint8Array): Promise<Uint8Array> {
+  return identityMac(identity, "relaymail invitation seed ", nonce);
+}
+
+/** How a kept version 1 text starts: then come its nonce and its ciphertext. */
+const SEALED = "sealed ";
+
+/**
+ * The AES-256-GCM key that seals a kept version 1 text made with `nonce`: an
+ * HMAC-SHA-256 under the identity key, as the seed of a version 2 one.
+ */
+async function textKey(
+  identity: IdentityManager,
+  nonce: Uint8Array<ArrayBuffer>,
+): Promise<CryptoKey> {
+  const raw = await identityMac(identity, "relaymail invitation text ", nonce);
+  return await crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]);
+}
+
+/** `text`, sealed to be kept: "sealed <nonce> <ciphertext>" (base64url). */
+async function sealText(identity: IdentityManager, text: string): Promise<string> {
+  const nonce = crypto.getRandomValues(new Uint8Array(12));
+  const sealed = await crypto.subtle.encrypt(
+    { name: "AES-GCM", iv: nonce },
+    await textKey(identity, nonce),
+    new TextEncoder().encode(text),
+  );
+  const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64url");
+  return `${SEALED}${b64(nonce)} ${b64(new Uint8Array(sealed))}`;
+}
+
+/** The text {@linkcode sealText} sealed in `kept`. */
+async function openText(identity: IdentityManager, kept: string): Promise<string> {
+  const [nonce, sealed] = kept.slice(SEALED.length).split(" ").map((part) =>
+    new Uint8Array(Buffer.from(part ?? "", "base64url"))
+  );
+  try {
+    const text = await crypto.subtle.decrypt(
+      { name: "AES-GCM", iv: nonce },
+      await textKey(identity, nonce),
+      sealed,
+    );
+    return new TextDecoder().decode(text);
+  } catch (error) {
+    throw new Error("A kept invitation text cannot be opened: it is damaged", { cause: error });
+  }
+}
+
+/** HMAC-SHA-256 of `label` then `nonce` under the identity key. */
+async function identityMac(
+  identity: IdentityManager,
+  label: string,
+  nonce: Uint8Array,
+): Promise<Uint8Array<ArrayBuffer>> {
   const { identityKeyPair } = await identity.endpoint();
   const secret = new Uint8Array(await derSerializePrivateKey(identityKeyPair.privateKey));
   const key = await crypto.subtle.importKey(
@@ -297,8 +368,7 @@ async function invitationSeed(identity: IdentityManager, nonce: Uint8Array): Pro
     false,
     ["sign"],
   );
-  const label = new TextEncoder().encode("relaymail invitation seed ");
-  const message = new Uint8Array([...label, ...nonce]);
+  const message = new Uint8Array([...new TextEncoder().encode(label), ...nonce]);
   return new Uint8Array(await crypto.subtle.sign("HMAC", key, message));
 }
 

@@ -11,6 +11,9 @@ import { emit, type NodeContext } from "./context.ts";
 import type { MessageDetail } from "./mail_types.ts";
 import { attachmentsOf, findMessage, type MessageRow } from "./message_rows.ts";
 
+/** The `secure_delete` mode outside deletions: zeroing what costs no extra write. */
+const FAST = "FAST";
+
 /** What {@linkcode MailActions.delete} purged (recipients by endpoint id). */
 export interface Purged {
   readonly deleted: string;
@@ -18,6 +21,64 @@ export interface Purged {
   readonly parcels: number;
   /** The recipients whose copy was still waiting or queued: it will never be delivered. */
   readonly cancelled: readonly string[];
+  /**
+   * The recipients whose copy is packed in our pairing request to them, still
+   * here: it cannot be taken out, and will still be delivered.
+   */
+  readonly riding: readonly string[];
+}
+
+/**
+ * How long a received message deleted for good is remembered, from its deletion:
+ * the lifetime of a parcel (and the back-dating of its creation time), after
+ * which no copy sent before the deletion can still arrive. A copy built later
+ * (the sender re-sending a first mail that rode its pairing request) is built
+ * when its pairing answer arrives, well within that time.
+ */
+function forgetDeletedAt(ctx: NodeContext): number {
+  return ctx.now().getTime() + ctx.tunables.parcelTtlMs + ctx.tunables.parcelBackdateMs;
+}
+
+/** Forgets the received messages deleted long enough ago; returns how many. */
+export function purgeDeletedMail(ctx: NodeContext): number {
+  return ctx.db.run("DELETE FROM deleted_mail WHERE expires_at <= ?", ctx.now().getTime());
+}
+
+/** The `meta` key set while the search index still holds words of deleted mail. */
+const INDEX_HOLDS_DELETED = "mail.index_holds_deleted";
+
+/**
+ * Rewrites the search index if mail was deleted since it was last rewritten
+ * (for maintenance): the index is contentless, so deleting a message only marks
+ * its entry deleted, and its words stay in the index's pages until they are
+ * merged. This merges them all, overwriting what it frees, and empties the
+ * write-ahead log. Costs a pass over the whole index; true when it ran.
+ */
+export function compactSearchIndex(ctx: NodeContext): boolean {
+  const db = ctx.db;
+  if (!db.get("SELECT 1 AS found FROM meta WHERE key = ?", INDEX_HOLDS_DELETED)) return false;
+  db.exec("PRAGMA secure_delete = ON");
+  try {
+    db.transaction(() => {
+      db.exec("INSERT INTO message_search (message_search) VALUES ('optimize')");
+      db.run("DELETE FROM meta WHERE key = ?", INDEX_HOLDS_DELETED);
+    });
+    checkpoint(ctx);
+  } finally {
+    db.exec(`PRAGMA secure_delete = ${FAST}`);
+  }
+  return true;
+}
+
+/**
+ * Copies the write-ahead log into the database and empties it: it still holds
+ * pages as they were before a deletion. Best effort: a reader elsewhere may hold
+ * it, and then the next checkpoint overwrites it.
+ */
+function checkpoint(ctx: NodeContext): void {
+  try {
+    ctx.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  } catch { /* busy */ }
 }
 
 /**
@@ -31,7 +92,12 @@ export function messageChanged(ctx: NodeContext, messageId: string): void {
 
 /** Changes to messages already stored. */
 export class MailActions {
-  constructor(private readonly ctx: NodeContext) {}
+  constructor(private readonly ctx: NodeContext) {
+    // Text freed as messages are indexed and re-indexed (an attachment's name is
+    // part of its message's entry) is zeroed in the pages written anyway: none
+    // of it is left for a later deletion to miss. At no cost in I/O.
+    ctx.db.exec(`PRAGMA secure_delete = ${FAST}`);
+  }
 
   /**
    * Archives the message `reference` names, or with `archived` false returns it
@@ -66,9 +132,27 @@ export class MailActions {
    * (with a relay, on a stick) is kept until it is delivered or expires, as
    * every sent parcel is: the hop that holds it may still carry it on, and its
    * receipt is then recognised as for no message. A copy that rides in a parcel
-   * of another kind (a pairing request) is not cancelled: that parcel is needed.
+   * of another kind (a pairing request) is not cancelled: that parcel is needed,
+   * and the result names its recipient under `riding`.
+   *
+   * A received message is remembered as deleted (schema V7), so that a copy of
+   * it arriving again is not stored again. What the message held is overwritten
+   * in the database file (`secure_delete`) and the write-ahead log emptied, but
+   * its words stay in the search index's pages until {@linkcode compactSearchIndex}.
    */
   delete(reference: string): Purged {
+    const db = this.ctx.db;
+    db.exec("PRAGMA secure_delete = ON");
+    try {
+      const purged = this.#delete(reference);
+      checkpoint(this.ctx);
+      return purged;
+    } finally {
+      db.exec(`PRAGMA secure_delete = ${FAST}`);
+    }
+  }
+
+  #delete(reference: string): Purged {
     const db = this.ctx.db;
     const purged = db.transaction(() => {
       const row = findMessage(db, reference);
@@ -84,8 +168,20 @@ export class MailActions {
       );
       // Attachments and deliveries go with the row (ON DELETE CASCADE).
       db.run("DELETE FROM messages WHERE id = ?", row.id);
+      db.run("INSERT OR IGNORE INTO meta (key, value) VALUES (?, '1')", INDEX_HOLDS_DELETED);
+      if (row.folder === "inbox") {
+        purgeDeletedMail(this.ctx);
+        db.run(
+          `INSERT INTO deleted_mail (sender_id, message_id, expires_at) VALUES (?, ?, ?)
+           ON CONFLICT DO UPDATE SET expires_at = excluded.expires_at`,
+          row.sender_id,
+          row.message_id,
+          forgetDeletedAt(this.ctx),
+        );
+      }
       let parcels = 0;
       const cancelled: string[] = [];
+      const riding: string[] = [];
       for (const delivery of deliveries) {
         const parcel = delivery.parcel_key === null ? undefined : db.get<
           { state: string; kind: string }
@@ -96,6 +192,10 @@ export class MailActions {
           !db.get("SELECT 1 AS found FROM deliveries WHERE parcel_key = ?", delivery.parcel_key);
         if (delivery.state === "waiting" || (delivery.state === "queued" && ownParcel)) {
           cancelled.push(delivery.recipient_id);
+        } else if (
+          delivery.state === "queued" && parcel && !ownParcel && parcel.state === "queued"
+        ) {
+          riding.push(delivery.recipient_id);
         }
         // Sent: the hop that holds it may carry it on. Queued: it never leaves. Delivered
         // or expired: only the record of a path that is gone.
@@ -111,6 +211,7 @@ export class MailActions {
         attachments,
         parcels,
         cancelled,
+        riding,
       };
     });
     if (purged.cancelled.length > 0) {

@@ -77,8 +77,10 @@ export class MailSender {
    * contacts; for one still pairing, put in our pairing request while it is still
    * here, and otherwise held until their answer. Refused before anything is
    * queued if it cannot fit in one parcel. Returns the new message's id.
+   * `inCommit` runs inside the transaction that stores the message (deleting the
+   * draft it was sent from, say): if it throws, nothing is stored or queued.
    */
-  async send(options: SendOptions): Promise<string> {
+  async send(options: SendOptions, inCommit?: () => void): Promise<string> {
     const replied = options.replyTo ? findMessage(this.ctx.db, options.replyTo) : null;
     const me = this.identity.id;
     const recipients = this.#resolveRecipients(options.to, replied, me);
@@ -154,6 +156,7 @@ export class MailSender {
         );
         this.contacts.touch(contact.id);
       }
+      inCommit?.();
     });
     emit(this.ctx, "delivery-changed", { messageId });
     return messageId;

@@ -39,4 +39,9 @@ export interface DeleteResult {
   readonly parcels: number;
   /** The recipients whose delivery was cancelled (their copy was waiting or queued). */
   readonly cancelled: readonly shared.Party[];
+  /**
+   * The recipients whose copy is already packed with our pairing request to
+   * them, still on this device: it cannot be taken out, and will still be delivered.
+   */
+  readonly riding: readonly shared.Party[];
 }

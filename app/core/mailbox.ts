@@ -13,7 +13,13 @@ import { Drafts } from "./drafts.ts";
 import type { IdentityManager } from "./identity.ts";
 import { IncomingMail } from "./incoming_mail.ts";
 import type { Jobs } from "./jobs.ts";
-import { forwardBody, forwardSubject, MailActions } from "./mail_actions.ts";
+import {
+  compactSearchIndex,
+  forwardBody,
+  forwardSubject,
+  MailActions,
+  purgeDeletedMail,
+} from "./mail_actions.ts";
 import { partiesOf, summarize } from "./mail_summaries.ts";
 import { MailSender, type SendOptions } from "./mail_sending.ts";
 import type {
@@ -144,17 +150,13 @@ export class Mailbox {
     const carried = forward === undefined
       ? []
       : this.#actions.forwarded(forward, forwardAttachments);
-    const claimed = draft === undefined ? null : this.drafts.claim(draft);
-    try {
-      const messageId = await this.#sender.send({
-        ...message,
-        attachments: [...carried, ...(message.attachments ?? [])],
-      });
-      return this.read(messageId, { markRead: false });
-    } catch (error) {
-      claimed?.restore();
-      throw error;
-    }
+    // The draft goes in the transaction that stores the message (Drafts.take).
+    const draftId = draft === undefined ? undefined : this.drafts.get(draft).id;
+    const messageId = await this.#sender.send(
+      { ...message, attachments: [...carried, ...(message.attachments ?? [])] },
+      draftId === undefined ? undefined : () => this.drafts.take(draftId),
+    );
+    return this.read(messageId, { markRead: false });
   }
 
   /** Sends the draft `reference` names, with what it forwards; the draft is then deleted. */
@@ -205,7 +207,20 @@ export class Mailbox {
   delete(reference: string): DeleteResult {
     const purged = this.#actions.delete(reference);
     const party = partiesOf(this.identity, this.contacts);
-    return { ...purged, cancelled: purged.cancelled.map(party) };
+    return {
+      ...purged,
+      cancelled: purged.cancelled.map(party),
+      riding: purged.riding.map(party),
+    };
+  }
+
+  /**
+   * Maintenance of deleted mail: forgets the received messages deleted long
+   * enough ago that no copy of them can still arrive, and rewrites the search
+   * index if it still holds words of deleted mail (see `compactSearchIndex`).
+   */
+  purgeDeleted(): { forgotten: number; indexCompacted: boolean } {
+    return { forgotten: purgeDeletedMail(this.ctx), indexCompacted: compactSearchIndex(this.ctx) };
   }
 
   /** The active contacts some sent mail is still waiting for (their answer, a renewal). */

@@ -295,6 +295,7 @@ export class Relaymail implements ParcelNode {
     const invitationsExpired = this.pairing.expireInvitations();
     const parcelsExpired = this.outbox.expire();
     this.receiver.forgetExpired(now);
+    this.mailbox.purgeDeleted();
     const sessionKeysDeleted = this.ctx.keys.privateKeyStore.purgeSuperseded(
       new Date(now - s.sessionKeyGraceMs),
     );

@@ -10,7 +10,7 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { checkBackupPassphrase } from "../../core/backup_format.ts";
-import { UserInputError } from "../../core/errors.ts";
+import { NotFoundError, UserInputError } from "../../core/errors.ts";
 import { withMessenger } from "../connection.ts";
 import { size } from "../format.ts";
 import { passphraseFrom, promptPassphrase } from "../passphrase.ts";
@@ -70,6 +70,8 @@ export function addBackupCommands(program: Command, output: Output): void {
     )
     .action(function (this: Command, file: string, opts: { backupPassphraseFile?: string }) {
       return withMessenger(this, async (messenger, options) => {
+        // Before the passphrase is asked for: a path mistyped is said at once.
+        await checkReadable(resolve(file));
         const passphrase = await passphraseFrom(opts.backupPassphraseFile, BACKUP_ENV) ??
           await promptPassphrase("Backup passphrase: ");
         if (!passphrase) throw new UserInputError(NO_PASSPHRASE);
@@ -94,6 +96,27 @@ export function addBackupCommands(program: Command, output: Output): void {
           ].join("\n"));
       });
     });
+}
+
+/** Fails unless `path` is a file this process can read, naming what is wrong. */
+async function checkReadable(path: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new NotFoundError(`No backup at ${path}: the file does not exist`);
+    }
+    throw new UserInputError(`Cannot read the backup ${path}: ${(error as Error).message}`);
+  }
+  if (!info.isFile) {
+    throw new UserInputError(`${path} is not a file: give the backup file itself`);
+  }
+  try {
+    (await Deno.open(path, { read: true })).close();
+  } catch (error) {
+    throw new UserInputError(`Cannot read the backup ${path}: ${(error as Error).message}`);
+  }
 }
 
 /** The passphrase of a new backup: from the file or environment, else typed twice. */

@@ -8,7 +8,7 @@ import type { Command } from "commander";
 // @deno-types="@types/qrcode"
 import QRCode from "qrcode";
 import { parseDuration } from "../../core/clock.ts";
-import { UserInputError } from "../../core/errors.ts";
+import { FaultError, UserInputError } from "../../core/errors.ts";
 import { invitationQrCodes } from "../../core/protocol/invitation.ts";
 import { withMessenger } from "../connection.ts";
 import { makeDirectory, readText, writeFile } from "../files.ts";
@@ -34,7 +34,7 @@ export function addInvitationCommands(program: Command, output: Output): void {
     ) {
       return withMessenger(this, async (messenger, options) => {
         if (opts.format !== "1" && opts.format !== "2") {
-          throw new UserInputError(`--format takes 1 or 2, not "${opts.format}"`);
+          throw new FaultError("usage", `--format takes 1 or 2, not "${opts.format}"`);
         }
         const invitation = await messenger.call("invitations.create", {
           name: opts.name,

@@ -213,7 +213,13 @@ export function addMailCommands(program: Command, output: Output): void {
     .action(function (this: Command, reference: string) {
       return withMessenger(this, async (messenger, options) => {
         const result = await messenger.call("mail.delete", { message: reference });
-        output.show(options, result, () => deletedText(result));
+        output.show(options, result, () =>
+          [
+            deletedText(result),
+            ...result.riding.map((p) =>
+              `Already packed with the pairing request to ${p.name}: it will still be delivered`
+            ),
+          ].join("\n"));
       });
     });
 

@@ -474,5 +474,24 @@ CREATE INDEX drafts_by_time ON drafts (updated_at);
 `;
 })();
 
+/**
+ * Received mail deleted for good stays deleted (app/core/mail_actions.ts and
+ * incoming_mail.ts): `deleted_mail` remembers each received message deleted,
+ * by sender and message id, until no copy of it can still arrive (see
+ * `MailActions.delete` for the expiry), so that a copy sent again (the first
+ * mail that rode a pairing request, re-sent as ordinary mail) is answered with
+ * a receipt and not stored. One row per message deleted: bounded by what was
+ * stored, and expired rows are purged.
+ */
+const V7 = `
+CREATE TABLE deleted_mail (
+  sender_id TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,  -- after this, no copy of it is still travelling
+  PRIMARY KEY (sender_id, message_id)
+) WITHOUT ROWID;
+CREATE INDEX deleted_mail_by_expiry ON deleted_mail (expires_at);
+`;
+
 /** Migrations of the messenger's database, oldest first. */
-export const MIGRATIONS: readonly string[] = [V1, V2, V3, V4, V5, V6];
+export const MIGRATIONS: readonly string[] = [V1, V2, V3, V4, V5, V6, V7];

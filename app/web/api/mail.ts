@@ -129,6 +129,11 @@ export interface DeleteAnswer {
   readonly attachments: number;
   /** Outgoing parcels dropped (deliveries cancelled before they left this device). */
   readonly parcels: number;
+  /**
+   * The names of the recipients whose copy is already packed with our pairing request to
+   * them, still on this device: it cannot be taken out, and will still be delivered.
+   */
+  readonly riding: readonly string[];
 }
 
 /**

@@ -67,8 +67,15 @@ export function mailRoutes(app: Hono, web: RouteContext): void {
     return c.json(answer<api.MessageSummary>(node.mailbox.markRead(c.req.param("id"), read)));
   });
   app.delete("/api/messages/:id", (c) => {
-    const { deleted, attachments, parcels } = node.mailbox.delete(c.req.param("id"));
-    return c.json(answer<api.DeleteAnswer>({ deleted, attachments, parcels }));
+    const { deleted, attachments, parcels, riding } = node.mailbox.delete(c.req.param("id"));
+    return c.json(
+      answer<api.DeleteAnswer>({
+        deleted,
+        attachments,
+        parcels,
+        riding: riding.map((party) => party.name),
+      }),
+    );
   });
   app.get("/api/threads/:id", (c) => {
     const messages = node.mailbox.thread(c.req.param("id"), { markRead: true });

@@ -329,7 +329,11 @@ export async function runAction(action, message, { read = !message.read } = {}) 
   });
   if (!confirmed) return false;
   const answer = await deleteMessage(message.id);
-  toast(deletionReport(answer));
+  const riding = answer.riding?.length
+    ? `. Already packed with the pairing request to ${answer.riding.join(", ")}: ` +
+      "it will still be delivered"
+    : "";
+  toast(deletionReport(answer) + riding);
   reloadState().catch(() => {});
   return true;
 }
