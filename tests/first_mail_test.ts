@@ -264,9 +264,11 @@ async function asOlderInviterSeesIt(
   const message = ServiceMessage.deserialize(await envelope.decrypt(sessionKey));
   const pairing = decodePairing(new Uint8Array(message.content));
   assert.equal(pairing.mail?.length, 1, "Bob's request carries his mail");
+  assert.ok(pairing.proof, "and its proof (§3.2)");
+  // An older inviter ignores both fields: it sees the request without them.
   const stripped = new ServiceMessage(
     message.type,
-    Buffer.from(encodePairing({ ...pairing, mail: [] })),
+    Buffer.from(encodePairing({ ...pairing, mail: [], proof: undefined })),
   );
   const { envelopedData } = await SessionEnvelopedData.encrypt(
     stripped.serialize(),

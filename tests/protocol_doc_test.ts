@@ -91,6 +91,7 @@ Deno.test("docs/protocol.md §3.2 lists every field of Pairing that encodePairin
     nameHint: "",
     authorizations: [new Uint8Array(1)],
     mail: [new Uint8Array(1)],
+    proof: new Uint8Array(1),
   });
   const written = (asn1js.fromBER(encoded.slice().buffer).result as asn1js.Sequence).valueBlock
     .value.map((field) => field.idBlock.tagNumber);
@@ -100,5 +101,6 @@ Deno.test("docs/protocol.md §3.2 lists every field of Pairing that encodePairin
     "nameHint [1]",
     "authorizations [2]",
     "mail [3]",
+    "proof [4]",
   ]);
 });

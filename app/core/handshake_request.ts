@@ -20,11 +20,14 @@
 import { Buffer } from "node:buffer";
 import {
   derSerializePrivateKey,
+  derSerializePublicKey,
   Parcel,
+  PrivateEndpointConnParams,
   ServiceMessage,
   SessionEnvelopedData,
 } from "@relaycorp/relaynet-core";
-import { RAMF_MAX_TTL_SECONDS } from "../../bindings/validation.ts";
+import type { EndpointSigner } from "../../mesh/mod.ts";
+import { RAMF_MAX_TTL_SECONDS, toArrayBuffer } from "../../bindings/validation.ts";
 import type { NodeContext } from "./context.ts";
 import type { IdentityManager } from "./identity.ts";
 import { mailContentOf, type MessageRow, queueWaiting } from "./message_rows.ts";
@@ -38,10 +41,22 @@ import {
   MessageType,
   PAIRING_LIMITS,
   type PairingContent,
+  pairingProofInput,
 } from "./protocol/messages.ts";
 
 /** Key in table `meta` (followed by the inviter's id) of a request waiting for its answer. */
 const KEPT = "pairing-request.";
+
+/** Key in `meta` (followed by the inviter's id) of the PDAs' end offered in a request. */
+const OFFERED = "pairing-offered-until.";
+
+/** What is noted, in `meta`, of the last request built to an inviter. */
+interface Offered {
+  /** K's id. */
+  readonly invitation: string;
+  /** When the PDAs offered in it end, in ms since the epoch. */
+  readonly until: number;
+}
 
 /** What is kept, in `meta`, of a request waiting for its answer. */
 interface KeptRequest {
@@ -110,10 +125,14 @@ export class PairingRequests {
       content,
       waiting.map((row) => encodeMail(mailContentOf(this.ctx.db, row))),
     );
-    const parcel = await makeRequest(this.ctx, invitation, { ...content, mail: riding });
+    const parcel = await makeRequest(this.ctx, await this.identity.meshSigner(), invitation, {
+      ...content,
+      mail: riding,
+    });
     const secret: SealedRequest = {
       invitation: text,
-      pairing: Buffer.from(encodePairing({ ...content, mail: [] })).toString("base64"),
+      pairing: Buffer.from(encodePairing({ ...content, mail: [], proof: undefined }))
+        .toString("base64"),
     };
     const iv = crypto.getRandomValues(new Uint8Array(12));
     const sealed = await crypto.subtle.encrypt(
@@ -169,7 +188,12 @@ export class PairingRequests {
     if (!opened) return null;
     const all = [...riders.map((row) => encodeMail(mailContentOf(this.ctx.db, row))), mail];
     if (fitting(opened.pairing, all).length < all.length) return null;
-    const parcel = await makeRequest(this.ctx, opened.invitation, { ...opened.pairing, mail: all });
+    const parcel = await makeRequest(
+      this.ctx,
+      await this.identity.meshSigner(),
+      opened.invitation,
+      { ...opened.pairing, mail: all },
+    );
     return { contactId, parcel, replaces: kept.request };
   }
 
@@ -218,6 +242,61 @@ export class PairingRequests {
       contactId,
       contactId,
     );
+  }
+
+  /**
+   * Gives up the request to `contactId` still waiting for its answer, for a new
+   * one: drops it from the outbox if it is still here, forgets its invitation, and
+   * hands the mail that rode in it back (`waiting`), to ride in the new one.
+   * Synchronous, for a transaction.
+   */
+  abandon(contactId: string): void {
+    this.answered(contactId);
+    this.ctx.db.run(
+      `DELETE FROM outgoing_parcels WHERE recipient_id = ? AND kind = 'pairing-request'
+         AND state = 'queued' AND NOT EXISTS
+           (SELECT 1 FROM handovers WHERE handovers.parcel_key = outgoing_parcels.key)`,
+      contactId,
+    );
+  }
+
+  /**
+   * Notes, for the request just built to `contactId`, its invitation (K's id) and
+   * until when the PDAs it offers reach; read when the answer arrives, or when
+   * another invitation of the same inviter is accepted. Synchronous, for a
+   * transaction.
+   */
+  noteOffered(contactId: string, invitationId: string, until: Date): void {
+    const offered: Offered = { invitation: invitationId, until: until.getTime() };
+    this.ctx.db.run(
+      "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+      OFFERED + contactId,
+      JSON.stringify(offered),
+    );
+  }
+
+  /** The invitation (K's id) of the last request built to `contactId`, if noted. */
+  offeredFor(contactId: string): string | null {
+    return this.#offered(contactId)?.invitation ?? null;
+  }
+
+  /**
+   * Until when the PDAs offered in the last request to `contactId` reach, and
+   * forgets it; null when there was no request. Synchronous, for a transaction.
+   */
+  authorizedUntil(contactId: string): Date | null {
+    const offered = this.#offered(contactId);
+    if (!offered) return null;
+    this.ctx.db.run("DELETE FROM meta WHERE key = ?", OFFERED + contactId);
+    return new Date(offered.until);
+  }
+
+  #offered(contactId: string): Offered | null {
+    const row = this.ctx.db.get<{ value: string }>(
+      "SELECT value FROM meta WHERE key = ?",
+      OFFERED + contactId,
+    );
+    return row ? JSON.parse(row.value) as Offered : null;
   }
 
   #kept(contactId: string): KeptRequest | null {
@@ -340,10 +419,22 @@ async function sealingKey(sessionPrivateKey: CryptoKey, inviterId: string): Prom
  */
 async function makeRequest(
   ctx: NodeContext,
+  signer: EndpointSigner,
   invitation: DecodedInvitation,
-  content: PairingContent,
+  unsigned: PairingContent,
 ): Promise<PreparedParcel> {
   const inviterParams = invitation.connectionParams;
+  const ours = await PrivateEndpointConnParams.deserialize(
+    toArrayBuffer(unsigned.connectionParams),
+  );
+  const proof = signer.sign(pairingProofInput({
+    inviterId: invitation.inviterId,
+    invitationId: invitation.invitationId,
+    sessionKeyId: new Uint8Array(ours.sessionKey.keyId),
+    sessionPublicKey: new Uint8Array(await derSerializePublicKey(ours.sessionKey.publicKey)),
+    pairing: unsigned,
+  }));
+  const content: PairingContent = { ...unsigned, proof };
   const message = new ServiceMessage(
     MessageType.PAIRING_REQUEST,
     Buffer.from(encodePairing(content)),

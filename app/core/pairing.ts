@@ -35,7 +35,13 @@ import {
 import type { Jobs } from "./jobs.ts";
 import type { Outbox } from "./outbox.ts";
 import { decodeInvitation, InvalidInvitationError } from "./protocol/invitation.ts";
-import { decodeMail, decodePairing, type MailContent, MessageType } from "./protocol/messages.ts";
+import {
+  checkPairingProof,
+  decodeMail,
+  decodePairing,
+  type MailContent,
+  MessageType,
+} from "./protocol/messages.ts";
 import type { Effect, Incoming } from "./types.ts";
 
 export type { CreatedInvitation, CreateInvitationOptions, InvitationInfo, InvitationRow };
@@ -105,14 +111,16 @@ export class Pairing {
         "This is your own invitation: give it to the person you want to pair with",
       );
     }
-    // A contact already paired may send a new invitation to pair again (§6.2): it
+    // A contact that lapsed may send a new invitation to pair again (§6.2): it
     // restores the same contact, which keeps its name.
     const existing = this.contacts.get(inviterId);
-    if (existing?.state === "pairing" || existing?.state === "blocked") {
+    if (existing?.state === "blocked") {
+      throw new InvalidInvitationError(`${existing.name} is blocked: unblock them first`);
+    }
+    if (existing?.state === "active") {
       throw new InvalidInvitationError(
-        existing.state === "pairing"
-          ? `You already accepted an invitation from ${existing.name}: waiting for their answer`
-          : `${existing.name} is blocked: unblock them first`,
+        `You are already paired with ${existing.name}: an invitation from them pairs you again ` +
+          "only once the contact shows lapsed",
       );
     }
     const name = existing
@@ -130,6 +138,18 @@ export class Pairing {
     // Pairing again, a contact we can still write to stays active; one we cannot
     // waits for the answer like a new one.
     const state = (existing?.writableUntil?.getTime() ?? 0) > now.getTime() ? "active" : "pairing";
+    // A request still waiting for its answer gives way to this one (its invitation
+    // may have expired, or the request been lost): the mail riding in it waits
+    // again, to ride in this one.
+    if (existing?.state === "pairing") {
+      if (this.#requests.offeredFor(inviterId) === invitation.invitationId) {
+        throw new InvalidInvitationError(
+          `You already accepted this invitation from ${existing.name}: waiting for their ` +
+            "answer. If your request was lost, ask them for a new invitation",
+        );
+      }
+      this.ctx.db.transaction(() => this.#requests.abandon(inviterId));
+    }
     // Mail written until this request leaves rides in it, and so does mail that
     // waited for a contact we pair with again (§3.4).
     const request = await this.#requests.start(
@@ -145,13 +165,14 @@ export class Pairing {
     );
     const inviterKeyDer = new Uint8Array(await derSerializePublicKey(inviterParams.identityKey));
     this.ctx.db.transaction(() => {
+      // An existing contact keeps its authorisation date and address until the
+      // answer shows the inviter took this request (prepareAccept).
       this.ctx.db.run(
         `INSERT INTO contacts
            (id, name, name_hint, state, created_at, last_activity_at, pda_expires_at, internet_address)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET state = excluded.state,
-           last_activity_at = excluded.last_activity_at, pda_expires_at = excluded.pda_expires_at,
-           internet_address = excluded.internet_address`,
+           last_activity_at = excluded.last_activity_at`,
         inviterId,
         name,
         invitation.nameHint,
@@ -163,6 +184,7 @@ export class Pairing {
       );
       this.ctx.keys.publicKeyStore.saveIdentityKeyDer(inviterId, inviterKeyDer);
       ourParams.saveSessionKey();
+      this.#requests.noteOffered(inviterId, invitation.invitationId, ourParams.authorizedUntil);
       this.outbox.insert(request.parcel);
       // Only mail to a contact we cannot write to yet rides in the request.
       if (state === "pairing") request.keep();
@@ -179,10 +201,10 @@ export class Pairing {
         `An invitation key may only send a pairing request, not ${incoming.message.type}`,
       );
     }
-    const { params, peerId: requesterId, nameHint, ahead, datesAhead, mail } = await this
+    const { params, peerId: requesterId, nameHint, ahead, datesAhead, content } = await this
       .#readPeerParams(incoming);
-    const firstMail = mail.map(readFirstMail);
     const ourId = this.identity.id;
+    const firstMail = (content.mail ?? []).map(readFirstMail);
     if (requesterId === ourId) {
       throw new ParcelRefusedError(
         "bad-content",
@@ -204,6 +226,15 @@ export class Pairing {
         "blocked",
         `Pairing request from blocked contact ${existing.name}`,
       );
+    }
+    // Without a proof (an older acceptor), nothing shows the requester holds the
+    // identity key its parameters name: their PDA may have been seen on its way to
+    // us. Such a request pairs a new endpoint only, and its mail is not taken (§3.2).
+    const proven = content.proof !== undefined;
+    if (proven) {
+      await checkPairingProof(content, params, { inviterId: ourId, invitationId: invitation.id });
+    } else if (existing) {
+      refuseUnproven(existing);
     }
     const ourParams = await this.#authorizations.connectionParamsFor(
       params.identityKey,
@@ -230,8 +261,12 @@ export class Pairing {
         if (used === 0) {
           throw refusalForInvitation(this.#invitations.row(invitation.id)!, this.ctx.now());
         }
+        const meanwhile = this.contacts.get(requesterId);
+        if (meanwhile && !proven) refuseUnproven(meanwhile);
         // Forward secrecy: the invitation's session key has done its one job.
         this.ctx.keys.privateKeyStore.deleteSessionKey(invitation.session_key_id);
+        // Nor can it be shown again: its text goes with its key.
+        this.#invitations.forgetText(invitation.id);
         const name = existing?.name ??
           this.#nameForInvitee(invitation.contact_name, requesterId, nameHint);
         requesterName = name;
@@ -269,7 +304,7 @@ export class Pairing {
         );
         // The first mail, stored with the pairing it came with; its receipts are
         // built with the answer, and so travel with it (§3.4).
-        for (const item of firstMail) {
+        for (const item of proven ? firstMail : []) {
           if (storeIncomingMail(this.ctx, this.jobs, requesterId, item)) {
             received.push(item);
           }
@@ -317,6 +352,16 @@ export class Pairing {
         this.ctx.keys.certificateStore.savePath(params.deliveryAuth, ourId, contact.id);
         for (const path of ahead) this.ctx.keys.certificateStore.savePath(path, ourId, contact.id);
         this.#authorizations.noteDatesAhead(contact.id, datesAhead);
+        // The inviter took our request, and with it the PDAs it offered (§6.2).
+        const offered = this.#requests.authorizedUntil(contact.id);
+        if (offered) {
+          this.ctx.db.run(
+            `UPDATE contacts SET pda_expires_at = max(coalesce(pda_expires_at, 0), ?)
+             WHERE id = ?`,
+            offered.getTime(),
+            contact.id,
+          );
+        }
         // An older inviter ignored the PDAs we sent ahead: it holds only the first,
         // and gets one that starts now at the next maintenance.
         if (!datesAhead) {
@@ -413,20 +458,22 @@ export class Pairing {
     const ahead = await this.#authorizations.checkIssuedAhead(content.authorizations ?? [], peerId);
     // A peer that sent no `authorizations` predates them, and takes no PDA dated ahead.
     const datesAhead = content.authorizations !== undefined;
-    return {
-      params,
-      peerId,
-      nameHint: content.nameHint,
-      ahead,
-      datesAhead,
-      mail: content.mail ?? [],
-    };
+    return { params, peerId, nameHint: content.nameHint, ahead, datesAhead, content };
   }
 
   #nameForInvitee(chosen: string | null, id: string, hint: string): string {
     if (chosen !== null && !this.contacts.nameTaken(chosen)) return chosen;
     return this.contacts.defaultName(id, hint);
   }
+}
+
+/** Refuses a pairing request without proof from `contact`, already a contact (§3.2). */
+function refuseUnproven(contact: Contact): never {
+  throw new ParcelRefusedError(
+    "unauthorized",
+    `Pairing request naming ${contact.name}, already a contact, carries no proof that it comes ` +
+      "from them",
+  );
 }
 
 /** Decodes the `index`th first mail of a pairing request (§3.4). */

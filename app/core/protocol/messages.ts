@@ -5,7 +5,10 @@
  *
  * @module
  */
-import { MAX_PARCEL_LENGTH } from "../../../bindings/validation.ts";
+import { Buffer } from "node:buffer";
+import { constants, createPublicKey, verify } from "node:crypto";
+import { derSerializePublicKey, type PrivateEndpointConnParams } from "@relaycorp/relaynet-core";
+import { MAX_PARCEL_LENGTH, ParcelRefusedError } from "../../../bindings/validation.ts";
 import {
   bytesField,
   encodeSequence,
@@ -75,6 +78,49 @@ export interface PairingContent {
    * absent, it reads as empty. A pairing accept carries none.
    */
   readonly mail?: readonly Uint8Array[];
+  /**
+   * In a pairing request, the requester's proof that it holds the identity key in
+   * `connectionParams`: an RSA-PSS signature of {@linkcode pairingProofInput}
+   * (docs/protocol.md §3.2). Absent from requests of older acceptors, and from
+   * every accept.
+   */
+  readonly proof?: Uint8Array;
+}
+
+/** Longest `proof` accepted: an RSA-4096 signature. */
+export const MAX_PROOF_LENGTH = 512;
+
+/** Fixed label opening what a pairing request's `proof` signs (docs/protocol.md §3.2). */
+export const PAIRING_PROOF_LABEL = "relaymail pairing request proof v1";
+
+/** What a pairing request's proof binds. */
+export interface PairingProofSubject {
+  /** The inviter's endpoint id. */
+  readonly inviterId: string;
+  /** Id of the invitation key K (the endpoint id of its public key). */
+  readonly invitationId: string;
+  /** Id of the session key the requester offers (B₀). */
+  readonly sessionKeyId: Uint8Array;
+  /** B₀'s public key, DER SubjectPublicKeyInfo. */
+  readonly sessionPublicKey: Uint8Array;
+  /** The request's `Pairing`, without `proof`. */
+  readonly pairing: PairingContent;
+}
+
+/**
+ * The octets a pairing request's `proof` signs: a DER `PairingProofInput`
+ * binding the label, the inviter, the invitation, the offered session key and the
+ * rest of the `Pairing` (docs/protocol.md §3.2).
+ */
+export function pairingProofInput(subject: PairingProofSubject): Uint8Array {
+  return encodeSequence([
+    textField(0, PAIRING_PROOF_LABEL),
+    textField(1, subject.inviterId),
+    textField(2, subject.invitationId),
+    bytesField(3, subject.sessionKeyId),
+    bytesField(4, subject.sessionPublicKey),
+    bytesField(5, encodePairing({ ...subject.pairing, proof: undefined })),
+  ]);
 }
 
 /** Limits of the `authorizations` and `mail` of a {@linkcode PairingContent}. */
@@ -94,6 +140,8 @@ export function encodePairing(content: PairingContent): Uint8Array {
     // Left out when empty: a receiver older than the field then sees the request
     // it always saw (docs/protocol.md §3.4).
     ...mail.length > 0 ? [listField(3, mail.map((der) => bytesField(0, der)))] : [],
+    // Also left out when absent: an older receiver ignores it (§1.1).
+    ...content.proof === undefined ? [] : [bytesField(4, content.proof)],
   ]);
 }
 
@@ -117,7 +165,48 @@ export function decodePairing(bytes: Uint8Array): PairingContent {
         new Fields("Pairing", [item]).bytes(item.idBlock.tagNumber, `mail[${index}]`)
       )
       : [],
+    proof: fields.has(4) ? fields.bytes(4, "proof", MAX_PROOF_LENGTH) : undefined,
   };
+}
+
+/**
+ * Checks a pairing request's `proof` (docs/protocol.md §3.2): the signature, by
+ * the identity key in `params`, of what binds the request to this inviter, this
+ * invitation and the session key offered. Refuses the parcel `unauthorized` when it
+ * does not verify.
+ */
+export async function checkPairingProof(
+  content: PairingContent,
+  params: PrivateEndpointConnParams,
+  binding: { readonly inviterId: string; readonly invitationId: string },
+): Promise<void> {
+  const input = pairingProofInput({
+    ...binding,
+    sessionKeyId: new Uint8Array(params.sessionKey.keyId),
+    sessionPublicKey: new Uint8Array(await derSerializePublicKey(params.sessionKey.publicKey)),
+    pairing: content,
+  });
+  let valid = false;
+  try {
+    const key = createPublicKey({
+      key: Buffer.from(await derSerializePublicKey(params.identityKey)),
+      format: "der",
+      type: "spki",
+    });
+    valid = verify("sha256", input, {
+      key,
+      padding: constants.RSA_PKCS1_PSS_PADDING,
+      saltLength: 32,
+    }, content.proof ?? new Uint8Array(0));
+  } catch {
+    valid = false;
+  }
+  if (!valid) {
+    throw new ParcelRefusedError(
+      "unauthorized",
+      "Pairing request's proof does not verify with the identity key in its connection parameters",
+    );
+  }
 }
 
 /** A file attached to a mail. */

@@ -27,6 +27,7 @@ import {
   encodeReceipt,
   MAIL_LIMITS,
   type MailContent,
+  MAX_PROOF_LENGTH,
   PAIRING_LIMITS,
   type PairingContent,
   type ReceiptContent,
@@ -83,6 +84,8 @@ export function pairing(rng: Rng): PairingContent {
     ),
     // Left out when empty, and read back as empty (docs/protocol.md §3.4).
     mail: Array.from({ length: rng.size(3) }, () => rng.bytes(1 + rng.size(4000))),
+    // Left out when absent (an older acceptor, or an accept), and read back as absent.
+    proof: rng.chance(0.5) ? rng.bytes(1 + rng.size(MAX_PROOF_LENGTH - 1)) : undefined,
   };
 }
 
