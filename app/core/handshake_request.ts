@@ -38,6 +38,7 @@ import {
   encodeMail,
   encodePairing,
   MAX_MAIL_LENGTH,
+  MAX_PROOF_LENGTH,
   MessageType,
   PAIRING_LIMITS,
   type PairingContent,
@@ -364,8 +365,10 @@ export class PairingRequests {
  */
 function fitting(content: PairingContent, mail: readonly Uint8Array[]): Uint8Array[] {
   const fits: Uint8Array[] = [];
-  // A list's header takes at most 6 octets, and so does each element's.
-  let length = encodePairing({ ...content, mail: [] }).byteLength + 6;
+  // A list's header takes at most 6 octets, and so does each element's; the proof,
+  // signed over the rest, comes after it.
+  let length = encodePairing({ ...content, mail: [], proof: undefined }).byteLength + 6 +
+    MAX_PROOF_LENGTH + 6;
   for (const der of mail.slice(0, PAIRING_LIMITS.mail)) {
     length += der.byteLength + 6;
     if (length > MAX_MAIL_LENGTH) break;

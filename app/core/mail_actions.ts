@@ -31,12 +31,14 @@ export interface Purged {
 /**
  * How long a received message deleted for good is remembered, from its deletion:
  * the lifetime of a parcel (and the back-dating of its creation time), after
- * which no copy sent before the deletion can still arrive. A copy built later
- * (the sender re-sending a first mail that rode its pairing request) is built
- * when its pairing answer arrives, well within that time.
+ * which no copy sent before the deletion can still arrive, twice over: a copy
+ * built later (the sender re-sending a first mail that rode its pairing request)
+ * is built when its pairing answer arrives, which may itself take a lifetime.
  */
 function forgetDeletedAt(ctx: NodeContext): number {
-  return ctx.now().getTime() + ctx.tunables.parcelTtlMs + ctx.tunables.parcelBackdateMs;
+  // Twice: a pairing answer may take a parcel's lifetime to arrive, and the copy
+  // re-sent then another lifetime to come.
+  return ctx.now().getTime() + 2 * (ctx.tunables.parcelTtlMs + ctx.tunables.parcelBackdateMs);
 }
 
 /** Forgets the received messages deleted long enough ago; returns how many. */

@@ -117,12 +117,9 @@ export class Pairing {
     if (existing?.state === "blocked") {
       throw new InvalidInvitationError(`${existing.name} is blocked: unblock them first`);
     }
-    if (existing?.state === "active") {
-      throw new InvalidInvitationError(
-        `You are already paired with ${existing.name}: an invitation from them pairs you again ` +
-          "only once the contact shows lapsed",
-      );
-    }
+    // An active contact may be paired again too: the inviter may see it lapsed
+    // when we do not (our renewals lost on the way, §6.2). Nothing it knows is
+    // overwritten before the answer shows the inviter took the request.
     const name = existing
       ? existing.name
       : options.name === undefined
@@ -137,7 +134,7 @@ export class Pairing {
     );
     // Pairing again, a contact we can still write to stays active; one we cannot
     // waits for the answer like a new one.
-    const state = (existing?.writableUntil?.getTime() ?? 0) > now.getTime() ? "active" : "pairing";
+    let state = (existing?.writableUntil?.getTime() ?? 0) > now.getTime() ? "active" : "pairing";
     // A request still waiting for its answer gives way to this one (its invitation
     // may have expired, or the request been lost): the mail riding in it waits
     // again, to ride in this one.
@@ -165,6 +162,10 @@ export class Pairing {
     );
     const inviterKeyDer = new Uint8Array(await derSerializePublicKey(inviterParams.identityKey));
     this.ctx.db.transaction(() => {
+      // An answer to an earlier request, taken while this one was built, made the
+      // contact active: it stays so, and nothing waits to ride.
+      const answered = existing?.state === "pairing" && this.#storedState(inviterId) === "active";
+      if (answered) state = "active";
       // An existing contact keeps its authorisation date and address until the
       // answer shows the inviter took this request (prepareAccept).
       this.ctx.db.run(
@@ -440,6 +441,12 @@ export class Pairing {
   }
 
   /** Reads and checks the connection parameters a pairing parcel carries. */
+  /** A contact's state as stored (not as shown: a lapsed contact is stored active). */
+  #storedState(contactId: string): string | undefined {
+    return this.ctx.db.get<{ state: string }>("SELECT state FROM contacts WHERE id = ?", contactId)
+      ?.state;
+  }
+
   async #readPeerParams(incoming: Incoming) {
     let content;
     let params: PrivateEndpointConnParams;
