@@ -564,7 +564,12 @@ Deno.test("web API: archive, read, delete, forward and drafts as the page calls 
 
       // Delete: the queued forward is cancelled and its parcel dropped.
       const deleted = await call("DELETE", `/api/messages/${message.id}`);
-      assert.deepEqual(deleted.json, { deleted: message.id, attachments: 2, parcels: 1 });
+      assert.deepEqual(deleted.json, {
+        deleted: message.id,
+        attachments: 2,
+        parcels: 1,
+        riding: [],
+      });
       assert.equal((await call("DELETE", `/api/messages/${message.id}`)).status, 404);
       const other = (await call("POST", "/api/drafts", {})).json as api.Draft;
       assert.deepEqual((await call("DELETE", `/api/drafts/${other.id}`)).json, {

@@ -271,7 +271,7 @@ Deno.test({
             dialog.getByRole("button", { name: "Delete" }).click(),
           ]);
           const deleted = await answer.json();
-          assert.deepEqual(deleted, { deleted: id, attachments: 1, parcels: 0 });
+          assert.deepEqual(deleted, { deleted: id, attachments: 1, parcels: 0, riding: [] });
           await page.locator("#toast", { hasText: "1 attachment removed" }).waitFor();
           await page.locator("#inbox-table").waitFor();
           await rowWith(page, "inbox", "Old photos").waitFor({ state: "detached" });
