@@ -12,7 +12,7 @@
  * try {
  *   await mail.identity.create("Alice");
  *   const invitation = await mail.pairing.createInvitation({ contactName: "Bob" });
- *   assert.match(invitation.text, /^relaymail-invite:1:/);
+ *   assert.match(invitation.text, /^relaymail-invite:2:/);
  *   assert.equal(mail.pairing.listInvitations().length, 1);
  * } finally {
  *   mail.close();

@@ -58,6 +58,12 @@ labTest(
         async () => (await p.daemon!.log()).includes("registered with gateway"),
       );
     }
+    // With no mesh peer known, a parcel goes to the gateway at once: the mesh path
+    // this test wants tried first needs Bob connected (a race seen under load).
+    await waitFor(
+      "Alice connected to the relay Bob",
+      async () => (await alice.daemon!.log()).includes("peer found"),
+    );
 
     const sent = await withMail(
       alice,

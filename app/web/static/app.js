@@ -11,7 +11,7 @@ import { contactsView } from "./contacts.js";
 import { attempt, toast } from "./dom.js";
 import { draftsView } from "./drafts.js";
 import { folderView, PAGE } from "./mailbox.js";
-import { prefetchMessages } from "./endpoints.js";
+import { forgetPrefetched, prefetchMessages } from "./endpoints.js";
 import { nearbyView } from "./nearby.js";
 import { announceMail, mountNotifications } from "./notifications.js";
 import { needsKeyView, onboardingView, welcomed } from "./onboarding.js";
@@ -151,6 +151,9 @@ async function start() {
     if (error instanceof ApiError && error.status === 401) return needsKey(false);
     throw error;
   }
+  // Before an identity (first run, or a restore about to bring one) there is no
+  // inbox yet: what was asked for early must not stand for the one to come.
+  if (!store.get().server?.identity) forgetPrefetched();
   if (!following) {
     following = true;
     listen().finally(() => (following = false));

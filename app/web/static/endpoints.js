@@ -261,3 +261,8 @@ export const useGateway = (url) =>
  * @returns {Promise<PassphraseAnswer>}
  */
 export const setPassphrase = (request) => api("/api/passphrase", { json: request });
+
+/** Drops a page asked for early: the state showed it cannot be what a view will want. */
+export function forgetPrefetched() {
+  prefetched = null;
+}
