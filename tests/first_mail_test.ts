@@ -31,19 +31,16 @@ import { Daemon } from "../app/services/daemon.ts";
 import { Relaymail } from "../app/services/relaymail.ts";
 import { deserializeSessionEnvelope } from "../app/services/receiver.ts";
 import { relaymail } from "./_cli.ts";
-import { carry, DAY, makeNode, randomBytes, statuses, type TestNode, waitFor } from "./helpers.ts";
-
-async function withNodes(
-  names: string[],
-  fn: (...nodes: TestNode[]) => Promise<void>,
-): Promise<void> {
-  const nodes = await Promise.all(names.map((name) => makeNode(name)));
-  try {
-    await fn(...nodes);
-  } finally {
-    for (const node of nodes) await node.close();
-  }
-}
+import {
+  carry,
+  DAY,
+  makeNode,
+  randomBytes,
+  statuses,
+  type TestNode,
+  waitFor,
+  withNodes,
+} from "./helpers.ts";
 
 /** One trip of a USB stick from `from` to `to`; returns what the import reported. */
 async function byStick(from: TestNode, to: TestNode) {

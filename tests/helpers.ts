@@ -128,3 +128,17 @@ export async function waitFor<T>(
     `Timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ""}`,
   );
 }
+
+/** Runs `fn` with a node named after each of `names`, closing them all after. */
+export async function withNodes(
+  names: string[],
+  fn: (...nodes: TestNode[]) => Promise<void>,
+  tunables = {},
+): Promise<void> {
+  const nodes = await Promise.all(names.map((name) => makeNode(name, { tunables })));
+  try {
+    await fn(...nodes);
+  } finally {
+    for (const node of nodes) await node.close();
+  }
+}

@@ -42,7 +42,7 @@ import {
 import { base32Decode, base32Encode, concat, readDer } from "../app/core/protocol/compact_der.ts";
 import { invitationText } from "../app/core/invitations.ts";
 import { relaymail } from "./_cli.ts";
-import { carry, DAY, makeNode, statuses, type TestNode } from "./helpers.ts";
+import { carry, DAY, statuses, withNodes } from "./helpers.ts";
 
 /** The highest QR version a version 2 invitation may need at level M (121 modules a side). */
 const MAX_QR_VERSION = 26;
@@ -131,15 +131,6 @@ async function reencode(text: string, change: (body: Uint8Array) => void): Promi
   change(body);
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
   return COMPACT_PREFIX + base32Encode(concat(body, digest.subarray(0, 4)));
-}
-
-async function withNodes(names: string[], fn: (...nodes: TestNode[]) => Promise<void>) {
-  const nodes = await Promise.all(names.map((name) => makeNode(name)));
-  try {
-    await fn(...nodes);
-  } finally {
-    for (const n of nodes) await n.close();
-  }
 }
 
 Deno.test("invitation sizes: version 2 is one QR code of version <= 26 at level M, version 1 is several", async () => {

@@ -33,19 +33,7 @@ import {
   type PairingContent,
   pairingProofInput,
 } from "../app/core/protocol/messages.ts";
-import { carry, DAY, makeNode, pair, pendingBytes, statuses, type TestNode } from "./helpers.ts";
-
-async function withNodes(
-  names: string[],
-  fn: (...nodes: TestNode[]) => Promise<void>,
-): Promise<void> {
-  const nodes = await Promise.all(names.map((name) => makeNode(name)));
-  try {
-    await fn(...nodes);
-  } finally {
-    for (const node of nodes) await node.close();
-  }
-}
+import { carry, DAY, pair, pendingBytes, statuses, type TestNode, withNodes } from "./helpers.ts";
 
 function inbox(node: TestNode): string[] {
   return node.node.mailbox.list("inbox").map((m) => m.subject);

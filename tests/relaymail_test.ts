@@ -16,6 +16,7 @@ import {
   pendingBytes,
   statuses,
   type TestNode,
+  withNodes,
 } from "./helpers.ts";
 
 /** Sends a message and returns the bytes of the parcel it made. */
@@ -28,19 +29,6 @@ async function sendAndTake(
   const made = (await from.node.outgoingParcels()).filter((p) => !before.has(p.key));
   assert.equal(made.length, 1);
   return (await made[0].read())!;
-}
-
-async function withNodes(
-  names: string[],
-  fn: (...nodes: TestNode[]) => Promise<void>,
-  tunables = {},
-) {
-  const nodes = await Promise.all(names.map((name) => makeNode(name, { tunables })));
-  try {
-    await fn(...nodes);
-  } finally {
-    for (const n of nodes) await n.close();
-  }
 }
 
 Deno.test("pairing: an invitation makes both sides contacts that can write to each other", async () => {
