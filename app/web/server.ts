@@ -301,14 +301,16 @@ export class WebApp {
  * paint of a cold start waited about 250 ms for those rounds).
  */
 function withModulePreloads(page: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
-  const links = Object.keys(STATIC_FILES)
-    .filter((path) => path.endsWith(".js"))
-    .sort()
-    .map((path) => `    <link rel="modulepreload" href="${path}">\n`)
-    .join("");
-  const text = new TextDecoder().decode(page).replace("</head>", `${links}  </head>`);
+  const text = new TextDecoder().decode(page).replace("</head>", `${MODULE_PRELOADS}  </head>`);
   return new TextEncoder().encode(text);
 }
+
+/** A `modulepreload` link for each module of the page, made once. */
+const MODULE_PRELOADS = Object.keys(STATIC_FILES)
+  .filter((path) => path.endsWith(".js"))
+  .sort()
+  .map((path) => `    <link rel="modulepreload" href="${path}">\n`)
+  .join("");
 
 function staticFiles(): Record<string, string> {
   const files: Record<string, string> = { "/": "index.html" };
