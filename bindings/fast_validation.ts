@@ -320,7 +320,8 @@ export class FastParcelValidator {
     const digest = digestPieces(eContent);
     if (!equalBytes(digest, digestAttribute)) return null;
     // The signature covers the attributes encoded as a SET (RFC 5652, section 5.4).
-    const signedBytes = whole(bytes, signedAttrs).slice();
+    // A copy: on a Node Buffer, slice() would return a view and this would alter the parcel.
+    const signedBytes = new Uint8Array(whole(bytes, signedAttrs));
     signedBytes[0] = 0x31;
     const valid = await crypto.subtle.verify(
       { name: "RSA-PSS", saltLength },
@@ -430,7 +431,7 @@ export class FastParcelValidator {
     const cacheKey = toHex(der.subarray(Math.max(0, der.length - 32))) + der.length;
     let cached = this.#certificates.get(cacheKey);
     if (!cached) {
-      cached = this.#parseCertificate(der.slice());
+      cached = this.#parseCertificate(new Uint8Array(der));
       this.#certificates.set(cacheKey, cached);
       cached.catch(() => this.#certificates.delete(cacheKey));
       if (this.#certificates.size > this.#maxCertificates) {
@@ -438,7 +439,7 @@ export class FastParcelValidator {
       }
     }
     const entry = await cached;
-    return equalBytes(entry.der, der) ? entry : await this.#parseCertificate(der.slice());
+    return equalBytes(entry.der, der) ? entry : await this.#parseCertificate(new Uint8Array(der));
   }
 
   async #parseCertificate(der: Uint8Array): Promise<CachedCertificate> {

@@ -28,7 +28,7 @@ export type Field = asn1js.BaseBlock;
 export function bytesField(tag: number, bytes: Uint8Array): Field {
   return new asn1js.Primitive({
     idBlock: { tagClass: CONTEXT, tagNumber: tag },
-    valueHex: bytes.slice().buffer as ArrayBuffer,
+    valueHex: new Uint8Array(bytes).buffer as ArrayBuffer,
   });
 }
 
@@ -93,7 +93,7 @@ export class Fields {
   static decode(structure: string, bytes: Uint8Array): Fields {
     let parsed: ReturnType<typeof asn1js.fromBER>;
     try {
-      parsed = asn1js.fromBER(bytes.slice().buffer as ArrayBuffer);
+      parsed = asn1js.fromBER(new Uint8Array(bytes).buffer as ArrayBuffer);
     } catch (error) {
       // asn1js throws on some damaged input instead of reporting it.
       throw new MalformedStructureError(`${structure} is not a DER SEQUENCE`, { cause: error });
