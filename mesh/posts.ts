@@ -20,6 +20,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { constants, createPublicKey, verify } from "node:crypto";
 import {
   Certificate,
   generateRSAKeyPair,
@@ -29,6 +30,7 @@ import {
   issueEndpointCertificate,
   Parcel,
 } from "@relaycorp/relaynet-core";
+import { pkijsCertificateOf } from "../bindings/_pkijs.ts";
 import { FastParcelValidator, type ParcelFacts } from "../bindings/fast_validation.ts";
 import {
   ParcelRefusedError,
@@ -271,13 +273,39 @@ export async function readPost(
   return { ...facts, payload: new Uint8Array(parcel.payloadSerialized), channelCertificate };
 }
 
-/** The id of a channel certificate's key, checking it is self-signed (a channel's). */
+/**
+ * The id of a channel certificate's key, checking that the certificate is
+ * self-signed: its signature verifies with its own subject key (RSA-PSS,
+ * SHA-256), which is what makes it the channel's and nobody else's.
+ */
 export async function channelIdOf(certificate: Certificate): Promise<string> {
   const id = await certificate.calculateSubjectId();
-  if (await certificate.getIssuerId() !== id) {
-    throw new RangeError("Not a channel certificate: it is not self-signed");
+  if (await certificate.getIssuerId() !== id || !isSelfSigned(certificate)) {
+    throw new RangeError("Not a channel certificate: it is not self-signed by its own key");
   }
   return id;
+}
+
+const OID_RSA_PSS = "1.2.840.113549.1.1.10";
+
+function isSelfSigned(certificate: Certificate): boolean {
+  const inner = pkijsCertificateOf(certificate);
+  if (inner.signatureAlgorithm.algorithmId !== OID_RSA_PSS) return false;
+  try {
+    const key = createPublicKey({
+      key: Buffer.from(inner.subjectPublicKeyInfo.toSchema().toBER()),
+      format: "der",
+      type: "spki",
+    });
+    return verify(
+      "sha256",
+      inner.tbsView,
+      { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_AUTO },
+      inner.signatureValue.valueBlock.valueHexView,
+    );
+  } catch {
+    return false;
+  }
 }
 
 /** Parses a channel certificate from DER. */

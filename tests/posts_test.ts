@@ -4,7 +4,12 @@
  * naming what is wrong.
  */
 import assert from "node:assert/strict";
-import { generateRSAKeyPair, getRSAPublicKeyFromPrivate, Parcel } from "@relaycorp/relaynet-core";
+import {
+  generateRSAKeyPair,
+  getRSAPublicKeyFromPrivate,
+  issueEndpointCertificate,
+  Parcel,
+} from "@relaycorp/relaynet-core";
 import {
   authorizeAuthor,
   CHANNEL_CERTIFICATE_DAYS,
@@ -177,4 +182,20 @@ Deno.test("a renewed channel certificate keeps the id, and old posts still verif
 Deno.test("an author certificate is not a channel certificate", async () => {
   const { authorCertificate } = await setUp();
   await assert.rejects(channelIdOf(authorCertificate), /not self-signed/);
+});
+
+Deno.test("a certificate of the channel's key signed by another key is not the channel's", async () => {
+  const channel = await createChannelKey();
+  const mallory = await generateRSAKeyPair();
+  // relaynet-core names the issuer after the subject key whoever signs, so only
+  // the signature tells this certificate from the channel's own.
+  const forged = await issueEndpointCertificate({
+    issuerPrivateKey: mallory.privateKey,
+    subjectPublicKey: await getRSAPublicKeyFromPrivate(channel.privateKey),
+    validityStartDate: new Date(Date.now() - 60_000),
+    validityEndDate: new Date(Date.now() + DAY),
+  });
+  assert.equal(await forged.getIssuerId(), channel.id);
+  await assert.rejects(channelIdOf(forged), /not self-signed/);
+  assert.equal(await channelIdOf(channel.certificate), channel.id);
 });
