@@ -15,6 +15,7 @@ import type { Libp2pOptions } from "libp2p";
 import { MAX_CLOCK_DRIFT_TOLERANCE_MS } from "../bindings/validation.ts";
 import type { Admission } from "./admission.ts";
 import type { DiscoveryOptions } from "./peers.ts";
+import { resolvePostQuota } from "./post_quota.ts";
 import { DEFAULT_QUOTA_SHARES } from "./quota.ts";
 import { DEFAULT_INITIAL_COPIES } from "./routing.ts";
 import type { MeshStore } from "./store.ts";
@@ -41,9 +42,11 @@ export function resolveOptions(options: MeshNodeOptions): ResolvedOptions {
       total: 20_000,
       ...options.unverifiedTombstones,
     },
+    postQuota: resolvePostQuota(options.postQuota),
     initialCopies: options.initialCopies ?? DEFAULT_INITIAL_COPIES,
     stallTimeoutMs: options.stallTimeoutMs ?? 20_000,
     syncIntervalMs: options.syncIntervalMs ?? 60_000,
+    purgeIntervalMs: options.purgeIntervalMs ?? 60_000,
     clockDriftToleranceMs: options.clockDriftToleranceMs ?? MAX_CLOCK_DRIFT_TOLERANCE_MS,
     now: options.now ?? (() => new Date()),
     reconciliation: options.reconciliation ?? "auto",

@@ -10,7 +10,7 @@ import type { Libp2p } from "libp2p";
 import { decodeProof, type DeliveryProof } from "./proofs.ts";
 import { decodeItem, type Item, type MeshStore, type StoredParcel } from "./store.ts";
 import type { LogFields, Logger } from "./log.ts";
-import type { MeshEventMap } from "./types.ts";
+import type { MeshEventMap, MeshStats } from "./types.ts";
 
 /** Dispatches one of the node's events. */
 export type Emit = <K extends keyof MeshEventMap>(type: K, detail: MeshEventMap[K]) => void;
@@ -85,4 +85,26 @@ export function logFailure(
 /** Why a stream ended, for an error thrown as anything. */
 export function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
+}
+
+/** A node's counters, all zero. */
+export function emptyStats(): MeshStats {
+  return {
+    syncBytesSent: 0,
+    syncBytesReceived: 0,
+    syncs: 0,
+    parcelsSent: 0,
+    parcelsReceived: 0,
+    parcelBytesSent: 0,
+    parcelBytesReceived: 0,
+    transferBytesSent: 0,
+    transferBytesReceived: 0,
+    refusals: 0,
+    postsSent: 0,
+    postsReceived: 0,
+    postsRefused: 0,
+    postsFollowed: 0,
+    postsCarried: 0,
+    interestTokens: 0,
+  };
 }

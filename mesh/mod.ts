@@ -7,6 +7,10 @@
  * - {@linkcode MeshNode}: start a node, {@linkcode MeshNode.send | send} it
  *   parcels, {@linkcode MeshNode.host | host} endpoints to receive theirs, observe
  *   peers and parcels through events.
+ * - Broadcast channels (docs/broadcast.md): {@linkcode createChannelKey},
+ *   {@linkcode authorizeAuthor} and {@linkcode makePost} make them;
+ *   {@linkcode MeshNode.follow | follow}, {@linkcode MeshNode.publish | publish}
+ *   and the node's `post` event carry them over the mesh, verified at every hop.
  * - {@linkcode attachParcelNode}: join a node implementing the binding contract
  *   (bindings/binding.ts) to a mesh node.
  * - {@linkcode createLogger}: where a node logs (its `logger` option), and
@@ -14,6 +18,48 @@
  *   option, which tests use to run meshes in memory).
  *
  * The protocol is specified in docs/mesh-protocol.md.
+ *
+ * @example A post reaching a follower
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { generateRSAKeyPair } from "@relaycorp/relaynet-core";
+ * import { authorizeAuthor, createChannelKey, makePost, MeshNode, type PostFacts } from "./mod.ts";
+ *
+ * // The owner makes a channel and authorises a key to write in it.
+ * const channel = await createChannelKey();
+ * const author = await generateRSAKeyPair();
+ * const authorCertificate = await authorizeAuthor({
+ *   channel,
+ *   authorPublicKey: author.publicKey,
+ *   expiresAt: new Date(Date.now() + 86_400_000),
+ * });
+ *
+ * const reader = await MeshNode.create({ storePath: ":memory:", listen: ["/ip4/127.0.0.1/tcp/0"], mdns: false });
+ * reader.follow(channel.id);
+ * const arrived = Promise.withResolvers<PostFacts>();
+ * reader.on("post", ({ facts }) => arrived.resolve(facts));
+ * await reader.start();
+ *
+ * const writer = await MeshNode.create({
+ *   storePath: ":memory:",
+ *   listen: ["/ip4/127.0.0.1/tcp/0"],
+ *   mdns: false,
+ *   peers: reader.addresses,
+ * });
+ * await writer.start();
+ * const published = await writer.publish(
+ *   await makePost({
+ *     channelCertificate: channel.certificate,
+ *     authorCertificate,
+ *     authorPrivateKey: author.privateKey,
+ *     payload: new TextEncoder().encode("Hello, followers"),
+ *   }),
+ * );
+ *
+ * assert.equal((await arrived.promise).key, published.key);
+ * await writer.stop();
+ * await reader.stop();
+ * ```
  *
  * @example Two programs exchanging a parcel
  * ```ts
@@ -114,3 +160,27 @@ export type {
   RefusalCode,
 } from "../bindings/binding.ts";
 export { ParcelRefusedError } from "../bindings/validation.ts";
+export {
+  authorizeAuthor,
+  type AuthorizeOptions,
+  CHANNEL_CERTIFICATE_DAYS,
+  CHANNEL_RENEWAL_DAYS,
+  channelCertificateFromDer,
+  channelIdOf,
+  type ChannelKey,
+  createChannelKey,
+  DEFAULT_POST_TTL_SECONDS,
+  makePost,
+  MAX_POST_TTL_SECONDS,
+  needsRenewal,
+  type PostFacts,
+  type PostOptions,
+  PostVerifier,
+  type ReadPost,
+  readPost,
+  renewChannelCertificate,
+  type VerifyPostOptions,
+} from "./posts.ts";
+export { DEFAULT_POST_QUOTA, type PostQuotaOptions, type ResolvedPostQuota } from "./post_quota.ts";
+export { INTEREST_LIMITS, INTEREST_SECONDS, interestToken } from "./interest.ts";
+export { type PostRecord, type PostShareKey, PostStore } from "./post_store.ts";

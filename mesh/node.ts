@@ -14,7 +14,8 @@
  *
  * - peers (peers.ts): the connected peers, discovery, reconnection, keep-alive;
  * - sync (sync.ts, reconcile.ts): reconciliation;
- * - transfer (transfer.ts, sender.ts, intake.ts): moving parcels;
+ * - transfer (transfer.ts, sender.ts, intake.ts): moving parcels and posts;
+ * - channels (channels.ts, interest.ts, post_intake.ts): broadcast posts;
  * - admission (admission.ts): which inbound connections libp2p accepts;
  * - the store (store.ts), which the node opens and closes.
  *
@@ -26,12 +27,16 @@ import { isSafelyStored } from "../bindings/binding.ts";
 import { FastParcelValidator, type ParcelFacts } from "../bindings/fast_validation.ts";
 import { ParcelRefusedError, sha256Hex } from "../bindings/validation.ts";
 import { Admission } from "./admission.ts";
+import { ChannelService } from "./channels.ts";
 import { discoveryOf, libp2pConfig, privateKeyOf, resolveOptions } from "./config.ts";
-import { type Emit, reportMisbehaviour } from "./core.ts";
+import { type Emit, emptyStats, reportMisbehaviour } from "./core.ts";
 import { type HostedEndpoint, Hosting } from "./hosting.ts";
+import { InterestTable } from "./interest.ts";
 import { Links } from "./links.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { PeerService } from "./peers.ts";
+import { PostQuota } from "./post_quota.ts";
+import type { PostFacts } from "./posts.ts";
 import { encodeProof, makeDeliveryProof, SignatureVerifier } from "./proofs.ts";
 import { StorageQuota } from "./quota.ts";
 import { DEFAULT_RATE_LIMIT, RateLimiter } from "./rate_limit.ts";
@@ -83,21 +88,13 @@ export class MeshNode extends EventTarget {
   readonly #peers: PeerService;
   readonly #sync: SyncService;
   readonly #transfer: TransferService;
+  readonly #channels: ChannelService;
+  readonly #interest: InterestTable;
   readonly #validator = new FastParcelValidator();
   readonly #validate: (bytes: Uint8Array) => Promise<ParcelFacts>;
   readonly #initialCopies: number;
-  readonly #stats: MeshStats = {
-    syncBytesSent: 0,
-    syncBytesReceived: 0,
-    syncs: 0,
-    parcelsSent: 0,
-    parcelsReceived: 0,
-    parcelBytesSent: 0,
-    parcelBytesReceived: 0,
-    transferBytesSent: 0,
-    transferBytesReceived: 0,
-    refusals: 0,
-  };
+  readonly #purgeIntervalMs: number;
+  readonly #stats: MeshStats = emptyStats();
   /** Work of the node's own: parcels held here handed to an endpoint it starts hosting. */
   readonly #tasks = new TaskGroup();
   #purgeTimer: ReturnType<typeof setInterval> | undefined;
@@ -123,6 +120,7 @@ export class MeshNode extends EventTarget {
     this.#admission = admission;
     this.#log = child("node");
     this.#initialCopies = options.initialCopies;
+    this.#purgeIntervalMs = options.purgeIntervalMs;
     this.#validate = (bytes) =>
       this.#validator.validate(bytes, {
         now: options.now(),
@@ -148,6 +146,23 @@ export class MeshNode extends EventTarget {
       onDisconnect: (peer) => this.#sync.forget(peer),
     });
     const peers = this.#peers.table;
+    const interest = new InterestTable(() => store.posts.followed(), () => options.now().getTime());
+    this.#interest = interest;
+    const limiter = new RateLimiter({ ...DEFAULT_RATE_LIMIT, ...parts.options.rateLimit });
+    this.#channels = new ChannelService({
+      peers,
+      store,
+      stats: this.#stats,
+      emit,
+      logger: child("channels"),
+      interest,
+      quota: new PostQuota(store.posts, options.postQuota),
+      limiter,
+      now: options.now,
+      syncAll: (except) => this.#sync.syncAll(except),
+      tellAll: () => this.#sync.tellAll(),
+      push: (peer) => this.#transfer.push(peer),
+    });
     this.#sync = new SyncService({
       registrar: libp2p,
       peers,
@@ -155,6 +170,7 @@ export class MeshNode extends EventTarget {
       links,
       hosting: this.#hosting,
       verifier,
+      interest,
       stats: this.#stats,
       emit,
       logger: child("sync"),
@@ -169,7 +185,7 @@ export class MeshNode extends EventTarget {
       hosting: this.#hosting,
       verifier,
       quota: new StorageQuota(store, options.quotaBytes, options.maxParcels, options.shares),
-      limiter: new RateLimiter({ ...DEFAULT_RATE_LIMIT, ...parts.options.rateLimit }),
+      limiter,
       validate: this.#validate,
       stats: this.#stats,
       emit,
@@ -177,6 +193,7 @@ export class MeshNode extends EventTarget {
       options,
       syncAll: (except) => this.#sync.syncAll(except),
       retryLater: (peer) => this.#sync.retryLater(peer),
+      takePosts: (batch, from, host) => this.#channels.takePosts(batch, from, host),
     });
   }
 
@@ -214,8 +231,12 @@ export class MeshNode extends EventTarget {
     return this.#store;
   }
 
-  /** Counters since start. */
+  /** Counters since start, and the posts held now. */
   get stats(): MeshStats {
+    const held = this.#store.posts.counts();
+    this.#stats.postsFollowed = held.followed;
+    this.#stats.postsCarried = held.carried;
+    this.#stats.interestTokens = this.#interest.size;
     return this.#stats;
   }
 
@@ -234,7 +255,7 @@ export class MeshNode extends EventTarget {
       await this.#transfer.start();
       await this.#libp2p.start();
       this.#peers.start();
-      this.#purgeTimer = setInterval(() => this.#purge(), 60_000);
+      this.#purgeTimer = setInterval(() => this.#purge(), this.#purgeIntervalMs);
     })();
     await this.#starting;
   }
@@ -402,6 +423,44 @@ export class MeshNode extends EventTarget {
       await Promise.allSettled(busy);
     }
     this.#store.flush();
+  }
+
+  /**
+   * Follows a broadcast channel (persisted): this node asks its peers for the
+   * channel's posts, keeps them, and reports each in a `post` event. Throws
+   * RangeError on a malformed channel id.
+   */
+  follow(channelId: string): void {
+    this.#channels.follow(channelId);
+  }
+
+  /** Stops following a channel, and forgets its posts. */
+  unfollow(channelId: string): void {
+    this.#channels.unfollow(channelId);
+  }
+
+  /** The channels this node follows. */
+  following(): string[] {
+    return this.#channels.following();
+  }
+
+  /**
+   * Publishes a post (docs/broadcast.md §3): verified as every hop will, stored
+   * (following its channel), and spread to the peers that want it. Throws
+   * {@linkcode ParcelRefusedError} if it is invalid or its channel is full.
+   */
+  publish(post: Uint8Array): Promise<PostFacts> {
+    return this.#channels.publish(post);
+  }
+
+  /** The posts held: of one channel, or (without `channelId`) of every channel followed. */
+  posts(channelId?: string): PostFacts[] {
+    return this.#channels.posts(channelId);
+  }
+
+  /** A held post's octets, by its key. */
+  post(key: string): Uint8Array | undefined {
+    return this.#channels.post(key);
   }
 
   /** Adds a typed listener. */

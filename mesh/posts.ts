@@ -21,7 +21,10 @@
  */
 import { Buffer } from "node:buffer";
 import { constants, createPublicKey, verify } from "node:crypto";
+// `@internal` marks types of npm packages that our public API names: they are documented
+// upstream, and `deno doc --lint` should not ask us to export them (denoland/deno#27364).
 import {
+  /** @internal */
   Certificate,
   generateRSAKeyPair,
   getIdFromIdentityKey,
@@ -42,7 +45,7 @@ import {
 /** A post lives 30 days unless its author says otherwise. */
 export const DEFAULT_POST_TTL_SECONDS = 30 * 86_400;
 /** A post lives at most 180 days (RAMF's own limit). */
-export const MAX_POST_TTL_SECONDS = RAMF_MAX_TTL_SECONDS;
+export const MAX_POST_TTL_SECONDS: number = RAMF_MAX_TTL_SECONDS;
 /** A channel's self-signed certificate is issued for this long… */
 export const CHANNEL_CERTIFICATE_DAYS = 400;
 /** …and renewed when fewer days than this are left, so it outlives any post. */

@@ -13,6 +13,7 @@ import {
   type Announcement,
   decodeSync,
   encodeSync,
+  type InterestToken,
   MAX_SYNC_FRAME_LENGTH,
   NONCE_LENGTH,
   PROTOCOL_VERSION,
@@ -33,11 +34,19 @@ export type Hello = Extract<SyncMessage, { type: "hello" }>;
 
 /** What one side brings to an exchange. */
 export interface ExchangeSide {
-  /** The encoded items this side offers (at most {@linkcode MAX_ITEMS}), read once. */
+  /**
+   * The encoded items this side offers (at most {@linkcode MAX_ITEMS}), read once
+   * the peer's HELLO is in: the posts among them are those of the channels the
+   * peer asked for (§2.6).
+   */
   items(): Uint8Array[];
+  /** At least as many items as {@linkcode items} will list, for the initiator's HELLO. */
+  itemCount(): number;
+  /** The interest tokens of this side's HELLO. */
+  interest(): InterestToken[];
   /** The announcements of the endpoints this side hosts, sealed under its `nonce`. */
   announcements(nonce: Uint8Array): Announcement[];
-  /** The peer's HELLO arrived (its announcements are to be kept). */
+  /** The peer's HELLO arrived (its announcements and interest are to be kept). */
   hello(hello: Hello): void;
   /** The proofs of the tombstones among `items`, as many as fit one frame. */
   proofsFor(items: readonly Uint8Array[]): ProvenTombstone[];
@@ -61,22 +70,23 @@ export async function initiateExchange(
   side: ExchangeSide,
   fullList: boolean,
 ): Promise<ExchangeResult> {
-  const items = side.items();
   const salt = crypto.getRandomValues(new Uint32Array(1))[0];
   const nonce = crypto.getRandomValues(new Uint8Array(NONCE_LENGTH));
   await channel.write(encodeSync({
     type: "hello",
     version: PROTOCOL_VERSION,
     salt,
-    itemCount: items.length,
+    itemCount: Math.min(side.itemCount(), MAX_ITEMS),
     nonce,
     announcements: side.announcements(nonce),
+    interest: side.interest(),
   }));
   const hello = expectSync(await channel.expect(), "hello");
   if (hello.version !== PROTOCOL_VERSION) {
     throw new ProtocolError(`Peer speaks version ${hello.version}`);
   }
   side.hello(hello);
+  const items = side.items();
 
   let diff: Extract<SyncMessage, { type: "diff" }>;
   const listAll = fullList || preferFullList(items.length, hello.itemCount);
@@ -134,6 +144,7 @@ export async function answerExchange(
     itemCount: items.length,
     nonce,
     announcements: side.announcements(nonce),
+    interest: side.interest(),
   }));
   let theirs: Uint8Array[];
   let ours: Uint8Array[];

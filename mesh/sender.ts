@@ -20,6 +20,7 @@ import {
   AckStatus,
   decodeTransfer,
   encodeParcelFrame,
+  encodePostFrame,
   MAX_IN_FLIGHT,
   ProtocolError,
   TRANSFER_PROTOCOL,
@@ -124,8 +125,8 @@ export class ParcelSender {
       while (peer.queue.size > 0 && failed === null) {
         const [key, job] = peer.queue.entries().next().value!;
         peer.queue.delete(key);
-        const bytes = store.bytes(key);
-        if (!bytes) continue; // delivered or expired meanwhile
+        const bytes = job.post ? store.posts.bytes(key) : store.bytes(key);
+        if (!bytes) continue; // delivered, expired or unfollowed meanwhile
         // Claimed now, not once the window has room: a reconciliation meanwhile
         // must not queue it again, or it would go twice on this stream.
         peer.sending.add(key);
@@ -139,6 +140,11 @@ export class ParcelSender {
           break;
         }
         inFlight.set(key, { job });
+        if (job.post) {
+          await channel.write(encodePostFrame(key, bytes));
+          stats.postsSent++;
+          continue;
+        }
         const copies = job.direct ? 0 : job.give;
         await channel.write(encodeParcelFrame(key, copies, bytes));
         stats.parcelsSent++;
@@ -174,6 +180,16 @@ export class ParcelSender {
 
   #settle(peer: PeerState, message: TransferMessage, job: PushJob): void {
     const { store, stats, emit } = this.#deps;
+    if (job.post && (message.type === "ack" || message.type === "refuse")) {
+      // A post is settled once the peer has it or refused it: it is not offered again.
+      if (message.type === "refuse" && message.transient) {
+        peer.backoff.set(message.key, Date.now() + TRANSIENT_BACKOFF_MS);
+      } else peer.refused.add(message.key);
+      if (message.type === "refuse") {
+        this.#log.debug("A peer refused a post", { peer: peer.id, code: message.code });
+      }
+      return;
+    }
     if (message.type === "refuse") {
       stats.refusals++;
       if (message.transient) peer.backoff.set(message.key, Date.now() + TRANSIENT_BACKOFF_MS);

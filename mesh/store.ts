@@ -16,6 +16,7 @@
  * @module
  */
 import { SqliteDatabase } from "../bindings/durable.ts";
+import { PostStore } from "./post_store.ts";
 import { MIGRATIONS } from "./store_schema.ts";
 import { type ShareKey, ShareLedger, type ShareRow } from "./store_shares.ts";
 import { Tombstones } from "./store_tombstones.ts";
@@ -71,6 +72,8 @@ interface ParcelRow {
 export class MeshStore {
   readonly #db: SqliteDatabase;
   readonly #tombstones: Tombstones;
+  /** The broadcast posts held and the channels followed (post_store.ts). */
+  readonly posts: PostStore;
   /** Octets of relayed parcels, in all and by share key, kept in step with the table. */
   readonly #usage = new ShareLedger();
   /** Writes whose loss in a crash is harmless, committed together a moment later. */
@@ -80,6 +83,7 @@ export class MeshStore {
   private constructor(db: SqliteDatabase, private readonly now: () => Date) {
     this.#db = db;
     this.#tombstones = new Tombstones(db, now);
+    this.posts = new PostStore(db, now);
     this.#countUsage();
   }
 
@@ -389,15 +393,18 @@ export class MeshStore {
     });
   }
 
-  /** Drops expired parcels and tombstones; returns how many parcels went. */
+  /** Drops expired parcels, posts and tombstones; returns how many parcels and posts went. */
   purgeExpired(): number {
     const now = this.now().getTime();
+    let posts = 0;
     const purged = this.#db.transaction(() => {
       this.#tombstones.purge(now);
+      posts = this.posts.purge(now);
       return this.#db.run("DELETE FROM parcels WHERE expires_at <= ?", now);
     });
-    if (purged > 0) this.#countUsage();
-    return purged;
+    if (purged === 0) return posts;
+    this.#countUsage();
+    return purged + posts;
   }
 
   /** Octets of relayed parcels held, in all and from one sender. */
@@ -412,26 +419,42 @@ export class MeshStore {
   }
 
   /**
-   * The parcels and tombstones with proofs, as reconciliation items: at most
-   * `limit` (parcels first, then checked proofs, then the newest unverified), so
-   * that the list always fits a sync frame however much was pushed at this node.
+   * The parcels, posts and tombstones with proofs, as reconciliation items: at
+   * most `limit` (parcels first, then the posts of channels `wantedPosts` names,
+   * then checked proofs, then the newest unverified), so that the list always
+   * fits a sync frame however much was pushed at this node.
    */
-  items(limit = Number.MAX_SAFE_INTEGER): Item[] {
+  items(
+    limit = Number.MAX_SAFE_INTEGER,
+    wantedPosts: (channelId: string) => boolean = () => false,
+  ): Item[] {
     const now = this.now().getTime();
     const parcels = this.#db.all<{ key: string; expires_at: number }>(
       "SELECT key, expires_at FROM parcels WHERE expires_at > ? ORDER BY received_at DESC LIMIT ?",
       now,
       limit,
     );
-    const delivered = this.#tombstones.items(now, Math.max(0, limit - parcels.length));
+    const posts = this.posts.items(wantedPosts, limit - parcels.length);
+    const left = Math.max(0, limit - parcels.length - posts.length);
     return [
       ...parcels.map((r): Item => ({
         kind: ItemKind.PARCEL,
         key: r.key,
         expiresAt: new Date(r.expires_at),
       })),
-      ...delivered,
+      ...posts,
+      ...this.#tombstones.items(now, left),
     ];
+  }
+
+  /** At least as many items as {@linkcode items} lists, whatever posts it is asked for. */
+  itemCount(limit = Number.MAX_SAFE_INTEGER): number {
+    const now = this.now().getTime();
+    const parcels = this.#db.get<{ n: number }>(
+      "SELECT count(*) AS n FROM parcels WHERE expires_at > ?",
+      now,
+    )?.n ?? 0;
+    return Math.min(limit, parcels + this.posts.count() + this.#tombstones.count(now));
   }
 
   /** Commits what is queued and closes the database. */

@@ -9,7 +9,8 @@
 
 /**
  * The store's migrations, oldest first: the tables of parcels, of tombstones
- * (`delivered`), of known recipients and of meta values.
+ * (`delivered`), of known recipients, of meta values, and (protocol 3) of
+ * broadcast posts and followed channels.
  */
 export const MIGRATIONS: readonly string[] = [
   `
@@ -70,5 +71,27 @@ CREATE INDEX delivered_by_id ON delivered (sender_id, parcel_id);
 -- Making room for a peer's unverifiable proofs evicts the oldest: without this
 -- index each eviction sorted every unverified tombstone.
 CREATE INDEX delivered_unverified_by_age ON delivered (state, delivered_at);
+`,
+  `
+-- Protocol 3: broadcast posts (docs/broadcast.md), keyed by the SHA-256 of their
+-- octets. followed: the node follows the channel (its own posts, counted per
+-- channel); otherwise it carries them for neighbours, within the post quota.
+CREATE TABLE posts (
+  key TEXT PRIMARY KEY,
+  channel_id TEXT NOT NULL,
+  author_id TEXT NOT NULL,
+  post_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,   -- ms since the epoch, as its author dated it
+  expires_at INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  from_peer TEXT,                -- null: published here
+  from_host TEXT,
+  followed INTEGER NOT NULL,
+  bytes BLOB NOT NULL
+);
+CREATE INDEX posts_by_channel ON posts (channel_id, created_at);
+CREATE INDEX posts_by_expiry ON posts (expires_at);
+CREATE TABLE followed_channels (channel_id TEXT PRIMARY KEY, since INTEGER NOT NULL);
 `,
 ];

@@ -211,6 +211,14 @@ export class Tombstones {
     this.#db.run("DELETE FROM delivered WHERE expires_at <= ?", now);
   }
 
+  /** Unexpired tombstones with proofs: how many {@linkcode items} lists at most. */
+  count(now: number): number {
+    return this.#db.get<{ n: number }>(
+      "SELECT count(*) AS n FROM delivered WHERE expires_at > ? AND proof IS NOT NULL",
+      now,
+    )?.n ?? 0;
+  }
+
   /**
    * Unexpired tombstones with proofs as reconciliation items, at most `limit`:
    * proven ones first, then the newest unverified.

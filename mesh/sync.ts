@@ -19,6 +19,7 @@ import {
   type Service,
 } from "./core.ts";
 import { hostOf } from "./host_key.ts";
+import type { InterestTable } from "./interest.ts";
 import { refuseBusy, StreamSlots } from "./links.ts";
 import type { Logger } from "./log.ts";
 import type { NodeParts } from "./parts.ts";
@@ -35,6 +36,7 @@ import { encodeItem, ItemKind } from "./store.ts";
 import { TaskGroup } from "./tasks.ts";
 import {
   encodeSync,
+  type InterestToken,
   MAX_PROOFS_PER_MESSAGE,
   MAX_SYNC_FRAME_LENGTH,
   ProtocolError,
@@ -54,6 +56,8 @@ import {
 /** What {@linkcode SyncService} needs. */
 export interface SyncDeps extends NodeParts {
   readonly registrar: Registrar;
+  /** Which channels' posts this node and its peers want. */
+  readonly interest: InterestTable;
   readonly options: Pick<
     ResolvedOptions,
     "reconciliation" | "now" | "unverifiedTombstones" | "syncIntervalMs"
@@ -116,6 +120,20 @@ export class SyncService implements Service {
     }
   }
 
+  /**
+   * Like {@linkcode syncAll}, for news the peers learn only from this node's
+   * HELLO (interest it now relays): a reconciliation a peer starts meanwhile may
+   * have begun before, so it does not stand in for this one.
+   */
+  tellAll(except?: string): void {
+    for (const peer of this.#deps.peers.values()) {
+      if (peer.id === except) continue;
+      if (peer.syncing) peer.syncAgain = true;
+      peer.mustSync = true;
+      this.scheduleSync(peer, 200);
+    }
+  }
+
   scheduleSync(peer: PeerState, delayMs: number): void {
     if (peer.syncTimer !== undefined || this.#tasks.closed) return;
     peer.syncTimer = setTimeout(() => {
@@ -130,6 +148,7 @@ export class SyncService implements Service {
       peer.syncAgain = true;
       return peer.syncing;
     }
+    peer.mustSync = false;
     const running = this.#tasks.run((signal) =>
       this.#initiate(peer, signal)
         .then(() => {
@@ -176,7 +195,7 @@ export class SyncService implements Service {
     try {
       const result = await initiateExchange(
         channel,
-        this.#side(peer),
+        this.#side(peer, peer.id, peer.host),
         options.reconciliation === "full-list",
       );
       await this.#close(stream, peer.id);
@@ -194,7 +213,7 @@ export class SyncService implements Service {
   async #respond(stream: Stream, connection: Connection, signal: AbortSignal): Promise<void> {
     const id = connection.remotePeer.toString();
     const peer = this.#deps.peers.get(id);
-    if (peer?.syncTimer !== undefined && !peer.syncAgain) {
+    if (peer?.syncTimer !== undefined && !peer.syncAgain && !peer.mustSync) {
       // The peer is reconciling with us: the one we had scheduled would be redundant.
       this.forget(peer);
     }
@@ -209,7 +228,7 @@ export class SyncService implements Service {
         await refuseBusy(channel, encodeSync({ type: "error", message }), this.#log);
         return;
       }
-      const result = await answerExchange(channel, this.#side(peer));
+      const result = await answerExchange(channel, this.#side(peer, id, host));
       await this.#close(stream, id);
       if (peer) {
         this.#apply(peer, result, this.#account(peer, channel));
@@ -226,13 +245,27 @@ export class SyncService implements Service {
   }
 
   /** This node's side of an exchange with `peer` (unknown: a stream that beat its connect event). */
-  #side(peer: PeerState | undefined): ExchangeSide {
-    const { store, hosting } = this.#deps;
+  #side(peer: PeerState | undefined, id: string, host: string): ExchangeSide {
+    const { store, hosting, interest } = this.#deps;
+    let told: InterestToken[] | undefined;
+    const tokens = () => told ??= interest.advertise(id);
     return {
-      items: () => store.items(MAX_ITEMS).map(encodeItem),
+      // Posts only of the channels one side asked the other for, the same on both
+      // sides: others would only swell the difference (§2.6).
+      items: () => {
+        const asked = new Set(tokens().map((t) => toHex(t.token)));
+        const wanted = (channel: string) =>
+          asked.has(interest.tokenOf(channel)) || interest.peerWants(id, channel);
+        return store.items(MAX_ITEMS, wanted).map(encodeItem);
+      },
+      itemCount: () => store.itemCount(MAX_ITEMS),
+      interest: tokens,
       announcements: (nonce) => hosting.announcements(nonce),
       hello: (hello) => {
         if (peer) learnAnnouncements(peer, hello);
+        // A channel wanted anew here must be heard of by the other peers, so that
+        // posts come this way (relayed interest, §2.6).
+        if (interest.learn(id, host, hello.interest ?? [])) this.tellAll(id);
       },
       proofsFor: (items) => this.#proofsFor(items),
     };
@@ -301,6 +334,7 @@ export class SyncService implements Service {
     const now = Date.now();
     for (const raw of ourOnly) {
       const item = safeDecodeItem(raw);
+      if (item?.kind === ItemKind.POST) this.#queuePost(peer, item.key, now);
       if (item?.kind !== ItemKind.PARCEL) continue;
       const parcel = store.get(item.key);
       if (
@@ -315,6 +349,18 @@ export class SyncService implements Service {
     this.#deps.emit("sync", { ...traffic, theirOnly: theirOnly.length, ourOnly: ourOnly.length });
     this.#deps.push(peer);
     if (changed) this.syncAll(peer.id);
+  }
+
+  /** Queues a post the peer lacks, if it asked for its channel (§2.6). */
+  #queuePost(peer: PeerState, key: string, now: number): void {
+    const post = this.#deps.store.posts.get(key);
+    if (
+      !post || !this.#deps.interest.peerWants(peer.id, post.channelId) ||
+      peer.refused.has(key) || peer.sending.has(key) || (peer.backoff.get(key) ?? 0) > now
+    ) {
+      return;
+    }
+    peer.queue.set(key, { give: 0, direct: false, post: true });
   }
 
   /**

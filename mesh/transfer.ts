@@ -15,6 +15,7 @@ import { ParcelIntake, type ParcelMessage } from "./intake.ts";
 import { refuseBusy, StreamSlots } from "./links.ts";
 import type { Logger } from "./log.ts";
 import type { NodeParts } from "./parts.ts";
+import type { PostMessage } from "./post_intake.ts";
 import type { StorageQuota } from "./quota.ts";
 import type { RateLimiter } from "./rate_limit.ts";
 import { ParcelSender } from "./sender.ts";
@@ -26,6 +27,7 @@ import {
   MAX_IN_FLIGHT,
   ProtocolError,
   TRANSFER_PROTOCOL,
+  type TransferMessage,
 } from "./wire.ts";
 import type { PeerState, ResolvedOptions } from "./types.ts";
 import { GROUP_COMMIT_WAIT_MS, TRANSFER_RECEIVERS } from "./types.ts";
@@ -39,6 +41,12 @@ export interface TransferDeps extends NodeParts {
   /** Checks a parcel as RS-001 requires. */
   readonly validate: (bytes: Uint8Array) => Promise<ParcelFacts>;
   readonly options: Pick<ResolvedOptions, "stallTimeoutMs" | "initialCopies">;
+  /** Takes a batch of posts a peer pushed (the channel service's); answers each. */
+  readonly takePosts: (
+    batch: PostMessage[],
+    from: string,
+    host: string,
+  ) => Promise<TransferMessage[]>;
   /** Schedules a reconciliation with every peer but `except` (the sync service's). */
   readonly syncAll: (except?: string) => void;
   /** Tries a failed exchange with `peer` again later (the sync service's). */
@@ -138,7 +146,7 @@ export class TransferService implements Service {
     }, Math.max(250, Math.min(2000, Math.floor(options.stallTimeoutMs / 4))));
     // Frames are read as they come and taken in batches (at most the sender's
     // window), so that the parcels of a batch are committed together.
-    const queue: ParcelMessage[] = [];
+    const queue: (ParcelMessage | PostMessage)[] = [];
     /** Parcels read and not yet answered: never more than the window. */
     let unanswered = 0;
     let room = Promise.withResolvers<void>();
@@ -160,11 +168,13 @@ export class TransferService implements Service {
           const frame = await channel.read();
           if (frame === null) break;
           const message = decodeTransfer(frame);
-          if (message.type !== "parcel") {
+          if (message.type !== "parcel" && message.type !== "post") {
             throw new ProtocolError(`Unexpected ${message.type} on a transfer stream`);
           }
-          stats.parcelsReceived++;
-          stats.parcelBytesReceived += message.bytes.byteLength;
+          if (message.type === "parcel") {
+            stats.parcelsReceived++;
+            stats.parcelBytesReceived += message.bytes.byteLength;
+          }
           unanswered++;
           queue.push(message);
           arrived.resolve();
@@ -200,7 +210,12 @@ export class TransferService implements Service {
         const leave = await this.#gate.enter(host);
         let replies;
         try {
-          replies = await this.#intake.takeBatch(batch, from, host);
+          const parcels = batch.filter((m): m is ParcelMessage => m.type === "parcel");
+          const posts = batch.filter((m): m is PostMessage => m.type === "post");
+          replies = [
+            ...(parcels.length > 0 ? await this.#intake.takeBatch(parcels, from, host) : []),
+            ...(posts.length > 0 ? await this.#deps.takePosts(posts, from, host) : []),
+          ];
         } finally {
           leave();
         }

@@ -21,6 +21,8 @@ import { type ParcelOrigin, type ReceiveOutcome, type RefusalCode } from "../bin
 import { MAX_CLOCK_DRIFT_TOLERANCE_MS, RAMF_MAX_TTL_SECONDS } from "../bindings/validation.ts";
 import { type EndpointSigner } from "./proofs.ts";
 import { type QuotaShares } from "./quota.ts";
+import type { PostQuotaOptions, ResolvedPostQuota } from "./post_quota.ts";
+import type { PostFacts } from "./posts.ts";
 import { type AdmissionLimits } from "./admission.ts";
 import type { Logger } from "./log.ts";
 import type { RateLimit } from "./rate_limit.ts";
@@ -52,6 +54,12 @@ export interface MeshNodeOptions {
   readonly quotaBytes?: number;
   /** Most parcels of other people this node stores (default 50 000). */
   readonly maxParcels?: number;
+  /**
+   * Bounds on broadcast posts: those of channels this node does not follow
+   * (default 64 MiB and 10 000 posts, shared per channel, peer and host) and
+   * those of each followed channel (default 256 MiB and 10 000 posts).
+   */
+  readonly postQuota?: PostQuotaOptions;
   /** Share of the quota one sender may fill (default 0.1); see also `shares`. */
   readonly senderShare?: number;
   /** Shares of the quota per sender, recipient, peer, host and unknown recipients. */
@@ -70,6 +78,8 @@ export interface MeshNodeOptions {
   readonly admission?: Partial<AdmissionLimits>;
   /** A peer silent this long mid-exchange is dropped (default 20 000 ms). */
   readonly stallTimeoutMs?: number;
+  /** Purge expired parcels, posts and tombstones this often (default 60 000 ms). */
+  readonly purgeIntervalMs?: number;
   /** Re-reconcile with every peer this often even if nothing changed (default 60 000 ms). */
   readonly syncIntervalMs?: number;
   /** How far ahead a parcel's date may be (default 2 h, RS-001's maximum). */
@@ -196,6 +206,18 @@ export interface MeshStats {
   transferBytesReceived: number;
   /** Parcels refused, by this node or by its peers. */
   refusals: number;
+  /** Posts pushed to peers. */
+  postsSent: number;
+  /** Posts that arrived from peers (stored or not). */
+  postsReceived: number;
+  /** Posts refused by this node (forged, expired, unwanted, over a bound). */
+  postsRefused: number;
+  /** Posts held now, of the channels this node follows (read when `stats` is read). */
+  postsFollowed: number;
+  /** Posts held now for neighbours, of channels this node does not follow. */
+  postsCarried: number;
+  /** Interest tokens remembered from peers now (bounded: mesh/interest.ts). */
+  interestTokens: number;
 }
 
 /** Details of the events a node dispatches. */
@@ -224,6 +246,12 @@ export interface MeshEventMap {
     /** Refused by the hosted endpoint's own handler (which keeps its own record). */
     byEndpoint?: boolean;
   };
+  /**
+   * A post of a channel this node follows was stored: arrived from peer `from`,
+   * published here (no `from`), or held already when the channel was followed.
+   * Dispatched once per post.
+   */
+  "post": { facts: PostFacts; bytes: Uint8Array; from?: string };
   /** A peer said something false: a delivery proof or hosting claim that does not verify. */
   "peer:misbehaved": { peer: string; reason: string };
   /** A reconciliation finished. */
@@ -247,6 +275,8 @@ export interface SendResult {
 export interface PushJob {
   readonly give: number;
   readonly direct: boolean;
+  /** A broadcast post, not a parcel. */
+  readonly post?: boolean;
 }
 
 export interface PeerState {
@@ -263,6 +293,8 @@ export interface PeerState {
   addresses: string[];
   syncing: Promise<void> | null;
   syncAgain: boolean;
+  /** A reconciliation is scheduled that one the peer starts does not replace (news in our HELLO). */
+  mustSync?: boolean;
   syncTimer?: ReturnType<typeof setTimeout>;
   readonly queue: Map<string, PushJob>;
   /** Keys pushed to this peer and not yet answered: not queued again meanwhile. */
@@ -294,9 +326,11 @@ export type ResolvedOptions =
       | "privateKey"
       | "createLibp2p"
       | "logger"
+      | "postQuota"
     >
   >
   & {
+    postQuota: ResolvedPostQuota;
     peers: readonly string[];
     shares: QuotaShares;
     unverifiedTombstones: { perPeer: number; perHost: number; total: number };

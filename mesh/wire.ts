@@ -8,16 +8,18 @@
  */
 import { Uint8ArrayList } from "uint8arraylist";
 import { MAX_PARCEL_LENGTH } from "../bindings/validation.ts";
-import { fromHex, toHex } from "../bindings/validation.ts";
+import { ProtocolError, Reader, Writer } from "./wire_codec.ts";
 import type { RefusalCode } from "../bindings/binding.ts";
 import { TAG_LENGTH } from "./proofs.ts";
 
+export { ProtocolError } from "./wire_codec.ts";
+
 /** Protocol of the stream on which two nodes compare what they hold. */
-export const SYNC_PROTOCOL = "/relaymail/mesh/sync/2.0.0";
+export const SYNC_PROTOCOL = "/relaymail/mesh/sync/3.0.0";
 /** Protocol of the streams that carry parcels, one way each. */
-export const TRANSFER_PROTOCOL = "/relaymail/mesh/parcels/2.0.0";
+export const TRANSFER_PROTOCOL = "/relaymail/mesh/parcels/3.0.0";
 /** Version carried in HELLO; a node refuses another major version. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** RS-000: at most five parcels in flight awaiting acknowledgement per connection. */
 export const MAX_IN_FLIGHT = 5;
 /** Largest frame: a parcel and its header. */
@@ -26,6 +28,10 @@ export const MAX_FRAME_LENGTH = MAX_PARCEL_LENGTH + 64;
 export const MAX_SYNC_FRAME_LENGTH = 4 * 1024 * 1024;
 /** At most this many endpoint announcements in a HELLO. */
 export const MAX_ENDPOINTS = 256;
+/** At most this many interest tokens in a HELLO (§2.6). */
+export const MAX_INTEREST_TOKENS = 256;
+/** Octets of an interest token: the first 16 of a SHA-256 (mesh/interest.ts). */
+export const INTEREST_TOKEN_LENGTH = 16;
 /** Octets of the nonce each side puts in its HELLO (announcements are sealed under it). */
 export const NONCE_LENGTH = 16;
 /** Largest sealed hosting claim in an announcement. */
@@ -47,6 +53,7 @@ export const Type = {
   ACK: 0x11,
   REFUSE: 0x12,
   PROGRESS: 0x13,
+  POST: 0x14,
   ERROR: 0x7f,
 } as const;
 
@@ -75,6 +82,14 @@ export interface ProvenTombstone {
   readonly proof: Uint8Array;
 }
 
+/** Interest in a channel, as HELLO carries it (§2.6). */
+export interface InterestToken {
+  /** {@linkcode INTEREST_TOKEN_LENGTH} octets naming the channel (mesh/interest.ts). */
+  readonly token: Uint8Array;
+  /** Seconds, from the HELLO's sending, for which the interest holds. */
+  readonly seconds: number;
+}
+
 /** Messages of the sync stream. */
 export type SyncMessage =
   | {
@@ -84,6 +99,8 @@ export type SyncMessage =
     itemCount: number;
     nonce: Uint8Array;
     announcements: Announcement[];
+    /** The channels the sender wants posts of, its own or its peers' (none when absent). */
+    interest?: InterestToken[];
   }
   | { type: "symbols"; start: number; symbols: Uint8Array }
   | { type: "items"; items: Uint8Array }
@@ -95,142 +112,14 @@ export type SyncMessage =
 /** Messages of a transfer stream. */
 export type TransferMessage =
   | { type: "parcel"; key: string; copies: number; bytes: Uint8Array }
+  /** A broadcast post (docs/broadcast.md), answered by ACK or REFUSE like a parcel. */
+  | { type: "post"; key: string; bytes: Uint8Array }
   /** `proof` (an encoded delivery proof) comes with DELIVERED and ALREADY_DELIVERED. */
   | { type: "ack"; key: string; status: number; proof?: Uint8Array }
   | { type: "refuse"; key: string; code: RefusalCode; transient: boolean; reason: string }
   /** Sent by a receiver while a large parcel arrives, so the sender sees it is alive. */
   | { type: "progress"; received: number }
   | { type: "error"; message: string };
-
-/** Raised on a frame that does not decode. */
-export class ProtocolError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ProtocolError";
-  }
-}
-
-class Writer {
-  readonly #parts: Uint8Array[] = [];
-  #length = 0;
-
-  u8(value: number): this {
-    return this.bytes(new Uint8Array([value]));
-  }
-
-  u16(value: number): this {
-    const b = new Uint8Array(2);
-    new DataView(b.buffer).setUint16(0, value);
-    return this.bytes(b);
-  }
-
-  u32(value: number): this {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, value >>> 0);
-    return this.bytes(b);
-  }
-
-  text(value: string): this {
-    const encoded = new TextEncoder().encode(value);
-    return this.u16(encoded.length).bytes(encoded);
-  }
-
-  /** A 32-byte key given as hex. */
-  key(hex: string): this {
-    return this.bytes(fromHex(hex));
-  }
-
-  /** Bytes prefixed with their length (uint32). */
-  block(value: Uint8Array): this {
-    return this.u32(value.length).bytes(value);
-  }
-
-  bytes(value: Uint8Array): this {
-    this.#parts.push(value);
-    this.#length += value.length;
-    return this;
-  }
-
-  done(): Uint8Array {
-    const out = new Uint8Array(this.#length);
-    let offset = 0;
-    for (const part of this.#parts) {
-      out.set(part, offset);
-      offset += part.length;
-    }
-    return out;
-  }
-}
-
-class Reader {
-  #offset = 0;
-  readonly #view: DataView;
-
-  constructor(readonly frame: Uint8Array) {
-    this.#view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-  }
-
-  #need(n: number): void {
-    if (this.#offset + n > this.frame.length) throw new ProtocolError("Frame is truncated");
-  }
-
-  u8(): number {
-    this.#need(1);
-    return this.frame[this.#offset++];
-  }
-
-  u16(): number {
-    this.#need(2);
-    const v = this.#view.getUint16(this.#offset);
-    this.#offset += 2;
-    return v;
-  }
-
-  u32(): number {
-    this.#need(4);
-    const v = this.#view.getUint32(this.#offset);
-    this.#offset += 4;
-    return v;
-  }
-
-  text(maxLength: number): string {
-    const length = this.u16();
-    if (length > maxLength) throw new ProtocolError(`Text field exceeds ${maxLength} bytes`);
-    try {
-      return new TextDecoder("utf-8", { fatal: true }).decode(this.bytes(length));
-    } catch (error) {
-      if (error instanceof ProtocolError) throw error;
-      throw new ProtocolError("Text field is not valid UTF-8");
-    }
-  }
-
-  key(): string {
-    return toHex(this.bytes(32));
-  }
-
-  block(maxLength: number): Uint8Array {
-    const length = this.u32();
-    if (length > maxLength) throw new ProtocolError(`Block exceeds ${maxLength} bytes`);
-    return this.bytes(length);
-  }
-
-  bytes(n: number): Uint8Array {
-    this.#need(n);
-    const b = this.frame.subarray(this.#offset, this.#offset + n);
-    this.#offset += n;
-    return b;
-  }
-
-  rest(): Uint8Array {
-    const b = this.frame.subarray(this.#offset);
-    this.#offset = this.frame.length;
-    return b;
-  }
-
-  end(): void {
-    if (this.#offset !== this.frame.length) throw new ProtocolError("Frame has trailing bytes");
-  }
-}
 
 /** Longest text (reasons, errors) a node writes, in octets: the decoders take up to 1000. */
 const MAX_TEXT_OCTETS = 500;
@@ -252,6 +141,15 @@ export function encodeSync(message: SyncMessage): Uint8Array {
       const w = new Writer().u8(Type.HELLO).u8(message.version).u32(message.salt)
         .u32(message.itemCount).bytes(message.nonce).u16(message.announcements.length);
       for (const a of message.announcements) w.bytes(a.tag).u16(a.sealed.length).bytes(a.sealed);
+      const interest = message.interest ?? [];
+      if (interest.length > MAX_INTEREST_TOKENS) {
+        throw new RangeError(`A HELLO carries at most ${MAX_INTEREST_TOKENS} interest tokens`);
+      }
+      w.u16(interest.length);
+      for (const { token, seconds } of interest) {
+        if (token.length !== INTEREST_TOKEN_LENGTH) throw new RangeError("A token is 16 octets");
+        w.bytes(token).u32(seconds);
+      }
       return w.done();
     }
     case "symbols":
@@ -312,7 +210,18 @@ export function decodeSync(frame: Uint8Array): SyncMessage {
         }
         return { tag, sealed: r.bytes(length).slice() };
       });
+      const tokens = r.u16();
+      if (tokens > MAX_INTEREST_TOKENS) {
+        throw new ProtocolError(
+          `HELLO carries ${tokens} interest tokens, over ${MAX_INTEREST_TOKENS}`,
+        );
+      }
+      const interest = Array.from({ length: tokens }, () => ({
+        token: r.bytes(INTEREST_TOKEN_LENGTH).slice(),
+        seconds: r.u32(),
+      }));
       message = { type: "hello", version, salt, itemCount, nonce, announcements };
+      if (interest.length > 0) message.interest = interest;
       break;
     }
     case Type.SYMBOLS:
@@ -366,6 +275,8 @@ export function encodeTransfer(message: TransferMessage): Uint8Array {
   switch (message.type) {
     case "parcel":
       return encodeParcelFrame(message.key, message.copies, message.bytes).subarray();
+    case "post":
+      return encodePostFrame(message.key, message.bytes).subarray();
     case "ack": {
       const proof = message.proof ?? new Uint8Array(0);
       return new Writer().u8(Type.ACK).key(message.key).u8(message.status).u16(proof.length)
@@ -391,6 +302,11 @@ export function encodeParcelFrame(key: string, copies: number, bytes: Uint8Array
   return new Uint8ArrayList(new Writer().u8(Type.PARCEL).key(key).u16(copies).done(), bytes);
 }
 
+/** A POST frame as a list of two buffers, header and post, so that the post is not copied. */
+export function encodePostFrame(key: string, bytes: Uint8Array): Uint8ArrayList {
+  return new Uint8ArrayList(new Writer().u8(Type.POST).key(key).done(), bytes);
+}
+
 /** Decodes a transfer-stream message. */
 export function decodeTransfer(frame: Uint8Array): TransferMessage {
   const r = new Reader(frame);
@@ -405,6 +321,13 @@ export function decodeTransfer(frame: Uint8Array): TransferMessage {
         throw new ProtocolError("Parcel frame exceeds the parcel limit");
       }
       message = { type: "parcel", key, copies, bytes };
+      break;
+    }
+    case Type.POST: {
+      const key = r.key();
+      const bytes = r.rest();
+      if (bytes.length > MAX_PARCEL_LENGTH) throw new ProtocolError("Post frame exceeds the limit");
+      message = { type: "post", key, bytes };
       break;
     }
     case Type.ACK: {

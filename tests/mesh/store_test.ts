@@ -478,7 +478,7 @@ Deno.test("encodeItem() and decodeItem() round-trip a parcel and a tombstone, to
 Deno.test("decodeItem() refuses an unknown kind and a wrong length with RangeError", () => {
   const bytes = encodeItem({ kind: ItemKind.PARCEL, key: key(1), expiresAt: new Date(T0) });
   const unknown = bytes.slice();
-  unknown[0] = 2;
+  unknown[0] = 3; // 0 parcel, 1 tombstone, 2 post (protocol 3)
   for (
     const bad of [unknown, bytes.subarray(0, ITEM_LENGTH - 1), new Uint8Array(ITEM_LENGTH + 1)]
   ) {

@@ -20,6 +20,7 @@ import {
   encodeTransfer,
   MAX_ENDPOINTS,
   MAX_FRAME_LENGTH,
+  MAX_INTEREST_TOKENS,
   MAX_PROOF_LENGTH,
   MAX_PROOFS_PER_MESSAGE,
   MAX_SEALED_CLAIM_LENGTH,
@@ -27,10 +28,13 @@ import {
   NONCE_LENGTH,
   PROTOCOL_VERSION,
   ProtocolError,
+  SYNC_PROTOCOL,
   type SyncMessage,
+  TRANSFER_PROTOCOL,
   type TransferMessage,
   Type,
 } from "../../mesh/wire.ts";
+import { interestToken } from "../../mesh/interest.ts";
 
 const KEY = "ab".repeat(32);
 /** Whole seconds: the wire carries expiries in seconds. */
@@ -79,6 +83,7 @@ function hello(overrides: Partial<Extract<SyncMessage, { type: "hello" }>> = {})
 /** One of each sync message, with the type byte that leads its frame. */
 const SYNC_MESSAGES: [number, SyncMessage][] = [
   [Type.HELLO, hello()],
+  [Type.HELLO, hello({ interest: [{ token: bytes(16, 9), seconds: 600 }] })],
   [Type.SYMBOLS, { type: "symbols", start: 16, symbols: bytes(2 * (ITEM_LENGTH + 12), 3) }],
   [Type.ITEMS, { type: "items", items: bytes(3 * ITEM_LENGTH, 4) }],
   [Type.MORE, { type: "more" }],
@@ -107,6 +112,7 @@ const SYNC_MESSAGES: [number, SyncMessage][] = [
 /** One of each transfer message, with the type byte that leads its frame. */
 const TRANSFER_MESSAGES: [number, TransferMessage][] = [
   [Type.PARCEL, { type: "parcel", key: KEY, copies: 3, bytes: bytes(500, 9) }],
+  [Type.POST, { type: "post", key: KEY, bytes: bytes(300, 4) }],
   [Type.ACK, { type: "ack", key: KEY, status: AckStatus.STORED }],
   [Type.ACK, { type: "ack", key: KEY, status: AckStatus.ALREADY_HELD }],
   [Type.ACK, { type: "ack", key: KEY, status: AckStatus.DELIVERED, proof: bytes(64, 1) }],
@@ -124,7 +130,7 @@ const TRANSFER_MESSAGES: [number, TransferMessage][] = [
 ];
 
 /** Messages whose last field runs to the end of the frame: a cut there is still a frame. */
-const OPEN_ENDED = new Set<string>(["symbols", "items", "parcel"]);
+const OPEN_ENDED = new Set<string>(["symbols", "items", "parcel", "post"]);
 
 Deno.test("encodeSync() and decodeSync() round-trip every sync message type", () => {
   for (const [type, message] of SYNC_MESSAGES) {
@@ -198,6 +204,7 @@ Deno.test("decodeSync() and decodeTransfer() refuse an unknown message type, nam
     Type.ACK,
     Type.REFUSE,
     Type.PROGRESS,
+    Type.POST,
     Type.ERROR,
   ]);
   for (let type = 0; type < 256; type++) {
@@ -404,4 +411,56 @@ Deno.test("The sync frame limit holds the largest SYMBOLS, ITEMS and DIFF a node
     responderOnly: diff,
     truncated: true,
   });
+});
+
+Deno.test("encodeSync() lays out a version-3 HELLO's interest tokens after its announcements", () => {
+  const token = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);
+  const encoded = encodeSync({
+    type: "hello",
+    version: 3,
+    salt: 0x01020304,
+    itemCount: 7,
+    nonce: new Uint8Array(NONCE_LENGTH),
+    announcements: [],
+    interest: [{ token, seconds: 600 }],
+  });
+  assert.deepEqual(
+    encoded,
+    frame(
+      Type.HELLO,
+      3,
+      u32(0x01020304),
+      u32(7),
+      new Uint8Array(16),
+      u16(0),
+      u16(1),
+      token,
+      u32(600),
+    ),
+  );
+  refuses(
+    () =>
+      decodeSync(
+        frame(
+          Type.HELLO,
+          3,
+          u32(0),
+          u32(0),
+          new Uint8Array(16),
+          u16(0),
+          u16(MAX_INTEREST_TOKENS + 1),
+        ),
+      ),
+    `HELLO carries ${MAX_INTEREST_TOKENS + 1} interest tokens, over ${MAX_INTEREST_TOKENS}`,
+  );
+});
+
+Deno.test("interestToken() is the first 16 octets of SHA-256 of the domain, a zero and the id", async () => {
+  const channelId = "0" + "ab".repeat(32);
+  const input = new TextEncoder().encode(`relaymail/channel-interest/3\0${channelId}`);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", input));
+  assert.deepEqual(interestToken(channelId), digest.subarray(0, 16));
+  assert.equal(PROTOCOL_VERSION, 3);
+  assert.equal(SYNC_PROTOCOL, "/relaymail/mesh/sync/3.0.0");
+  assert.equal(TRANSFER_PROTOCOL, "/relaymail/mesh/parcels/3.0.0");
 });

@@ -27,7 +27,9 @@ import {
   decodeTransfer,
   encodeSync,
   encodeTransfer,
+  INTEREST_TOKEN_LENGTH,
   MAX_ENDPOINTS,
+  MAX_INTEREST_TOKENS,
   MAX_PROOF_LENGTH,
   MAX_PROOFS_PER_MESSAGE,
   MAX_SEALED_CLAIM_LENGTH,
@@ -120,6 +122,13 @@ export const SYNC_MESSAGES: Record<string, (rng: Rng) => SyncMessage> = {
       tag: rng.bytes(TAG_LENGTH),
       sealed: rng.bytes(rng.size(rng.chance(0.1) ? MAX_SEALED_CLAIM_LENGTH : 300)),
     })),
+    // Version 3's interest tokens; none is the same frame as an empty list.
+    ...(rng.chance(0.5) ? {} : {
+      interest: Array.from(
+        { length: 1 + rng.int(rng.chance(0.05) ? MAX_INTEREST_TOKENS : 6) },
+        () => ({ token: rng.bytes(INTEREST_TOKEN_LENGTH), seconds: u32(rng) }),
+      ),
+    }),
   }),
   symbols: (rng) => ({ type: "symbols", start: u32(rng), symbols: rng.bytes(49 * rng.size(40)) }),
   items: (rng) => ({ type: "items", items: rng.bytes(ITEM_LENGTH * rng.size(40)) }),
@@ -148,6 +157,7 @@ export const TRANSFER_MESSAGES: Record<string, (rng: Rng) => TransferMessage> = 
     copies: rng.int(65536),
     bytes: rng.bytes(rng.size(4096)),
   }),
+  post: (rng) => ({ type: "post", key: key(rng), bytes: rng.bytes(rng.size(4096)) }),
   ack: (rng) => {
     const status = rng.pick(Object.values(AckStatus));
     // An empty proof is the same frame as none: a valid ACK has one or none.
@@ -179,7 +189,7 @@ export function transferMessage(rng: Rng): TransferMessage {
 /** A valid item (whole seconds, within uint32). */
 export function item(rng: Rng): Item {
   return {
-    kind: rng.pick([0, 1] as const),
+    kind: rng.pick([0, 1, 2] as const),
     key: key(rng),
     expiresAt: seconds(rng),
   };
