@@ -15,6 +15,7 @@ import { Command, CommanderError, Option } from "commander";
 import { errorMessage } from "../../bindings/validation.ts";
 import { EXIT_CODES, exitCodeOf } from "../runtime/faults.ts";
 import { addBackupCommands } from "./commands/backup.ts";
+import { addChannelCommands } from "./commands/channel.ts";
 import { addContactCommands } from "./commands/contacts.ts";
 import { addDaemonCommand, addStartCommand } from "./commands/daemon.ts";
 import { addGatewayCommands } from "./commands/gateway.ts";
@@ -94,6 +95,7 @@ function buildProgram(print: Print): Command {
   addInvitationCommands(program, out);
   addContactCommands(program, out);
   addMailCommands(program, out);
+  addChannelCommands(program, out);
   addSneakernetCommands(program, out);
   addDaemonCommand(program);
   addGatewayCommands(program, out);

@@ -52,6 +52,8 @@ export interface Tunables {
    * answers) are built, so that a burst of arrivals is answered in one go.
    */
   readonly followUpDelayMs: number;
+  /** Most posts the app keeps per channel; past it, the earliest dated go (docs/broadcast.md §9). */
+  readonly channelPostLimit: number;
 }
 
 /** Relaymail's defaults. */
@@ -68,6 +70,7 @@ export const DEFAULT_TUNABLES: Tunables = {
   sessionKeyGraceMs: 7 * DAY,
   refusalLogLimit: 10_000,
   followUpDelayMs: 250,
+  channelPostLimit: 5_000,
 };
 
 /** The shared state of one open data directory. */
@@ -90,7 +93,9 @@ export type RelaymailEventName =
   | "outbox-changed"
   | "gateway-changed"
   | "message-changed"
-  | "drafts-changed";
+  | "drafts-changed"
+  /** Detail `{ channelId, key? }`: a post arrived, was made or expired, or a channel changed. */
+  | "channel-changed";
 
 /**
  * The messenger's event target: a listener that throws is reported on stderr and

@@ -19,7 +19,9 @@ export type ParcelKind =
   | "pairing-request"
   | "pairing-accept"
   | "pda-path"
-  | "connection-params";
+  | "connection-params"
+  /** A channel's service message: a post fanned out, keys, an author certificate, a follow notice. */
+  | "channel";
 
 /** A parcel built and hashed, ready to be inserted inside a transaction. */
 export interface PreparedParcel {

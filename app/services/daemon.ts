@@ -97,6 +97,7 @@ export class Daemon {
   #fallback: GatewayService<FallbackStatus> | undefined;
   #poweb: GatewayService<PoWebStatus> | undefined;
   #stopped = false;
+  #offPost: (() => void) | undefined;
 
   private constructor(
     readonly node: Relaymail,
@@ -172,6 +173,11 @@ export class Daemon {
     });
     await mesh.start();
     log(`mesh node ${mesh.peerId} listening on ${mesh.addresses.join(" ")}`);
+    // Posts of followed channels, checked again and stored once (docs/broadcast.md §9).
+    this.#offPost = mesh.on("post", ({ bytes }) => {
+      node.channels.receivePost(bytes).catch((e) => log(`post not kept: ${e.message}`));
+    });
+    await node.channels.attach(mesh);
     log(`hosting endpoint ${endpointId}${options.mdns === false ? " (mDNS off)" : ""}`);
     if (options.poweb) this.#poweb = await startPoWebServer(node, mesh, options.poweb, log);
     if (options.gatewayUrl) {
@@ -215,6 +221,8 @@ export class Daemon {
     this.#stopped = true;
     for (const timer of this.#timers) clearInterval(timer);
     this.node.events.removeEventListener("outbox-changed", this.#pump);
+    this.node.channels.detach();
+    this.#offPost?.();
     this.#attachment?.stop();
     await this.#fallback?.stop().catch(() => {});
     await this.#poweb?.stop().catch(() => {});

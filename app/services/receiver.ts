@@ -23,6 +23,8 @@ import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import type { ParcelOrigin, ReceiveOutcome } from "../../bindings/binding.ts";
 import { checkParcel, ParcelRefusedError, parseParcel } from "../../bindings/validation.ts";
+import type { Channels } from "../core/channels.ts";
+import { CHANNEL_MESSAGE_TYPES } from "../core/channels_incoming.ts";
 import type { Contacts } from "../core/contacts.ts";
 import type { NodeContext } from "../core/context.ts";
 import type { IdentityManager } from "../core/identity.ts";
@@ -52,6 +54,7 @@ export class Receiver {
     private readonly mailbox: Mailbox,
     private readonly jobs: Jobs,
     private readonly refusals: RefusalLog,
+    private readonly channels?: Channels,
   ) {}
 
   /**
@@ -171,6 +174,9 @@ export class Receiver {
     incoming: Incoming,
     contact: NonNullable<ReturnType<Contacts["get"]>>,
   ): Promise<Effect> | Effect {
+    if (this.channels && CHANNEL_MESSAGE_TYPES.includes(incoming.message.type)) {
+      return this.channels.prepareMessage(incoming, contact);
+    }
     switch (incoming.message.type) {
       case MessageType.MAIL:
         return this.mailbox.prepareIncoming(incoming, contact);

@@ -45,6 +45,7 @@ import {
 import { sealerRecord, writeSealerRecord } from "../core/backup_db.ts";
 import type { BackupManifest } from "../core/backup_format.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
+import { Channels } from "../core/channels.ts";
 import { Contacts } from "../core/contacts.ts";
 import {
   DEFAULT_TUNABLES,
@@ -122,6 +123,8 @@ export class Relaymail implements ParcelNode {
   readonly pairing: Pairing;
   readonly refusals: RefusalLog;
   readonly receiver: Receiver;
+  /** Broadcast channels: owned, written to, followed (docs/broadcast.md). */
+  readonly channels: Channels;
   /** Registration with a gateway (PoWeb), when one is configured. */
   readonly gateway: GatewayAccount;
   #sealer: KeySealer | null;
@@ -145,6 +148,7 @@ export class Relaymail implements ParcelNode {
       (contactId) => this.mailbox.flushWaiting(contactId).then(() => undefined),
     );
     this.refusals = new RefusalLog(ctx);
+    this.channels = new Channels(ctx, this.identity, this.contacts, this.outbox);
     this.receiver = new Receiver(
       ctx,
       this.identity,
@@ -153,6 +157,7 @@ export class Relaymail implements ParcelNode {
       this.mailbox,
       this.jobs,
       this.refusals,
+      this.channels,
     );
     this.gateway = new GatewayAccount(ctx, this.identity, this.pairing);
   }
@@ -301,6 +306,11 @@ export class Relaymail implements ParcelNode {
     );
     await this.ctx.keys.certificateStore.deleteExpired();
     this.refusals.trim(s.refusalLogLimit);
+    // Channel certificates renewed, authors' too, expired posts deleted; a failure
+    // there (a key that cannot be read, say) does not hold up the mail's housekeeping.
+    await this.channels.maintain().catch((error) =>
+      console.error(`Relaymail: channel housekeeping failed: ${error?.message ?? error}`)
+    );
     let parcelsQueued = 0;
     for (const contactId of this.mailbox.contactsWaitedFor()) {
       parcelsQueued += await this.mailbox.flushWaiting(contactId);

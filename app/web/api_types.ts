@@ -23,3 +23,4 @@ export type * from "./api/activity.ts";
 export type * from "./api/settings.ts";
 export type * from "./api/events.ts";
 export type * from "./api/backup.ts";
+export type * from "./api/channels.ts";

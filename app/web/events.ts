@@ -11,6 +11,7 @@ import type { RelaymailEventName } from "../core/context.ts";
 /** Events pushed to the page. */
 export type PushEvent =
   | RelaymailEventName
+  | "channel-changed"
   | "peers"
   | "status"
   | "progress"

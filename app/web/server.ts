@@ -19,6 +19,7 @@ import { jsonFields, requiredText, textField } from "./input.ts";
 import { PassphraseGuard } from "../core/passphrase_guard.ts";
 import type { RouteContext } from "./routes/context.ts";
 import { BACKUP_DOWNLOAD, backupRoutes } from "./routes/backup.ts";
+import { channelRoutes } from "./routes/channels.ts";
 import { deviceRoutes } from "./routes/device.ts";
 import { mailRoutes } from "./routes/mail.ts";
 import { peopleRoutes } from "./routes/people.ts";
@@ -55,7 +56,7 @@ const DOWNLOADS = [
 ];
 
 /** The messenger's own events, forwarded to the page as they are. */
-const FORWARDED: readonly RelaymailEventName[] = [
+const FORWARDED: readonly (RelaymailEventName | "channel-changed")[] = [
   "mail-received",
   "delivery-changed",
   "contact-changed",
@@ -64,6 +65,7 @@ const FORWARDED: readonly RelaymailEventName[] = [
   "gateway-changed",
   "message-changed",
   "drafts-changed",
+  "channel-changed",
 ];
 
 /** The running web app, on a runtime that drives the daemon. */
@@ -253,6 +255,7 @@ export class WebApp {
     mailRoutes(app, web);
     peopleRoutes(app, web);
     deviceRoutes(app, web);
+    channelRoutes(app, web);
     this.#backups = backupRoutes(app, web);
   }
 

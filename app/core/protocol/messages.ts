@@ -37,6 +37,17 @@ export const MessageType = {
    * gateway changed (content: DER `PrivateEndpointConnParams`).
    */
   CONNECTION_PARAMS: "application/vnd.relaymail.connection-params",
+  /**
+   * A channel's author certificate for the recipient, with the channel's link and,
+   * for a private channel, its content keys (docs/broadcast.md §7).
+   */
+  CHANNEL_AUTHOR: "application/vnd.relaymail.channel-author",
+  /** A private channel's link and content keys, for a subscriber (docs/broadcast.md §6). */
+  CHANNEL_KEYS: "application/vnd.relaymail.channel-keys",
+  /** "I follow (or no longer follow) your channel": the owner's fan-out list (§8). */
+  CHANNEL_FOLLOW: "application/vnd.relaymail.channel-follow",
+  /** A post, carried as an ordinary parcel by the owner's fan-out (content: the post, §8). */
+  CHANNEL_POST: "application/vnd.relaymail.channel-post-parcel",
 } as const;
 
 /** Limits checked on every incoming mail. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { V8 } from "./schema_v8.ts";
 
 const V1 = `
 CREATE TABLE meta (
@@ -494,4 +495,4 @@ CREATE INDEX deleted_mail_by_expiry ON deleted_mail (expires_at);
 `;
 
 /** Migrations of the messenger's database, oldest first. */
-export const MIGRATIONS: readonly string[] = [V1, V2, V3, V4, V5, V6, V7];
+export const MIGRATIONS: readonly string[] = [V1, V2, V3, V4, V5, V6, V7, V8];

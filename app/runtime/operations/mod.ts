@@ -9,6 +9,7 @@
  */
 import type { Operation, OperationContext } from "../types.ts";
 import { BACKUP_OPERATIONS } from "./backup.ts";
+import { CHANNEL_OPERATIONS } from "./channels.ts";
 import { CONTACT_OPERATIONS } from "./contacts.ts";
 import { GATEWAY_OPERATIONS } from "./gateway.ts";
 import { IDENTITY_OPERATIONS } from "./identity.ts";
@@ -46,6 +47,7 @@ const ALL = {
   ...WEB_OPERATIONS,
   ...MESH_OPERATIONS,
   ...REFUSAL_OPERATIONS,
+  ...CHANNEL_OPERATIONS,
 };
 
 /** The operations, with the types of what each takes and returns. */

@@ -4,6 +4,7 @@
  * @module
  */
 import type { Progress } from "./activity.ts";
+import type { ChannelChanged } from "./channels.ts";
 import type { DaemonState, State } from "./state.ts";
 
 /** The data of each event the page follows. */
@@ -21,6 +22,8 @@ export interface PushEvents {
   readonly "message-changed": { readonly id: string };
   /** A draft was saved, deleted or sent. */
   readonly "drafts-changed": null;
+  /** A post arrived, was made or expired, or a channel was created, followed or changed. */
+  readonly "channel-changed": ChannelChanged;
   /** A mesh peer came or went: the page reads the state again. */
   readonly peers: null;
   /** The daemon's state changed. */

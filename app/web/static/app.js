@@ -5,6 +5,8 @@
 // a view, and turns the server's events into updates of what they changed.
 
 import { ApiError, follow, onSessionEnded, openSession } from "./api.js";
+import { channelView } from "./channel_page.js";
+import { channelsView, refreshChannelCount } from "./channels.js";
 import { mountChrome } from "./chrome.js";
 import { composeView } from "./compose.js";
 import { contactsView } from "./contacts.js";
@@ -42,6 +44,8 @@ const VIEWS = {
     const view = await contactsView(context);
     return context.params.has("welcome") ? welcomed(view) : view;
   },
+  channels: channelsView,
+  channel: channelView,
   nearby: nearbyView,
   refused: refusedView,
   sneakernet: sneakernetView,
@@ -109,6 +113,11 @@ function listen() {
       toast("A parcel was refused: see Refused");
     },
     "gateway-changed": () => changed("gateway-changed"),
+    // A post came, went or was made, or a channel changed (here, in another tab, or the CLI).
+    "channel-changed": () => {
+      changed("channel-changed");
+      refreshChannelCount().catch(() => {});
+    },
     peers: () => changed("peers"),
     status: () => changed("status"),
     daemon: () => changed("daemon"),
@@ -159,6 +168,8 @@ async function start() {
     listen().finally(() => (following = false));
   }
   await route();
+  // The nav's count of unread posts, once the view asked for is on its way.
+  if (store.get().server?.identity) refreshChannelCount().catch(() => {});
 }
 
 mountChrome();
