@@ -339,6 +339,27 @@ Deno.test("channels: the owner's fan-out parcel and the mesh copy are stored onc
   });
 });
 
+Deno.test("channels: posts made before the gateway came are fanned out once it has", async () => {
+  await withNodes(["Alice", "Bob"], async (alice, bob) => {
+    await pair(alice, bob);
+    alice.node.channels.fanOutEnabled = () => false;
+    const channel = await alice.node.channels.create("Late gateway", "private");
+    await alice.node.channels.addSubscriber(channel.id, "Bob");
+    // The grant (ordinary mail) reaches Bob; the post, made with no gateway, stays home.
+    assert.deepEqual(statuses(await carry(alice.node, bob.node)), ["accepted"]);
+    await alice.node.channels.post(channel.id, { text: "Made offline" });
+    assert.deepEqual(await carry(alice.node, bob.node), []);
+    assert.equal((await alice.node.channels.maintain()).postsFannedOut, 0);
+    // Registered now: the next maintenance sends it, once.
+    alice.node.channels.fanOutEnabled = () => true;
+    assert.equal((await alice.node.channels.maintain()).postsFannedOut, 1);
+    assert.deepEqual(statuses(await carry(alice.node, bob.node)), ["accepted"]);
+    assert.deepEqual(texts(bob.node, channel.id), ["Made offline"]);
+    assert.equal((await alice.node.channels.maintain()).postsFannedOut, 0);
+    assert.deepEqual(await carry(alice.node, bob.node), []);
+  });
+});
+
 Deno.test("channels: bounds on what others can make the app store", async () => {
   await withNodes(["Alice", "Bob"], async (alice, bob) => {
     await pair(alice, bob);

@@ -82,6 +82,8 @@ export interface ChannelMaintenance {
   readonly certificatesRenewed: number;
   readonly authorsRenewed: number;
   readonly channelsWithExpiredPosts: number;
+  /** Posts made while there was no gateway, fanned out now that there is. */
+  readonly postsFannedOut: number;
 }
 
 /** The channels of one data directory. */
@@ -462,6 +464,27 @@ export class Channels {
     }
     const expired = purgeExpired(ctx);
     await this.#publishWaiting();
-    return { certificatesRenewed, authorsRenewed, channelsWithExpiredPosts: expired.length };
+    return {
+      certificatesRenewed,
+      authorsRenewed,
+      channelsWithExpiredPosts: expired.length,
+      postsFannedOut: await this.#fanOutWaiting(),
+    };
+  }
+
+  /**
+   * Fans out the owned channels' posts made while this device had no gateway
+   * (from the CLI before the daemon first registered, say), once it has one.
+   */
+  async #fanOutWaiting(): Promise<number> {
+    if (!this.fanOutEnabled()) return 0;
+    const { ctx } = this.#deps;
+    const waiting = ctx.db.all<{ key: string }>(
+      `SELECT p.key FROM channel_posts p JOIN channels c ON c.id = p.channel_id
+       WHERE c.role = 'owner' AND p.fanned_out = 0 AND p.expires_at > ? ORDER BY p.created_at`,
+      ctx.now().getTime(),
+    );
+    for (const { key } of waiting) await fanOut(this.#deps, key);
+    return waiting.length;
   }
 }
