@@ -118,6 +118,35 @@ export class ChannelService {
     return this.#intake.takeBatch(batch, from, host);
   }
 
+  /**
+   * A peer refused a held post for good: if this node's own check now refuses
+   * it too (its author certificate expired before the post, say), the post goes,
+   * so that it is not offered to every peer, and refused by each, until it
+   * expires. A post still valid here stays (the peer merely did not want it).
+   */
+  recheck(key: string): void {
+    const bytes = this.#deps.store.posts.bytes(key);
+    if (!bytes) return;
+    this.#verifier.verify(bytes, { now: this.#deps.now() }).then(
+      () => {},
+      (error) => {
+        if (!(error instanceof ParcelRefusedError) || error.code === "future-dated") return;
+        try {
+          if (!this.#deps.store.posts.remove(key)) return;
+        } catch (failure) {
+          // The node stopped meanwhile (its store is closed): the purge will see to it.
+          this.#deps.logger.debug("Could not drop a post no longer valid", { key, error: failure });
+          return;
+        }
+        this.#deps.logger.info("Dropped a post that is no longer valid", {
+          key,
+          code: error.code,
+          reason: error.message,
+        });
+      },
+    );
+  }
+
   /** Posts were stored: the node's listeners hear of followed ones, and peers that want them get them. */
   #stored(posts: readonly PostRecord[], from: string | undefined): void {
     for (const post of posts) {

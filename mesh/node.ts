@@ -193,7 +193,7 @@ export class MeshNode extends EventTarget {
       options,
       syncAll: (except) => this.#sync.syncAll(except),
       retryLater: (peer) => this.#sync.retryLater(peer),
-      takePosts: (batch, from, host) => this.#channels.takePosts(batch, from, host),
+      posts: this.#channels,
     });
   }
 

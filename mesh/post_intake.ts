@@ -22,8 +22,19 @@ import { AckStatus, type TransferMessage } from "./wire.ts";
 /** A POST frame as decoded. */
 export type PostMessage = Extract<TransferMessage, { type: "post" }>;
 
+/** What the transfer service asks of the node's channels (mesh/channels.ts). */
+export interface PostHandler {
+  /** Takes a batch of posts a peer pushed; answers each. */
+  takePosts(batch: PostMessage[], from: string, host: string): Promise<TransferMessage[]>;
+  /** A peer refused a held post for good: checks it again, and drops it if it is no longer valid. */
+  recheck(key: string): void;
+}
+
 /** Refusals that only a forger (or a broken peer) causes: the peer is reported. */
 const FORGERY: ReadonlySet<RefusalCode> = new Set(["malformed", "bad-signature", "unauthorized"]);
+
+/** How long a node waits to look for posts to evict after a look that found none. */
+export const EVICTION_PAUSE_MS = 10_000;
 
 /** What {@linkcode PostIntake} needs. */
 export interface PostIntakeDeps extends Pick<NodeParts, "store" | "stats" | "emit" | "logger"> {
@@ -42,6 +53,13 @@ export class PostIntake {
   readonly #deps: PostIntakeDeps;
   /** Posts being stored right now, so that two streams do not both take one. */
   readonly #placing = new Set<string>();
+  /**
+   * Until when (ms) no carried post is looked for to evict, unless peers' interest
+   * changed: the last look found none. A look reads every carried post, a hundred
+   * times what checking a post costs, so a peer pushing posts at a full quota
+   * must not make one per post.
+   */
+  #noneToEvict = { until: 0, changes: -1 };
 
   constructor(deps: PostIntakeDeps) {
     this.#deps = deps;
@@ -141,20 +159,29 @@ export class PostIntake {
     const followed = store.posts.follows(facts.channelId);
     if (!followed && !interest.wants(facts.channelId, from)) {
       // Only posts this node asked for, by its own interest or another peer's: a
-      // peer cannot make it carry channels nobody else near it wants.
+      // peer cannot make it carry channels nobody else near it wants. Transient:
+      // the sender may have pushed on interest that lapsed a moment ago, and must
+      // offer the post again once this node asks for the channel again.
       const reason = `This node did not ask for the posts of channel ${facts.channelId}`;
-      return this.#refuse(facts.key, from, "unauthorized", reason, false);
+      return this.#refuse(facts.key, from, "unauthorized", reason, true);
     }
     const size = message.bytes.byteLength;
     const claim = { size, channelId: facts.channelId, followed, fromPeer: from, fromHost: host };
     let reservation = quota.reserve(claim);
-    if ("refused" in reservation && reservation.total) {
+    const now = this.#deps.now().getTime();
+    const pause = this.#noneToEvict;
+    if (
+      "refused" in reservation && reservation.total &&
+      (now >= pause.until || interest.changes !== pause.changes)
+    ) {
       // Only the whole quota is full: posts carried for channels nobody near asks
       // for any more make room for one somebody wants (§6.4).
       const { bytes, posts } = reservation.total;
-      if (store.posts.evictUnwanted((c) => interest.wants(c), bytes, posts) > 0) {
+      const asked = new Map<string, boolean>(); // once per channel, not once per post held
+      const wanted = (c: string) => asked.get(c) ?? asked.set(c, interest.wants(c)).get(c)!;
+      if (store.posts.evictUnwanted(wanted, bytes, posts) > 0) {
         reservation = quota.reserve(claim);
-      }
+      } else this.#noneToEvict = { until: now + EVICTION_PAUSE_MS, changes: interest.changes };
     }
     if ("refused" in reservation) {
       return this.#refuse(facts.key, from, "quota", reservation.refused, true);

@@ -72,12 +72,13 @@ const FACTS = "key, channel_id, author_id, post_id, created_at, expires_at";
 /** The posts a node holds and the channels it follows. */
 export class PostStore {
   readonly #usage = new Map<PostShareKey, { bytes: number; posts: number }>();
-  /** Followed channel ids, in step with the table. */
+  /** Followed channel ids, in step with the table, in the order they were followed. */
   readonly #followed = new Set<string>();
 
   /** The posts of the store's database (the store makes it; open no other). */
   constructor(private readonly db: SqliteDatabase, private readonly now: () => Date) {
-    for (const row of db.all<{ channel_id: string }>("SELECT channel_id FROM followed_channels")) {
+    const followed = "SELECT channel_id FROM followed_channels ORDER BY since, rowid";
+    for (const row of db.all<{ channel_id: string }>(followed)) {
       this.#followed.add(row.channel_id);
     }
     this.recount();
@@ -116,11 +117,12 @@ export class PostStore {
     return this.#followed.has(channelId);
   }
 
-  /** The channels followed, in the order they were followed. */
+  /**
+   * The channels followed, in the order they were followed (from memory: the
+   * interest table asks on every post offered, and eviction for every post held).
+   */
   followed(): string[] {
-    return this.db.all<{ channel_id: string }>(
-      "SELECT channel_id FROM followed_channels ORDER BY since, rowid",
-    ).map((r) => r.channel_id);
+    return [...this.#followed];
   }
 
   /**
@@ -288,6 +290,13 @@ export class PostStore {
     });
     this.recount();
     return doomed.length;
+  }
+
+  /** Drops a post; returns whether it was held. */
+  remove(key: string): boolean {
+    const removed = this.db.run("DELETE FROM posts WHERE key = ?", key) === 1;
+    if (removed) this.recount();
+    return removed;
   }
 
   /** Drops the posts expired at `now` (ms); returns how many went. */

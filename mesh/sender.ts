@@ -26,6 +26,7 @@ import {
   TRANSFER_PROTOCOL,
   type TransferMessage,
 } from "./wire.ts";
+import type { PostHandler } from "./post_intake.ts";
 import type { PeerState, PushJob } from "./types.ts";
 import { FIRST_RETRY_MS, TRANSIENT_BACKOFF_MS } from "./types.ts";
 
@@ -37,7 +38,12 @@ export interface SenderDeps extends NodeParts {
   readonly syncAll: (except?: string) => void;
   /** Tries a failed exchange with `peer` again later, backing off. */
   readonly retryLater: (peer: PeerState) => void;
+  /** Checks again a post a peer refused for good (the channel service). */
+  readonly posts: Pick<PostHandler, "recheck">;
 }
+
+/** Final refusals of a post that say it is not valid (or no longer): the holder checks it again. */
+const INVALID_POST = new Set(["unauthorized", "expired", "malformed", "bad-signature"]);
 
 /** Pushes parcels to peers. */
 export class ParcelSender {
@@ -181,12 +187,17 @@ export class ParcelSender {
   #settle(peer: PeerState, message: TransferMessage, job: PushJob): void {
     const { store, stats, emit } = this.#deps;
     if (job.post && (message.type === "ack" || message.type === "refuse")) {
-      // A post is settled once the peer has it or refused it: it is not offered again.
+      // A post refused for good is not offered again. One the peer took is offered
+      // again only if a reconciliation finds it lacks it once more: a peer forgets
+      // posts (it unfollows their channel, or evicts them).
       if (message.type === "refuse" && message.transient) {
         peer.backoff.set(message.key, Date.now() + TRANSIENT_BACKOFF_MS);
-      } else peer.refused.add(message.key);
+      } else if (message.type === "refuse") peer.refused.add(message.key);
       if (message.type === "refuse") {
         this.#log.debug("A peer refused a post", { peer: peer.id, code: message.code });
+        if (!message.transient && INVALID_POST.has(message.code)) {
+          this.#deps.posts.recheck(message.key);
+        }
       }
       return;
     }

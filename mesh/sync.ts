@@ -332,9 +332,10 @@ export class SyncService implements Service {
     }
     const changed = this.#learnProofs(peer, result.proofs, listed);
     const now = Date.now();
+    const posts: string[] = [];
     for (const raw of ourOnly) {
       const item = safeDecodeItem(raw);
-      if (item?.kind === ItemKind.POST) this.#queuePost(peer, item.key, now);
+      if (item?.kind === ItemKind.POST) posts.push(item.key);
       if (item?.kind !== ItemKind.PARCEL) continue;
       const parcel = store.get(item.key);
       if (
@@ -346,6 +347,9 @@ export class SyncService implements Service {
       const decision = route(parcel.copies, hosting.peerHosts(peer, parcel.recipientId));
       if (decision.send) peer.queue.set(item.key, { give: decision.give, direct: decision.direct });
     }
+    // Posts after parcels: the queue goes in order, and mail must not wait behind
+    // the posts of busy channels (hundreds of MiB of them, for a follower).
+    for (const key of posts) this.#queuePost(peer, key, now);
     this.#deps.emit("sync", { ...traffic, theirOnly: theirOnly.length, ourOnly: ourOnly.length });
     this.#deps.push(peer);
     if (changed) this.syncAll(peer.id);

@@ -15,7 +15,7 @@ import { ParcelIntake, type ParcelMessage } from "./intake.ts";
 import { refuseBusy, StreamSlots } from "./links.ts";
 import type { Logger } from "./log.ts";
 import type { NodeParts } from "./parts.ts";
-import type { PostMessage } from "./post_intake.ts";
+import type { PostHandler, PostMessage } from "./post_intake.ts";
 import type { StorageQuota } from "./quota.ts";
 import type { RateLimiter } from "./rate_limit.ts";
 import { ParcelSender } from "./sender.ts";
@@ -27,7 +27,6 @@ import {
   MAX_IN_FLIGHT,
   ProtocolError,
   TRANSFER_PROTOCOL,
-  type TransferMessage,
 } from "./wire.ts";
 import type { PeerState, ResolvedOptions } from "./types.ts";
 import { GROUP_COMMIT_WAIT_MS, TRANSFER_RECEIVERS } from "./types.ts";
@@ -41,12 +40,8 @@ export interface TransferDeps extends NodeParts {
   /** Checks a parcel as RS-001 requires. */
   readonly validate: (bytes: Uint8Array) => Promise<ParcelFacts>;
   readonly options: Pick<ResolvedOptions, "stallTimeoutMs" | "initialCopies">;
-  /** Takes a batch of posts a peer pushed (the channel service's); answers each. */
-  readonly takePosts: (
-    batch: PostMessage[],
-    from: string,
-    host: string,
-  ) => Promise<TransferMessage[]>;
+  /** Takes the posts peers push, and checks again those they refuse (the channel service). */
+  readonly posts: PostHandler;
   /** Schedules a reconciliation with every peer but `except` (the sync service's). */
   readonly syncAll: (except?: string) => void;
   /** Tries a failed exchange with `peer` again later (the sync service's). */
@@ -214,7 +209,7 @@ export class TransferService implements Service {
           const posts = batch.filter((m): m is PostMessage => m.type === "post");
           replies = [
             ...(parcels.length > 0 ? await this.#intake.takeBatch(parcels, from, host) : []),
-            ...(posts.length > 0 ? await this.#deps.takePosts(posts, from, host) : []),
+            ...(posts.length > 0 ? await this.#deps.posts.takePosts(posts, from, host) : []),
           ];
         } finally {
           leave();
