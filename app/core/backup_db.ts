@@ -258,6 +258,8 @@ function prepareCopy(path: string, options: PrepareOptions): void {
         copy.run("INSERT INTO meta (key, value) VALUES (?, ?)", WEB_SECRET_KEY, options.webSecret);
       }
       copy.run("DELETE FROM leases");
+      // This install's mesh node has none of the own posts: it publishes them anew.
+      copy.run("UPDATE channel_posts SET published = 0 WHERE own = 1");
       for (const key of DEVICE_SETTINGS) copy.run("DELETE FROM meta WHERE key = ?", key);
       for (const { key, value } of options.deviceSettings) {
         copy.run("INSERT INTO meta (key, value) VALUES (?, ?)", key, value);

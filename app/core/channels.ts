@@ -37,6 +37,8 @@ import {
   signedGrant,
 } from "./channels_people.ts";
 import {
+  type ChannelMesh,
+  missedPosts,
   type NewPost,
   purgeExpired,
   type ReadOptions,
@@ -54,6 +56,7 @@ import {
   findChannel,
   linkCertificate,
   type PostInfo,
+  requireFollowRoom,
   type SubscriberInfo,
 } from "./channels_store.ts";
 import type { Contact, Contacts } from "./contacts.ts";
@@ -64,18 +67,11 @@ import type { Outbox } from "./outbox.ts";
 import { MessageType } from "./protocol/messages.ts";
 import type { Effect, Incoming } from "./types.ts";
 
-export type { AuthorInfo, ChannelInfo, PostInfo, SubscriberInfo };
+export type { AuthorInfo, ChannelInfo, ChannelMesh, PostInfo, SubscriberInfo };
 
 const DAY_MS = 86_400_000;
 /** Author certificates are renewed when fewer days than this are left. */
 const AUTHOR_RENEWAL_DAYS = 10;
-
-/** What channels need of the mesh: the daemon hands its MeshNode. */
-export interface ChannelMesh {
-  follow(channelId: string): void;
-  unfollow(channelId: string): void;
-  publish(post: Uint8Array): Promise<unknown>;
-}
 
 /** What {@linkcode Channels.maintain} did. */
 export interface ChannelMaintenance {
@@ -129,6 +125,10 @@ export class Channels {
       else mesh.unfollow(id);
     }
     await this.#publishWaiting();
+    // Posts the mesh took whose "post" event this device missed (it stopped first).
+    for (const bytes of missedPosts(this.#ctx, mesh)) {
+      await this.receivePost(bytes).catch(() => null);
+    }
   }
 
   /** Leaves the mesh: posts made from now on wait for the next {@linkcode attach}. */
@@ -161,6 +161,7 @@ export class Channels {
       throw new UserInputError(`A channel is "public" or "private", not "${visibility}"`);
     }
     const { ctx, identity } = this.#deps;
+    requireFollowRoom(ctx);
     const key = await createChannelKey(ctx.now());
     await ctx.keys.privateKeyStore.saveIdentityKey(key.id, key.privateKey);
     const link = await makeChannelLink(key.certificate, key.privateKey, checked);
@@ -223,6 +224,7 @@ export class Channels {
     const link = await parseChannelLinkText(text);
     const { ctx } = this.#deps;
     ctx.db.transaction(() => {
+      requireFollowRoom(ctx, link.channelId);
       ctx.db.run(
         `INSERT INTO channels (id, title, visibility, role, following, link, certificate_expires_at, created_at)
          VALUES (?, ?, 'public', 'follower', 1, ?, ?, ?)
@@ -402,9 +404,7 @@ export class Channels {
           this.#mesh?.follow(channelId);
           await reopenPosts(this.#deps, channelId);
         },
-        post: async (bytes) => {
-          await this.receivePost(bytes).catch(() => null);
-        },
+        stored: (key) => this.#afterStored(key),
       },
       incoming,
       sender,

@@ -9,7 +9,6 @@
 import { Certificate } from "@relaycorp/relaynet-core";
 import { pkijsCertificateOf } from "../../bindings/_pkijs.ts";
 import { ParcelRefusedError, parseParcel, toArrayBuffer } from "../../bindings/validation.ts";
-import { readPost } from "../../mesh/posts.ts";
 import { type ChannelLink, checkChannelLink, signedByChannel } from "./channels_link.ts";
 import {
   type ChannelGrant,
@@ -20,7 +19,8 @@ import {
   grantSignedInput,
 } from "./channels_messages.ts";
 import { type PeopleDeps, trimKeys } from "./channels_people.ts";
-import { channelRow } from "./channels_store.ts";
+import { preparePost } from "./channels_posts.ts";
+import { channelRow, type PostInfo } from "./channels_store.ts";
 import type { Contact } from "./contacts.ts";
 import { emit } from "./context.ts";
 import { MessageType } from "./protocol/messages.ts";
@@ -33,8 +33,8 @@ export const MAX_CHANNELS_PER_CONTACT = 100;
 export interface IncomingHooks {
   /** A channel was added or its keys changed: follow it on the mesh, read held posts again. */
   granted(channelId: string): Promise<void>;
-  /** A post arrived as a parcel: store it as a mesh post would be. */
-  post(bytes: Uint8Array): Promise<void>;
+  /** A post that arrived as a parcel was stored (with the parcel): publish, notify. */
+  stored(key: string): Promise<void>;
 }
 
 /** The service message types handled here. */
@@ -75,21 +75,22 @@ export async function prepareChannelMessage(
       return { apply: () => applyFollow(deps, notice, sender), savesSenderSessionKey: true };
     }
     default: {
-      // A post fanned out: checked now as a mesh post is, stored after the commit.
-      let channelId: string;
+      // A post fanned out: checked now as a mesh post is, stored with the parcel, so
+      // that a crash cannot leave the parcel taken and its post lost.
       try {
-        channelId = (await parseParcel(content)).recipient.id;
+        await parseParcel(content);
       } catch (error) {
         throw badContent("Fanned-out post", error);
       }
-      if (!channelRow(deps.ctx, channelId)?.following) {
-        throw new ParcelRefusedError(
-          "unauthorized",
-          `Post of channel ${channelId}, not followed here`,
-        );
-      }
-      await readPost(content, { now: deps.ctx.now(), channelId, verifier: deps.verifier });
-      return { apply: () => {}, after: () => hooks.post(content), savesSenderSessionKey: true };
+      const store = await preparePost(deps, content);
+      let stored: PostInfo | null = null;
+      return {
+        apply: () => {
+          stored = store?.() ?? null;
+        },
+        after: () => stored ? hooks.stored(stored.key) : Promise.resolve(),
+        savesSenderSessionKey: true,
+      };
     }
   }
 }

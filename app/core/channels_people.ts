@@ -25,7 +25,7 @@ import {
 } from "./channels_store.ts";
 import { emit } from "./context.ts";
 import { ConflictError, NotFoundError, UserInputError } from "./errors.ts";
-import type { Outbox, ParcelKind } from "./outbox.ts";
+import type { Outbox, ParcelKind, PreparedParcel } from "./outbox.ts";
 import { makeParcel } from "./outbox.ts";
 import { MessageType } from "./protocol/messages.ts";
 
@@ -47,16 +47,27 @@ export async function sendToContact(
   type: string,
   content: Uint8Array,
 ): Promise<boolean> {
-  const contact = deps.contacts.get(contactId);
-  if (!contact || contact.state === "blocked") return false;
-  const channel = await deps.identity.channel(contactId);
-  if (!channel) return false;
-  const parcel = await makeParcel(deps.ctx, channel, CHANNEL_PARCEL_KIND, type, content);
+  const parcel = await contactParcel(deps, contactId, type, content);
+  if (!parcel) return false;
   deps.ctx.db.transaction(() => {
     deps.outbox.insert(parcel);
     emit(deps.ctx, "outbox-changed");
   });
   return true;
+}
+
+/** The parcel {@linkcode sendToContact} queues, made but not queued; null as it returns false. */
+async function contactParcel(
+  deps: PeopleDeps,
+  contactId: string,
+  type: string,
+  content: Uint8Array,
+): Promise<PreparedParcel | null> {
+  const contact = deps.contacts.get(contactId);
+  if (!contact || contact.state === "blocked") return null;
+  const channel = await deps.identity.channel(contactId);
+  if (!channel) return null;
+  return await makeParcel(deps.ctx, channel, CHANNEL_PARCEL_KIND, type, content);
 }
 
 /** The owner's channel `row`, or a conflict naming who owns it. */
@@ -362,8 +373,7 @@ export async function fanOut(deps: PeopleDeps, key: string): Promise<number> {
     key,
   );
   if (!post) return 0;
-  deps.ctx.db.run("UPDATE channel_posts SET fanned_out = 1 WHERE key = ?", key);
-  let sent = 0;
+  const parcels: PreparedParcel[] = [];
   for (
     const { contact_id } of deps.ctx.db.all<{ contact_id: string }>(
       "SELECT contact_id FROM channel_subscribers WHERE channel_id = ? AND kind != 'notified'",
@@ -371,7 +381,19 @@ export async function fanOut(deps: PeopleDeps, key: string): Promise<number> {
     )
   ) {
     if (contact_id === post.author_id) continue;
-    if (await sendToContact(deps, contact_id, MessageType.CHANNEL_POST, post.bytes)) sent++;
+    const parcel = await contactParcel(deps, contact_id, MessageType.CHANNEL_POST, post.bytes);
+    if (parcel) parcels.push(parcel);
   }
-  return sent;
+  // Marked fanned out with all its parcels queued, or not at all (a crash midway
+  // leaves it to the next maintenance run); a fan-out that ran meanwhile wins.
+  return deps.ctx.db.transaction(() => {
+    const marked = deps.ctx.db.run(
+      "UPDATE channel_posts SET fanned_out = 1 WHERE key = ? AND fanned_out = 0",
+      key,
+    );
+    if (marked === 0) return 0;
+    for (const parcel of parcels) deps.outbox.insert(parcel);
+    if (parcels.length > 0) emit(deps.ctx, "outbox-changed");
+    return parcels.length;
+  });
 }

@@ -34,6 +34,17 @@ export const MAX_STORED_POST_OCTETS = 128 * 1024;
  */
 export const MAX_CHANNEL_OCTETS = 32 * 1024 * 1024;
 
+/** What channels need of the mesh: the daemon hands its MeshNode. */
+export interface ChannelMesh {
+  follow(channelId: string): void;
+  unfollow(channelId: string): void;
+  publish(post: Uint8Array): Promise<unknown>;
+  /** The posts the mesh holds for a channel (the daemon's MeshNode has it). */
+  posts?(channelId: string): readonly { readonly key: string }[];
+  /** A post the mesh holds, by key. */
+  post?(key: string): Uint8Array | undefined;
+}
+
 /** What posting and taking in posts need. */
 export interface PostDeps {
   readonly ctx: NodeContext;
@@ -158,6 +169,20 @@ export async function storePost(
   bytes: Uint8Array,
   options: StoreOptions = {},
 ): Promise<PostInfo | null> {
+  return (await preparePost(deps, bytes, options))?.() ?? null;
+}
+
+/**
+ * {@linkcode storePost} in two steps: the checks and reading (asynchronous), then
+ * a synchronous store, which may run inside a caller's transaction (that of a
+ * fan-out parcel, so the parcel is never taken without its post). Null when the
+ * post was here already.
+ */
+export async function preparePost(
+  deps: PostDeps,
+  bytes: Uint8Array,
+  options: StoreOptions = {},
+): Promise<(() => PostInfo | null) | null> {
   const { ctx } = deps;
   if (bytes.length > MAX_STORED_POST_OCTETS) {
     throw new ParcelRefusedError(
@@ -196,6 +221,16 @@ export async function storePost(
     expires_at: post.expiresAt.getTime(),
     read: options.own ? 1 : 0,
   };
+  return () => insertPost(deps, bytes, postRow, options);
+}
+
+function insertPost(
+  deps: PostDeps,
+  bytes: Uint8Array,
+  postRow: PostRow,
+  options: StoreOptions,
+): PostInfo | null {
+  const { ctx } = deps;
   const inserted = ctx.db.transaction(() => {
     const n = ctx.db.run(
       `INSERT OR IGNORE INTO channel_posts (key, channel_id, author_id, bytes, key_id, title, text,
@@ -225,19 +260,36 @@ export async function storePost(
            FROM channel_posts WHERE channel_id = ?
            WINDOW w AS (ORDER BY created_at DESC, rowid DESC))
          WHERE n > ? OR octets > ?)`,
-      row.id,
+      postRow.channel_id,
       deps.postLimit,
       deps.octetLimit ?? MAX_CHANNEL_OCTETS,
     );
     // Dated before all it would displace, a post that came is gone at once: no
     // news, as if it never came (one's own is still answered, as written).
-    if (!options.own && !ctx.db.get("SELECT 1 FROM channel_posts WHERE key = ?", post.key)) {
+    if (!options.own && !ctx.db.get("SELECT 1 FROM channel_posts WHERE key = ?", postRow.key)) {
       return false;
     }
-    emit(ctx, "channel-changed", { channelId: row.id, key: post.key });
+    emit(ctx, "channel-changed", { channelId: postRow.channel_id, key: postRow.key });
     return true;
   });
   return inserted ? postInfo(postRow, deps.identity.id, (id) => contactName(deps, id)) : null;
+}
+
+/**
+ * The posts `mesh` holds, of channels followed here, that this device has not:
+ * those whose "post" event came while the app could not take it.
+ */
+export function missedPosts(ctx: NodeContext, mesh: ChannelMesh): Uint8Array[] {
+  const missed: Uint8Array[] = [];
+  if (!mesh.posts || !mesh.post) return missed;
+  for (const { id } of ctx.db.all<{ id: string }>("SELECT id FROM channels WHERE following = 1")) {
+    for (const { key } of mesh.posts(id)) {
+      if (ctx.db.get("SELECT 1 FROM channel_posts WHERE key = ?", key)) continue;
+      const bytes = mesh.post(key);
+      if (bytes) missed.push(bytes);
+    }
+  }
+  return missed;
 }
 
 /** A contact's name, or null. */

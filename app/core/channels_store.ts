@@ -8,7 +8,27 @@ import { Certificate } from "@relaycorp/relaynet-core";
 import { toArrayBuffer } from "../../bindings/validation.ts";
 import { channelLinkText } from "./channels_link.ts";
 import type { NodeContext } from "./context.ts";
-import { NotFoundError, UserInputError } from "./errors.ts";
+import { ConflictError, NotFoundError, UserInputError } from "./errors.ts";
+
+/**
+ * Most channels followed at once: a mesh node asks its peers for the first 256 it
+ * follows and no more (docs/mesh-protocol.md §2.6), so a channel past them would
+ * get no post over the mesh.
+ */
+export const MAX_FOLLOWED_CHANNELS = 256;
+
+/** Refuses to follow one more channel past {@linkcode MAX_FOLLOWED_CHANNELS}. */
+export function requireFollowRoom(ctx: NodeContext, channelId?: string): void {
+  const followed = ctx.db.get<{ n: number }>(
+    "SELECT count(*) AS n FROM channels WHERE following = 1 AND id != ?",
+    channelId ?? "",
+  )!.n;
+  if (followed >= MAX_FOLLOWED_CHANNELS) {
+    throw new ConflictError(
+      `You follow ${followed} channels, the most the mesh asks its peers for (${MAX_FOLLOWED_CHANNELS}): unfollow one first`,
+    );
+  }
+}
 
 /** A channel as listed (the operations' `Channel`). */
 export interface ChannelInfo {
