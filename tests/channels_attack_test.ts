@@ -5,10 +5,10 @@
  * and asserts what the app does about it.
  */
 import assert from "node:assert/strict";
+import { deliver, meshOf, TestMesh } from "./_channels.ts";
 import { Certificate } from "@relaycorp/relaynet-core";
-import { ParcelRefusedError, parseParcel, toArrayBuffer } from "../bindings/validation.ts";
+import { ParcelRefusedError, toArrayBuffer } from "../bindings/validation.ts";
 import { terminalSafe } from "../app/cli/commands/channel.ts";
-import type { ChannelMesh } from "../app/core/channels.ts";
 import { newContentKey } from "../app/core/channels_content.ts";
 import {
   CHANNEL_LINK_PREFIX,
@@ -29,49 +29,8 @@ import { UserInputError } from "../app/core/errors.ts";
 import { MessageType } from "../app/core/protocol/messages.ts";
 import type { Relaymail } from "../app/services/relaymail.ts";
 import { authorizeAuthor, createChannelKey, makePost, PostVerifier } from "../mesh/posts.ts";
-import { DAY, pair, statuses, type TestNode, withNodes } from "./helpers.ts";
+import { DAY, pair, type TestNode, withNodes } from "./helpers.ts";
 import { startWeb } from "./web/_web.ts";
-
-/** An in-process mesh: a published post reaches every other node following its channel. */
-class TestMesh implements ChannelMesh {
-  readonly followed = new Set<string>();
-  constructor(private readonly hub: TestMesh[], readonly node: Relaymail) {
-    hub.push(this);
-  }
-  follow(id: string): void {
-    this.followed.add(id);
-  }
-  unfollow(id: string): void {
-    this.followed.delete(id);
-  }
-  async publish(bytes: Uint8Array): Promise<void> {
-    const channelId = (await parseParcel(bytes)).recipient.id;
-    for (const other of this.hub) {
-      if (other !== this && other.followed.has(channelId)) {
-        await other.node.channels.receivePost(bytes);
-      }
-    }
-  }
-}
-
-async function meshOf(...nodes: TestNode[]): Promise<TestMesh[]> {
-  const hub: TestMesh[] = [];
-  for (const n of nodes) await n.node.channels.attach(new TestMesh(hub, n.node));
-  return hub;
-}
-
-/** Carries the parcels `from` holds for `to`, and only those; their outcomes. */
-async function deliver(from: TestNode, to: TestNode): Promise<string[]> {
-  const outcomes = [];
-  for (const parcel of await from.node.outgoingParcels()) {
-    const bytes = await parcel.read();
-    if (!bytes || (await parseParcel(bytes)).recipient.id !== to.node.identity.id) continue;
-    outcomes.push(await to.node.receiveParcel(bytes, { binding: "test" }));
-    await from.node.parcelHandedOver(parcel.key, { binding: "test", toRecipient: true });
-  }
-  await to.node.flush();
-  return statuses(outcomes);
-}
 
 /** Sends service message `type` from `from` to `to` end to end and delivers it. */
 async function send(

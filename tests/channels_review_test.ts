@@ -4,13 +4,14 @@
  * could not (its "post" event missed) is taken when the app next joins the mesh.
  */
 import assert from "node:assert/strict";
+import { deliver, texts } from "./_channels.ts";
 import { join } from "node:path";
 import { parseParcel } from "../bindings/validation.ts";
 import type { ChannelMesh } from "../app/core/channels.ts";
 import { MAX_FOLLOWED_CHANNELS } from "../app/core/channels_store.ts";
 import { ConflictError } from "../app/core/errors.ts";
 import { Relaymail } from "../app/services/relaymail.ts";
-import { carry, pair, statuses, type TestNode, withNodes } from "./helpers.ts";
+import { carry, pair, statuses, withNodes } from "./helpers.ts";
 
 /** A mesh that keeps what is published and hands it to no one. */
 class HoldingMesh implements ChannelMesh {
@@ -33,22 +34,6 @@ class HoldingMesh implements ChannelMesh {
 }
 
 const PASSPHRASE = "a long backup passphrase";
-
-/** Carries the parcels `from` holds for `to`, and only those; their outcomes. */
-async function deliver(from: TestNode, to: TestNode): Promise<string[]> {
-  const outcomes = [];
-  for (const parcel of await from.node.outgoingParcels()) {
-    const bytes = await parcel.read();
-    if (!bytes || (await parseParcel(bytes)).recipient.id !== to.node.identity.id) continue;
-    outcomes.push(await to.node.receiveParcel(bytes, { binding: "test" }));
-    await from.node.parcelHandedOver(parcel.key, { binding: "test", toRecipient: true });
-  }
-  await to.node.flush();
-  return statuses(outcomes);
-}
-
-const texts = (node: Relaymail, channel: string) =>
-  node.channels.read(channel).posts.map((p) => p.text);
 
 Deno.test("channels review: a fanned-out post is stored with its parcel, not after it", async () => {
   await withNodes(["Alice", "Bob"], async (alice, bob) => {

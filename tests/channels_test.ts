@@ -7,8 +7,8 @@
  * fan-out as parcels, expiry, and the bounds on what others can make us store.
  */
 import assert from "node:assert/strict";
-import { ParcelRefusedError, parseParcel, toArrayBuffer } from "../bindings/validation.ts";
-import { type ChannelMesh } from "../app/core/channels.ts";
+import { deliver, meshOf, texts } from "./_channels.ts";
+import { ParcelRefusedError, toArrayBuffer } from "../bindings/validation.ts";
 import {
   decodeChannelGrant,
   encodeChannelGrant,
@@ -29,7 +29,6 @@ import { Buffer } from "node:buffer";
 import { Certificate, ServiceMessage } from "@relaycorp/relaynet-core";
 import { ConflictError, NotFoundError, UserInputError } from "../app/core/errors.ts";
 import { base32Decode, base32Encode } from "../app/core/protocol/compact_der.ts";
-import type { Relaymail } from "../app/services/relaymail.ts";
 import { authorizeAuthor, createChannelKey, makePost } from "../mesh/posts.ts";
 import { Daemon } from "../app/services/daemon.ts";
 import {
@@ -42,54 +41,6 @@ import {
   waitFor,
   withNodes,
 } from "./helpers.ts";
-
-/** Stands in for the mesh: a post published reaches every other node following its channel. */
-class TestMesh implements ChannelMesh {
-  readonly followed = new Set<string>();
-  readonly published: Uint8Array[] = [];
-  constructor(private readonly hub: TestMesh[], readonly node: Relaymail) {
-    hub.push(this);
-  }
-  follow(id: string): void {
-    this.followed.add(id);
-  }
-  unfollow(id: string): void {
-    this.followed.delete(id);
-  }
-  async publish(bytes: Uint8Array): Promise<void> {
-    this.published.push(bytes);
-    const channelId = (await parseParcel(bytes)).recipient.id;
-    for (const other of this.hub) {
-      if (other !== this && other.followed.has(channelId)) {
-        await other.node.channels.receivePost(bytes);
-      }
-    }
-  }
-}
-
-/** Every node joined to one in-process mesh. */
-async function meshOf(...nodes: TestNode[]): Promise<TestMesh[]> {
-  const hub: TestMesh[] = [];
-  for (const n of nodes) await n.node.channels.attach(new TestMesh(hub, n.node));
-  return hub;
-}
-
-/** Carries the parcels `from` holds for `to`, and only those. */
-async function deliver(from: TestNode, to: TestNode): Promise<string[]> {
-  const outcomes = [];
-  for (const parcel of await from.node.outgoingParcels()) {
-    const bytes = await parcel.read();
-    if (!bytes || (await parseParcel(bytes)).recipient.id !== to.node.identity.id) continue;
-    const outcome = await to.node.receiveParcel(bytes, { binding: "test" });
-    outcomes.push(outcome);
-    await from.node.parcelHandedOver(parcel.key, { binding: "test", toRecipient: true });
-  }
-  await to.node.flush();
-  return statuses(outcomes);
-}
-
-const texts = (node: Relaymail, channel: string) =>
-  node.channels.read(channel).posts.map((p) => p.text);
 
 Deno.test("channels: create, link round trip, a tampered link refused", async () => {
   await withNodes(["Alice"], async (alice) => {
