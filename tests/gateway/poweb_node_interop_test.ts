@@ -7,6 +7,8 @@
  * `createWebSocketStream`), which joins the frames that wait unread into one
  * chunk, and it drops any socket on which no ping came for 7 s, busy or not.
  */
+// Pings must come within 7 s on a line kept busy for 30 s: a quiet machine's deadline.
+// test-set: serial
 import assert from "node:assert/strict";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

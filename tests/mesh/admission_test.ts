@@ -6,6 +6,8 @@
  * `RELAYMAIL_ADMISSION_OFF=1` builds the target without Admission, to see the
  * flood test fail; `RELAYMAIL_ADMISSION_DEBUG=1` prints the measured times.
  */
+// An honest peer must get in within 5 s under a flood: a quiet machine's deadline.
+// test-set: serial
 import assert from "node:assert/strict";
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
