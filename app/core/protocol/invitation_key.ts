@@ -37,8 +37,30 @@ export interface SeededKey {
  * {@linkcode CompactInvitationError} for a seed that makes no such key (p = q, or a
  * prime past 1024 bits: neither happens in practice); a writer then draws another.
  */
-export async function invitationKeyFromSeed(seed: Uint8Array): Promise<SeededKey> {
-  if (seed.length !== SEED_LENGTH) throw new RangeError(`A seed is ${SEED_LENGTH} bytes`);
+export function invitationKeyFromSeed(seed: Uint8Array): Promise<SeededKey> {
+  if (seed.length !== SEED_LENGTH) {
+    return Promise.reject(new RangeError(`A seed is ${SEED_LENGTH} bytes`));
+  }
+  // The same invitation is read several times (checked when written, previewed,
+  // accepted): the last few keys are kept rather than searched for again.
+  const id = Buffer.from(seed).toString("hex");
+  let key = recentKeys.get(id);
+  if (key) {
+    recentKeys.delete(id);
+  } else {
+    key = keyFromSeed(seed.slice());
+    key.catch(() => recentKeys.delete(id));
+    if (recentKeys.size >= RECENT_KEYS) recentKeys.delete(recentKeys.keys().next().value!);
+  }
+  recentKeys.set(id, key);
+  return key;
+}
+
+/** How many seeded keys {@linkcode invitationKeyFromSeed} keeps, most recent last. */
+const RECENT_KEYS = 16;
+const recentKeys = new Map<string, Promise<SeededKey>>();
+
+async function keyFromSeed(seed: Uint8Array): Promise<SeededKey> {
   const p = await primeFromSeed(seed, 1);
   const q = await primeFromSeed(seed, 2);
   if (p === q) throw new CompactInvitationError("its invitation key seed is unusable");
