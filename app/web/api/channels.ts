@@ -142,4 +142,3 @@ export interface ChannelChanged {
   /** The post's key, when one post is what changed. */
   readonly key?: string;
 }
-
