@@ -206,3 +206,22 @@ Deno.test("MeshNode.publish() refuses a tampered post and reports a post it hold
     await node.stop();
   }
 });
+
+Deno.test("MeshNode keeps at most its bound of a followed channel's posts, refusing the rest", async () => {
+  const channel = await testChannel();
+  const node = await memoryNode({ postQuota: { followedPosts: 3 } });
+  try {
+    node.follow(channel.id);
+    const kept = [];
+    for (let i = 0; i < 3; i++) {
+      kept.push((await node.publish(await channel.post(`post ${i}`))).key);
+    }
+    const refused = await node.publish(await channel.post("one too many")).catch((e) => e);
+    assert.ok(refused instanceof ParcelRefusedError, `refused, not ${refused}`);
+    assert.equal(refused.code, "quota");
+    // The refused post displaced none of those kept.
+    assert.deepEqual(node.posts(channel.id).map((p) => p.key).sort(), kept.sort());
+  } finally {
+    await node.stop();
+  }
+});
