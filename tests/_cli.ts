@@ -2,6 +2,7 @@
  * The `relaymail` command as the CLI tests run it: one process per command on a
  * data directory, and a `relaymail daemon` process whose log a test can wait on.
  */
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { waitFor } from "./helpers.ts";
 
@@ -126,4 +127,29 @@ export class DaemonProcess {
     }
     return this.ended();
   }
+}
+
+/** Runs a command that must succeed; returns what it printed. */
+export async function ok(dir: string, args: string[]): Promise<string> {
+  const run = await relaymail(dir, args);
+  assert.equal(run.code, 0, `relaymail ${args.join(" ")} failed (${run.code}): ${run.stderr}`);
+  return run.stdout;
+}
+
+/** Runs a `--json` command that must succeed; returns its parsed output. */
+// deno-lint-ignore no-explicit-any
+export async function json<T = any>(dir: string, args: string[]): Promise<T> {
+  return JSON.parse(await ok(dir, ["--json", ...args]));
+}
+
+/** Runs a command that must fail with `code`, saying `error` on stderr. */
+export async function fails(
+  dir: string,
+  args: string[],
+  code: number,
+  error: RegExp,
+): Promise<void> {
+  const run = await relaymail(dir, args);
+  assert.equal(run.code, code, `relaymail ${args.join(" ")}: ${run.stdout}${run.stderr}`);
+  assert.match(run.stderr, error);
 }

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DaemonProcess, relaymail } from "./_cli.ts";
+import { DaemonProcess, fails, json, ok } from "./_cli.ts";
 import { carry, makeNode, pair, waitFor } from "./helpers.ts";
 
 /** Alice's and Bob's data directories, paired. */
@@ -16,26 +16,6 @@ async function people(root: string): Promise<{ alice: string; bob: string }> {
   alice.node.close();
   bob.node.close();
   return { alice: alice.dir, bob: bob.dir };
-}
-
-/** Runs a command that must succeed; returns what it printed. */
-async function ok(dir: string, args: string[]): Promise<string> {
-  const run = await relaymail(dir, args);
-  assert.equal(run.code, 0, `relaymail ${args.join(" ")} failed (${run.code}): ${run.stderr}`);
-  return run.stdout;
-}
-
-/** Runs a `--json` command that must succeed; returns its parsed output. */
-// deno-lint-ignore no-explicit-any
-async function json<T = any>(dir: string, args: string[]): Promise<T> {
-  return JSON.parse(await ok(dir, ["--json", ...args]));
-}
-
-/** Runs a command that must fail with `code`, saying `error`. */
-async function fails(dir: string, args: string[], code: number, error: RegExp): Promise<void> {
-  const run = await relaymail(dir, args);
-  assert.equal(run.code, code, `relaymail ${args.join(" ")}: ${run.stdout}${run.stderr}`);
-  assert.match(run.stderr, error);
 }
 
 /** Every channel command on Alice's directory (with or without her daemon), and Bob's follow. */

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { insertMessage } from "../app/core/message_rows.ts";
-import { DaemonProcess, relaymail } from "./_cli.ts";
+import { DaemonProcess, fails, json, ok } from "./_cli.ts";
 import { carry, makeNode, pair, waitFor } from "./helpers.ts";
 
 /** Two ids that share their first 8 characters, for an ambiguous prefix. */
@@ -51,25 +51,6 @@ async function mailboxes(root: string): Promise<{ alice: string; bob: string; re
   alice.node.close();
   bob.node.close();
   return { alice: alice.dir, bob: bob.dir, received: sent.id };
-}
-
-/** Runs a command that must succeed; returns what it printed. */
-async function ok(dir: string, args: string[]): Promise<string> {
-  const run = await relaymail(dir, args);
-  assert.equal(run.code, 0, `relaymail ${args.join(" ")} failed (${run.code}): ${run.stderr}`);
-  return run.stdout;
-}
-
-/** Runs a `--json` command that must succeed; returns its parsed output. */
-async function json<T = any>(dir: string, args: string[]): Promise<T> {
-  return JSON.parse(await ok(dir, ["--json", ...args]));
-}
-
-/** Runs a command that must fail with `code`, saying `error`. */
-async function fails(dir: string, args: string[], code: number, error: RegExp): Promise<void> {
-  const run = await relaymail(dir, args);
-  assert.equal(run.code, code, `relaymail ${args.join(" ")}: ${run.stdout}${run.stderr}`);
-  assert.match(run.stderr, error);
 }
 
 /** Each command, as text and as JSON, on the directory `dir` (with or without a daemon). */
