@@ -178,6 +178,7 @@ export {
   PostVerifier,
   type ReadPost,
   readPost,
+  type ReadPostOptions,
   renewChannelCertificate,
   type VerifyPostOptions,
 } from "./posts.ts";

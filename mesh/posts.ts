@@ -31,6 +31,7 @@ import {
   getRSAPublicKeyFromPrivate,
   issueDeliveryAuthorization,
   issueEndpointCertificate,
+  /** @internal */
   Parcel,
 } from "@relaycorp/relaynet-core";
 import { pkijsCertificateOf } from "../bindings/_pkijs.ts";
@@ -257,17 +258,27 @@ export interface ReadPost extends PostFacts {
   readonly channelCertificate: Certificate;
 }
 
-/** Verifies a post and returns its payload too (slower: relaynet-core parses it). */
+/** Options of {@linkcode readPost}. */
+export interface ReadPostOptions extends VerifyPostOptions {
+  /** The verifier whose caches to use (default: a new one). */
+  readonly verifier?: PostVerifier;
+  /** The post already parsed by relaynet-core from these octets, if the caller has it. */
+  readonly parsed?: Parcel;
+}
+
+/** Verifies a post and returns its payload too (slower: relaynet-core parses it, once). */
 export async function readPost(
   bytes: Uint8Array,
-  options: VerifyPostOptions & { readonly verifier?: PostVerifier } = {},
+  options: ReadPostOptions = {},
 ): Promise<ReadPost> {
   const facts = await (options.verifier ?? new PostVerifier()).verify(bytes, options);
-  const parcel = await parseParcel(bytes);
+  const parcel = options.parsed ?? await parseParcel(bytes);
   let channelCertificate: Certificate | undefined;
   for (const certificate of parcel.senderCaCertificateChain) {
+    // The first that names the channel, as the verifier takes it (docs/broadcast.md §3.1).
     if (await certificate.calculateSubjectId() === facts.channelId) {
       channelCertificate = certificate;
+      break;
     }
   }
   if (!channelCertificate) {

@@ -77,12 +77,13 @@ export async function prepareChannelMessage(
     default: {
       // A post fanned out: checked now as a mesh post is, stored with the parcel, so
       // that a crash cannot leave the parcel taken and its post lost.
+      let parsed;
       try {
-        await parseParcel(content);
+        parsed = await parseParcel(content);
       } catch (error) {
         throw badContent("Fanned-out post", error);
       }
-      const store = await preparePost(deps, content);
+      const store = await preparePost(deps, content, { parsed });
       let stored: PostInfo | null = null;
       return {
         apply: () => {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Certificate } from "@relaycorp/relaynet-core";
+import { Certificate, type Parcel } from "@relaycorp/relaynet-core";
 import { makePost, MAX_POST_TTL_SECONDS, type PostVerifier, readPost } from "../../mesh/posts.ts";
 import { ParcelRefusedError, parseParcel, toArrayBuffer } from "../../bindings/validation.ts";
 import { encodePostPayload, openPostPayload, type PostContent } from "./channels_content.ts";
@@ -156,6 +156,8 @@ export async function writePost(
 export interface StoreOptions {
   /** Written here: kept until published on the mesh. */
   readonly own?: boolean;
+  /** The post already parsed by relaynet-core from these octets, if the caller has it. */
+  readonly parsed?: Parcel;
 }
 
 /**
@@ -190,7 +192,8 @@ export async function preparePost(
       `Post takes ${bytes.length} octets; Relaymail keeps posts of at most ${MAX_STORED_POST_OCTETS}`,
     );
   }
-  const recipient = (await parseParcel(bytes)).recipient.id;
+  const parsed = options.parsed ?? await parseParcel(bytes);
+  const recipient = parsed.recipient.id;
   const row = channelRow(ctx, recipient);
   // An unfollowed channel's posts are no longer taken (a fan-out parcel may still come).
   if (!row || (row.following === 0 && !options.own)) {
@@ -203,6 +206,7 @@ export async function preparePost(
     now: ctx.now(),
     channelId: row.id,
     verifier: deps.verifier,
+    parsed,
   });
   if (ctx.db.get("SELECT 1 FROM channel_posts WHERE key = ?", post.key)) return null;
   const opened = await openPostPayload(
