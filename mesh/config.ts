@@ -14,6 +14,7 @@ import { tcp } from "@libp2p/tcp";
 import type { Libp2pOptions } from "libp2p";
 import { MAX_CLOCK_DRIFT_TOLERANCE_MS } from "../bindings/validation.ts";
 import type { Admission } from "./admission.ts";
+import { MAX_STREAM_WINDOW } from "./channel.ts";
 import type { DiscoveryOptions } from "./peers.ts";
 import { resolvePostQuota } from "./post_quota.ts";
 import { DEFAULT_QUOTA_SHARES } from "./quota.ts";
@@ -92,7 +93,9 @@ export function libp2pConfig(
     addresses: { listen: [...(listen ?? ["/ip4/0.0.0.0/tcp/0"])] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // A stream's window stays small: it is what a sender can push past a paused
+    // channel (channel.ts, docs/mesh-protocol.md §4.3).
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW } })],
     // Our keep-alive (keepalive.ts) decides when a connection is dead; libp2p's own
     // monitor would abort a connection whose second concurrent ping it could not open.
     services: { ping: ping({ maxInboundStreams: 2, maxOutboundStreams: 2, timeout: 5_000 }) },

@@ -42,12 +42,12 @@ export class Links {
     const stream = await connection.newStream(protocol, {
       signal: AbortSignal.any([AbortSignal.timeout(this.deps.stallTimeoutMs * 3), signal]),
     });
-    return this.accept(stream, connection, maxFrame, 2, signal);
+    return this.accept(stream, connection, maxFrame, signal);
   }
 
   /**
-   * A framed channel over a stream that holds at most `frames` frames of
-   * `maxFrame` octets unread. Octets moving on any stream of the connection
+   * A framed channel over a stream whose frames are at most `maxFrame` octets,
+   * flow-controlled (see {@linkcode Channel}). Octets moving on any stream of the connection
    * count as progress (a small exchange may wait behind a large parcel); a
    * connection with no progress at all for the stall timeout is dead: it is
    * closed, and the peer is dialled again or rediscovered. `signal` aborts the
@@ -57,7 +57,6 @@ export class Links {
     stream: Stream,
     connection: Connection,
     maxFrame: number,
-    frames: number,
     signal: AbortSignal,
   ): Channel {
     let activity = this.#activity.get(connection);
@@ -65,7 +64,7 @@ export class Links {
       activity = { last: Date.now() };
       this.#activity.set(connection, activity);
     }
-    return new Channel(stream, maxFrame, this.deps.stallTimeoutMs, frames, activity, (error) => {
+    return new Channel(stream, maxFrame, this.deps.stallTimeoutMs, activity, (error) => {
       this.deps.logger.warn("Closing a stalled connection", {
         peer: connection.remotePeer.toString(),
         error,
@@ -111,11 +110,13 @@ export class StreamSlots {
 }
 
 /**
- * Refuses a stream over its caps: ERROR, then a graceful close, so that the
- * ERROR reaches the peer (sent just before a reset, it is dropped with the
- * reset); a peer that does not close its side within 2 s is reset.
+ * Ends a stream with an ERROR frame (a refusal over our caps, or what was wrong
+ * with what the peer sent): the ERROR, then a graceful close, so that the ERROR
+ * reaches the peer (sent just before a reset, it may be dropped with the reset);
+ * a peer that does not close its side within 2 s is reset. The channel's flow
+ * control bounds what the peer can send meanwhile.
  */
-export async function refuseBusy(
+export async function endWithError(
   channel: Channel,
   error: Uint8Array,
   logger: Logger,
@@ -125,7 +126,7 @@ export async function refuseBusy(
     await channel.write(error);
     await stream.close({ signal: AbortSignal.timeout(2_000) });
   } catch (failure) {
-    logger.debug("A refused stream did not close in time: reset", { error: failure });
-    stream.abort(new Error("Busy"));
+    logger.debug("A stream ended with ERROR did not close in time: reset", { error: failure });
+    stream.abort(new Error("Ended with ERROR"));
   }
 }

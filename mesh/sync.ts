@@ -20,7 +20,7 @@ import {
 } from "./core.ts";
 import { hostOf } from "./host_key.ts";
 import type { InterestTable } from "./interest.ts";
-import { refuseBusy, StreamSlots } from "./links.ts";
+import { endWithError, StreamSlots } from "./links.ts";
 import type { Logger } from "./log.ts";
 import type { NodeParts } from "./parts.ts";
 import { RateLimiter } from "./rate_limit.ts";
@@ -202,8 +202,7 @@ export class SyncService implements Service {
       this.#apply(peer, result, this.#account(peer, channel));
       if (result.truncated) this.scheduleSync(peer, 50);
     } catch (error) {
-      await this.#sendError(channel, error, peer.id);
-      stream.abort(asError(error));
+      await this.#end(channel, error);
       throw error;
     } finally {
       channel.dispose();
@@ -217,7 +216,7 @@ export class SyncService implements Service {
       // The peer is reconciling with us: the one we had scheduled would be redundant.
       this.forget(peer);
     }
-    const channel = this.#deps.links.accept(stream, connection, MAX_SYNC_FRAME_LENGTH, 2, signal);
+    const channel = this.#deps.links.accept(stream, connection, MAX_SYNC_FRAME_LENGTH, signal);
     const host = hostOf(connection.remoteAddr.toString());
     // Reconciliations cost CPU whatever they carry: a budget per peer and per host.
     const slot = this.#limiter.take([id, `host:${host}`], 1) ? this.#slots.take(id, host) : null;
@@ -225,7 +224,7 @@ export class SyncService implements Service {
       if (!slot) {
         this.#log.debug("Reconciliation refused: busy", { peer: id, host });
         const message = "Busy: too many reconciliations at once; try again later";
-        await refuseBusy(channel, encodeSync({ type: "error", message }), this.#log);
+        await endWithError(channel, encodeSync({ type: "error", message }), this.#log);
         return;
       }
       const result = await answerExchange(channel, this.#side(peer, id, host));
@@ -236,8 +235,7 @@ export class SyncService implements Service {
       }
     } catch (error) {
       logFailure(this.#log, signal, "Reconciliation from a peer failed", { peer: id, host, error });
-      await this.#sendError(channel, error, id);
-      stream.abort(asError(error));
+      await this.#end(channel, error);
     } finally {
       slot?.release();
       channel.dispose();
@@ -281,15 +279,15 @@ export class SyncService implements Service {
     }
   }
 
-  /** Tells the peer why a stream ends, when the fault is in what it sent or in our limits. */
-  async #sendError(channel: Channel, error: unknown, peer: string): Promise<void> {
-    if (!(error instanceof ProtocolError || error instanceof RangeError)) return;
-    if (error.message.startsWith("Peer says:")) return;
-    try {
-      await channel.write(encodeSync({ type: "error", message: error.message }));
-    } catch (failure) {
-      this.#log.debug("Could not send ERROR", { peer, error: failure });
-    }
+  /**
+   * Ends a failed exchange: with ERROR when the fault is in what the peer sent or
+   * in our limits (the peer is told why), else with a reset.
+   */
+  async #end(channel: Channel, error: unknown): Promise<void> {
+    const tell = (error instanceof ProtocolError || error instanceof RangeError) &&
+      !error.message.startsWith("Peer says:");
+    if (!tell) return channel.stream.abort(asError(error));
+    await endWithError(channel, encodeSync({ type: "error", message: error.message }), this.#log);
   }
 
   /** The proofs of the tombstones among `items`, as many as fit one sync frame. */

@@ -12,7 +12,7 @@ import { asError, logFailure, type Registrar, type Service } from "./core.ts";
 import { FairGate } from "./fair.ts";
 import { hostOf } from "./host_key.ts";
 import { ParcelIntake, type ParcelMessage } from "./intake.ts";
-import { refuseBusy, StreamSlots } from "./links.ts";
+import { endWithError, StreamSlots } from "./links.ts";
 import type { Logger } from "./log.ts";
 import type { NodeParts } from "./parts.ts";
 import type { PostHandler, PostMessage } from "./post_intake.ts";
@@ -112,10 +112,10 @@ export class TransferService implements Service {
     const { links, stats, options } = this.#deps;
     const from = connection.remotePeer.toString();
     const host = hostOf(connection.remoteAddr.toString());
-    // Room for the sender's window of five frames (they may all arrive before the
-    // first is read) and one more, and no more: a sender past it is reset. The
-    // window itself is enforced by not reading while five await replies.
-    const channel = links.accept(stream, connection, MAX_FRAME_LENGTH, MAX_IN_FLIGHT + 1, signal);
+    // The window of five parcels is enforced by not reading while five await
+    // replies; what a sender writes past it waits in the channel, which then pauses
+    // the stream (channel.ts).
+    const channel = links.accept(stream, connection, MAX_FRAME_LENGTH, signal);
     const account = () => {
       channel.dispose();
       stats.transferBytesSent += channel.bytesWritten;
@@ -125,7 +125,7 @@ export class TransferService implements Service {
     if (!slot) {
       this.#log.debug("Transfer refused: busy", { peer: from, host });
       const message = "Busy: too many transfers at once; try again later";
-      await refuseBusy(channel, encodeTransfer({ type: "error", message }), this.#log);
+      await endWithError(channel, encodeTransfer({ type: "error", message }), this.#log);
       account();
       return;
     }
@@ -154,7 +154,7 @@ export class TransferService implements Service {
       try {
         for (;;) {
           // Past the window, nothing more is read: what a sender writes beyond it
-          // waits in the stream's buffer, which is reset past the window and one frame.
+          // waits in the channel, which pauses the stream (channel.ts).
           while (unanswered >= MAX_IN_FLIGHT && !done) {
             await room.promise;
             room = Promise.withResolvers();
@@ -226,11 +226,12 @@ export class TransferService implements Service {
       );
     } catch (error) {
       logFailure(this.#log, signal, "Transfer from a peer failed", { peer: from, host, error });
+      // The reader takes no more frames, and nothing else is written, while the ERROR goes.
+      done = true;
+      room.resolve();
+      clearInterval(progress);
       const message = asError(error).message;
-      await channel.write(encodeTransfer({ type: "error", message })).catch((failure) =>
-        this.#log.debug("Could not send ERROR", { peer: from, error: failure })
-      );
-      stream.abort(asError(error));
+      await endWithError(channel, encodeTransfer({ type: "error", message }), this.#log);
     } finally {
       done = true;
       room.resolve();

@@ -31,6 +31,7 @@ import {
 } from "../../mesh/mod.ts";
 import { encodeProof } from "../../mesh/proofs.ts";
 import { Type } from "../../mesh/wire.ts";
+import { MAX_STREAM_WINDOW, READ_AHEAD } from "../../mesh/channel.ts";
 import { waitFor } from "../helpers.ts";
 import { dial, outgoing, push, rawPeer } from "./_attack_peer.ts";
 import { JsonProcess, type Message } from "./_attack_proc.ts";
@@ -436,6 +437,7 @@ Deno.test("MeshNode reads at most five unanswered parcels from a sender that nev
         liveAfterMiB: mib(at.live),
         parcelSize: holding.parcelSize,
         framesWritten: holding.framesWritten,
+        bytesSent: holding.streams.map((s: Message) => s.bytesSent),
         parcelsRead: read,
         answersDelivered: answered,
         unanswered: read - answered,
@@ -444,12 +446,23 @@ Deno.test("MeshNode reads at most five unanswered parcels from a sender that nev
         ),
       };
       report("window-ignoring sender", figures);
-      for (const stream of holding.streams) {
-        assert.equal(stream.failure, undefined, JSON.stringify(figures));
-      }
-      // Per stream, at most the window read and not answered (§3).
-      assert.ok(read - answered <= MAX_IN_FLIGHT * streams, JSON.stringify(figures));
-      assert.ok(holding.framesWritten > read + MAX_IN_FLIGHT, "the sender never outran the window");
+      // Flow control holds the sender back: its one stream is neither reset nor
+      // replaced, it just cannot send more (§4.3).
+      assert.equal(streams, 1, JSON.stringify(figures));
+      const [stream] = holding.streams;
+      assert.equal(stream.failure, undefined, JSON.stringify(figures));
+      assert.equal(stream.closedBy, undefined, JSON.stringify(figures));
+      // At most the window read and not answered (§3)...
+      assert.ok(read - answered <= MAX_IN_FLIGHT, JSON.stringify(figures));
+      // ... and, sent and not read, at most one frame, the read-ahead and two muxer
+      // windows: one arrived while paused, one granted on resuming (§4.3).
+      const frameOctets = stream.bytesWritten / stream.framesWritten;
+      const unread = stream.bytesSent - read * frameOctets;
+      assert.ok(unread > READ_AHEAD, `the sender never outran the window: ${unread} octets`);
+      assert.ok(
+        unread <= READ_AHEAD + 2 * MAX_STREAM_WINDOW + frameOctets,
+        `${unread} octets unread: ${JSON.stringify(figures)}`,
+      );
       // Nothing kept for the parcels read beyond the few stored (4 distinct ones).
       assert.ok(at.live - before.live < 32 * MiB, JSON.stringify(figures));
       assert.ok(at.peakRss - before.rss < GC_SLACK, JSON.stringify(figures));
