@@ -176,6 +176,44 @@ Deno.test({
 });
 
 Deno.test({
+  name: "MeshNode counts posts against the rate limit before verifying them, forged or not",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const channel = await testChannel();
+    // Two posts a second, a burst of one second: the third is over the limit.
+    const victim = await victimNode({ rateLimit: { parcelsPerSecond: 2, burstSeconds: 1 } });
+    const misbehaved: string[] = [];
+    victim.on("peer:misbehaved", ({ reason }) => misbehaved.push(reason));
+    const { peer, connection } = await attacker(victim);
+    try {
+      victim.follow(channel.id);
+      const forged = [];
+      for (let i = 0; i < 4; i++) forged.push(await postByStranger(channel));
+      const genuine = await channel.post("genuine");
+      assert.deepEqual(await pushPosts(connection, [...forged, genuine]), [
+        "refuse:unauthorized",
+        "refuse:unauthorized",
+        "refuse:rate-limited",
+        "refuse:rate-limited",
+        "refuse:rate-limited",
+      ]);
+      // Only the two within the budget cost a verification (and a report); the rest
+      // were refused before it, the genuine post too: forgeries spend the budget.
+      assert.equal(misbehaved.length, 2, misbehaved.join("; "));
+      assert.equal(victim.posts().length, 0);
+      // The limit is for now only: a second later the genuine post goes in.
+      await new Promise((r) => setTimeout(r, 1100));
+      assert.deepEqual(await pushPosts(connection, [genuine]), ["ack:0"]);
+      assert.deepEqual(victim.posts().map((p) => p.key), [await sha256Hex(genuine)]);
+    } finally {
+      await peer.stop();
+      await victim.stop();
+    }
+  },
+});
+
+Deno.test({
   name: "MeshNode refuses posts of channels nobody asked it for",
   sanitizeOps: false,
   sanitizeResources: false,
