@@ -141,7 +141,9 @@ export class Channel {
         const frame = this.#take();
         if (frame) return frame;
         if (this.#failure) throw this.#failure;
-        if (this.stream.readBufferLength > 0 && this.#paused) {
+        if (
+          this.#paused && this.stream.readStatus === "paused" && this.stream.readBufferLength > 0
+        ) {
           // What arrived while paused is still in the stream: let it through first.
           this.#apply(false);
           continue;
