@@ -18,11 +18,14 @@ import { ProtocolError } from "./wire.ts";
 export const READ_AHEAD = 64 * 1024;
 
 /**
- * The largest receive window yamux may grant a stream: what a sender can have
- * in flight when the channel pauses. 1 MiB keeps one stream at 200 MiB/s up to
- * a round trip of 5 ms (docs/mesh-protocol.md §4.3).
+ * The largest receive window yamux may grant a stream (its smallest allowed):
+ * what a sender can have in flight when the channel pauses, and the largest
+ * data frame it sends, as yamux frames as much as the window allows. Small
+ * frames keep a slow link alive to the keep-alive (keepalive.ts: at 1 Mbit/s a
+ * frame takes 2 s) and keep pings from waiting long behind parcels; a stream
+ * still moves 256 KiB per round trip: 50 MiB/s at 5 ms (docs/mesh-protocol.md §4.3).
  */
-export const MAX_STREAM_WINDOW = 1024 * 1024;
+export const MAX_STREAM_WINDOW = 256 * 1024;
 
 /** Raised when a peer makes no progress for the stall timeout. */
 export class StallError extends Error {
@@ -31,6 +34,14 @@ export class StallError extends Error {
     super(`Peer made no progress for ${ms} ms`);
     this.name = "StallError";
   }
+}
+
+/** When octets last moved on a connection, on any of its streams. */
+export interface Activity {
+  /** Octets arrived, or a read or write of ours ended: progress, for the stall watchdog. */
+  last: number;
+  /** Octets arrived from the peer: it is alive. */
+  heard: number;
 }
 
 /** A frame's length prefix, once all of it has arrived. */
@@ -88,7 +99,7 @@ export class Channel {
     readonly stream: Stream,
     maxFrame: number,
     stallMs: number,
-    private readonly activity: { last: number },
+    private readonly activity: Activity,
     onStall: (error: StallError) => void,
     signal?: AbortSignal,
   ) {
@@ -98,7 +109,7 @@ export class Channel {
     stream.addEventListener("message", (event) => {
       this.#buffer.append(event.data);
       this.octetsSeen += event.data.byteLength;
-      touch();
+      this.activity.heard = this.activity.last = Date.now();
       this.#regulate();
       this.#wakeReader();
     });

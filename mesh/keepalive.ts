@@ -6,6 +6,13 @@
  * `intervalMs`; after `misses` pings in a row go unanswered within `timeoutMs`,
  * its connections are closed, and the reconnection service takes over.
  *
+ * A peer each of whose connections carried a frame from it within `timeoutMs`
+ * is alive whatever its ping did: on a slow link a ping and its answer wait
+ * behind the parcels in the buffers (a 256 KiB muxer window is 2 s at
+ * 1 Mbit/s), and a connection closed for that would restart the parcel from
+ * nothing, again and again. A dead peer's connections that were heard from
+ * within `timeoutMs` are left open; the quiet ones are closed.
+ *
  * @module
  */
 
@@ -17,6 +24,8 @@ export interface KeepAliveOptions {
   readonly timeoutMs?: number;
   /** Unanswered pings in a row that make a connection dead (default 2). */
   readonly misses?: number;
+  /** Whether every connection to the peer carried a frame from it within `ms`. */
+  readonly heard?: (peer: string, ms: number) => boolean;
 }
 
 /** Pings peers and reports the ones that stopped answering. */
@@ -31,7 +40,8 @@ export class KeepAlive {
   constructor(
     private readonly peers: () => readonly string[],
     private readonly ping: (peer: string, signal: AbortSignal) => Promise<unknown>,
-    private readonly onDead: (peer: string) => void,
+    /** Called with the peer and how long a connection of it must have been quiet to be closed. */
+    private readonly onDead: (peer: string, quietMs: number) => void,
     private readonly options: KeepAliveOptions = {},
   ) {}
 
@@ -58,19 +68,22 @@ export class KeepAlive {
       if (this.#busy.has(peer)) continue;
       this.#busy.add(peer);
       const stopped = this.#controller.signal;
-      const signal = AbortSignal.any([
-        AbortSignal.timeout(this.options.timeoutMs ?? 3_000),
-        stopped,
-      ]);
+      const timeoutMs = this.options.timeoutMs ?? 3_000;
+      const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), stopped]);
       const pinging = this.ping(peer, signal).then(
         () => this.#missed.delete(peer),
         () => {
           if (stopped.aborted) return; // not the peer's fault
+          if (this.options.heard?.(peer, timeoutMs)) {
+            // Its octets keep coming: the pong is late, not lost.
+            this.#missed.delete(peer);
+            return;
+          }
           const missed = (this.#missed.get(peer) ?? 0) + 1;
           this.#missed.set(peer, missed);
           if (missed >= (this.options.misses ?? 2)) {
             this.#missed.delete(peer);
-            this.onDead(peer);
+            this.onDead(peer, timeoutMs);
           }
         },
       ).finally(() => {

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Connection, PeerId, Stream } from "@libp2p/interface";
-import { Channel } from "./channel.ts";
+import { type Activity, Channel } from "./channel.ts";
 import type { Logger } from "./log.ts";
 import { ProtocolError } from "./wire.ts";
 
@@ -23,7 +23,7 @@ export interface LinksDeps {
 /** Opens and accepts framed streams. */
 export class Links {
   /** When octets last moved on each connection, whatever the stream. */
-  readonly #activity = new WeakMap<Connection, { last: number }>();
+  readonly #activity = new WeakMap<Connection, Activity>();
 
   constructor(private readonly deps: LinksDeps) {}
 
@@ -45,6 +45,11 @@ export class Links {
     return this.accept(stream, connection, maxFrame, signal);
   }
 
+  /** When a frame last arrived on `connection`, on any mesh stream (0: never). */
+  heardAt(connection: Connection): number {
+    return this.#activity.get(connection)?.heard ?? 0;
+  }
+
   /**
    * A framed channel over a stream whose frames are at most `maxFrame` octets,
    * flow-controlled (see {@linkcode Channel}). Octets moving on any stream of the connection
@@ -61,7 +66,7 @@ export class Links {
   ): Channel {
     let activity = this.#activity.get(connection);
     if (!activity) {
-      activity = { last: Date.now() };
+      activity = { last: Date.now(), heard: 0 };
       this.#activity.set(connection, activity);
     }
     return new Channel(stream, maxFrame, this.deps.stallTimeoutMs, activity, (error) => {

@@ -139,6 +139,7 @@ export class MeshNode extends EventTarget {
       store,
       emit,
       logger: child("peers"),
+      heardAt: (connection) => links.heardAt(connection),
       options: { ...options, discovery: discoveryOf(parts.options) },
       // One reconciliation per new connection: the node with the smaller peer id
       // starts it; the other starts one only if none came (a lost race, an old peer).

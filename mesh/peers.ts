@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { PeerId } from "@libp2p/interface";
+import type { Connection, PeerId } from "@libp2p/interface";
 import { multiaddr } from "@multiformats/multiaddr";
 import type { Libp2p } from "libp2p";
 import type { Emit, Service } from "./core.ts";
@@ -42,6 +42,8 @@ export interface PeerDeps {
   readonly store: Pick<MeshStore, "getMeta" | "setMeta">;
   readonly emit: Emit;
   readonly logger: Logger;
+  /** When a frame last arrived on a connection, on a mesh stream (0: never): it is alive. */
+  readonly heardAt?: (connection: Connection) => number;
   readonly options: {
     /** Multiaddrs to dial for as long as the node runs. */
     readonly peers: readonly string[];
@@ -80,7 +82,13 @@ export class PeerService implements Service {
         if (!peer) return Promise.resolve();
         return this.#deps.libp2p.services.ping.ping(peer.peerId, { signal });
       },
-      (id) => this.#dead(id),
+      (id, quietMs) => this.#dead(id, quietMs),
+      {
+        heard: (id, ms) => {
+          const connections = this.#connectionsOf(id);
+          return connections.length > 0 && connections.every((c) => this.#heardWithin(c, ms));
+        },
+      },
     );
   }
 
@@ -207,13 +215,26 @@ export class PeerService implements Service {
     this.#deps.emit("peer:disconnect", { id: peer.id });
   }
 
-  #dead(id: string): void {
-    const peer = this.#peers.get(id);
-    if (!peer) return;
-    this.#log.info("Peer stopped answering pings: closing its connections", { peer: id });
-    for (const connection of this.#deps.libp2p.getConnections(peer.peerId)) {
+  /** Closes the connections of a peer that stopped answering pings, but those it was heard on. */
+  #dead(id: string, quietMs: number): void {
+    const quiet = this.#connectionsOf(id).filter((c) => !this.#heardWithin(c, quietMs));
+    if (quiet.length === 0) return;
+    this.#log.info("Peer stopped answering pings: closing its connections", {
+      peer: id,
+      connections: quiet.length,
+    });
+    for (const connection of quiet) {
       connection.abort(new Error("The peer stopped answering pings"));
     }
+  }
+
+  #connectionsOf(id: string): Connection[] {
+    const peer = this.#peers.get(id);
+    return peer ? this.#deps.libp2p.getConnections(peer.peerId) : [];
+  }
+
+  #heardWithin(connection: Connection, ms: number): boolean {
+    return Date.now() - (this.#deps.heardAt?.(connection) ?? 0) < ms;
   }
 
   /** Dials one of a peer's addresses; resolves with its peer id once connected. */

@@ -18,7 +18,7 @@ import { waitFor } from "../helpers.ts";
 const PROTOCOL = "/relaymail/test/framing/1.0.0";
 
 function channelOf(stream: Stream, maxFrame = 1 << 20): Channel {
-  return new Channel(stream, maxFrame, 60_000, { last: Date.now() }, () => {});
+  return new Channel(stream, maxFrame, 60_000, { last: Date.now(), heard: 0 }, () => {});
 }
 
 /** A frame whose octets say its index and length: [i, i, …] for frame i. */

@@ -172,6 +172,40 @@ labTest("mesh: a link that goes down mid-transfer loses and duplicates nothing",
   );
 });
 
+labTest("mesh: a slow link carries a large parcel without being taken for dead", async (lab) => {
+  const [hostA, hostB] = [await lab.host("a"), await lab.host("b")];
+  const link = await lab.link(hostA, hostB);
+  // 1 Mbit/s: a ping sent behind a 1 MiB muxer window of parcel waits 8 s, more than
+  // the keep-alive's two 3 s timeouts. Octets arriving keep the peer alive instead.
+  await lab.throttle(hostA, link.aInterface, "1mbit");
+  const alice = await person(lab, hostA, "Alice");
+  const bob = await person(lab, hostB, "Bob");
+  await pairOffline(alice, bob);
+  const attachment = randomBytes(2 * 1024 * 1024); // ~17 s at 1 Mbit/s
+  const sent = await withMail(alice, (n) =>
+    n.mailbox.send({
+      to: ["Bob"],
+      subject: "Big, slowly",
+      body: "A large attachment over a slow link",
+      attachments: [{ fileName: "big.bin", content: attachment }],
+    }));
+  startDaemon(bob);
+  startDaemon(alice, { peers: [await addressOf(bob, link.bAddress)] });
+  await waitFor(
+    "delivery over the slow link",
+    () => withMail(alice, (n) => n.mailbox.read(sent.id).deliveries[0].state === "delivered"),
+    90_000,
+  );
+  await withMail(bob, (n) => {
+    assert.deepEqual(n.mailbox.attachments(n.mailbox.list("inbox")[0].id)[0].content, attachment);
+  });
+  for (const person of [alice, bob]) {
+    const log = await person.daemon!.log();
+    assert.doesNotMatch(log, /stopped answering pings/, `${person.name}'s log`);
+    assert.doesNotMatch(log, /Transfer (to|from) a peer failed/, `${person.name}'s log`);
+  }
+});
+
 labTest(
   "mesh: Mallory's unauthorised parcel is refused by the first relay, which stores nothing",
   async (lab) => {
