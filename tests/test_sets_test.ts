@@ -1,6 +1,7 @@
 /**
  * `deno task test` (tests/run.ts) leaves no test file out: each is in exactly one
- * of its two sets, and the files that cannot share the machine run alone.
+ * of its three sets, the files that cannot share a process run beside the parallel
+ * set, and those that need a quiet machine run alone.
  */
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
@@ -13,9 +14,13 @@ const DENO = "Deno";
 Deno.test("testSets() puts every test file in exactly one set", async () => {
   const files = await testFiles(ROOT);
   const sets = await testSets(ROOT);
-  const serial = sets.serial.map((file) => file.path);
-  assert.deepEqual([...sets.parallel, ...serial].sort(), files);
-  assert.equal(new Set([...sets.parallel, ...serial]).size, files.length);
+  const all = [
+    ...sets.parallel,
+    ...sets.beside.map((file) => file.path),
+    ...sets.serial.map((file) => file.path),
+  ];
+  assert.deepEqual(all.toSorted(), files);
+  assert.equal(new Set(all).size, files.length);
   // The walk finds test files in every directory the task covers, and only them.
   for (const path of ["tests/cli_test.ts", "tests/mesh/node_test.ts", "tests/fuzz/riblt_test.ts"]) {
     assert.ok(files.includes(path), `${path} is found`);
@@ -25,22 +30,24 @@ Deno.test("testSets() puts every test file in exactly one set", async () => {
   }
 });
 
-Deno.test("testSets() runs labs, Chromium and process-wide changes alone", async () => {
+Deno.test("testSets() runs labs, Chromium and process-wide changes beside, marked files alone", async () => {
   const sets = await testSets(ROOT);
-  const reasonOf = (path: string) => sets.serial.find((file) => file.path === path)?.reason;
-  assert.equal(reasonOf("tests/mesh/lab_test.ts"), "it imports tests/lab/netns.ts");
-  assert.equal(reasonOf("tests/gateway/fallback_lab_test.ts"), "it imports tests/lab/netns.ts");
+  const besideReason = (path: string) => sets.beside.find((file) => file.path === path)?.reason;
+  const aloneReason = (path: string) => sets.serial.find((file) => file.path === path)?.reason;
+  assert.equal(besideReason("tests/mesh/lab_test.ts"), "it imports tests/lab/netns.ts");
+  assert.equal(besideReason("tests/gateway/fallback_lab_test.ts"), "it imports tests/lab/netns.ts");
+  assert.equal(besideReason("tests/lab/channels_lab_test.ts"), "it is in tests/lab/");
   // Through a helper of its own directory that imports the lab.
-  assert.match(reasonOf("tests/mesh/healing_lab_test.ts") ?? "", /^it imports tests\/lab\//);
-  assert.equal(reasonOf("tests/web/browser_test.ts"), "it imports tests/web/_browser.ts");
-  assert.equal(reasonOf("tests/runtime_attack_test.ts"), `it calls ${DENO}.umask()`);
-  // Deadlines that assume a quiet machine.
+  assert.match(besideReason("tests/mesh/healing_lab_test.ts") ?? "", /^it imports tests\/lab\//);
+  assert.equal(besideReason("tests/web/browser_test.ts"), "it imports tests/web/_browser.ts");
+  assert.equal(besideReason("tests/runtime_attack_test.ts"), `it calls ${DENO}.umask()`);
+  // Deadlines and memory figures that assume a quiet machine.
   assert.equal(
-    reasonOf("tests/gateway/poweb_node_interop_test.ts"),
+    aloneReason("tests/gateway/poweb_node_interop_test.ts"),
     "it is marked `// test-set: serial`",
   );
   for (const path of ["tests/mesh/admission_test.ts", "tests/mesh/attack_test.ts"]) {
-    assert.equal(reasonOf(path), "it is marked `// test-set: serial`");
+    assert.equal(aloneReason(path), "it is marked `// test-set: serial`");
   }
   const shared = ["tests/cli_test.ts", "tests/web/errors_test.ts", "tests/test_sets_test.ts"];
   for (const path of shared) {
@@ -64,6 +71,11 @@ Deno.test("testSets() places a new file by its directory, imports, calls and mar
       "tests/env_test.ts": `${DENO}.env.set("A", "b");\n`,
       "tests/marked_test.ts": "// test-set: serial\nDeno.test('x', () => {});\n",
       "tests/plain_test.ts": "Deno.test('x', () => {});\n",
+      // The marker wins over a lab, in the file or in a module it imports.
+      "tests/lab/quiet_lab_test.ts": "// test-set: serial\nDeno.test('x', () => {});\n",
+      "tests/mesh/_quiet.ts": "// test-set: serial\nexport const quiet = 1;\n",
+      "tests/mesh/quiet_helper_lab_test.ts":
+        'import { lab } from "./_helper.ts";\nimport { quiet } from "./_quiet.ts";\n',
       "mesh/node_test.ts": "Deno.test('x', () => {});\n",
       "app/core/x.test.ts": "Deno.test('x', () => {});\n",
       "bindings/helper.ts": `${DENO}.chdir(dir);\n`,
@@ -79,13 +91,17 @@ Deno.test("testSets() places a new file by its directory, imports, calls and mar
       "tests/plain_test.ts",
       "tests/web/api_test.ts",
     ]);
-    assert.deepEqual(sets.serial, [
+    assert.deepEqual(sets.beside, [
       { path: "tests/cwd_test.ts", reason: `it calls ${DENO}.chdir()` },
       { path: "tests/env_test.ts", reason: `it calls ${DENO}.env.set()` },
       { path: "tests/lab/new_lab_test.ts", reason: "it is in tests/lab/" },
-      { path: "tests/marked_test.ts", reason: "it is marked `// test-set: serial`" },
       { path: "tests/mesh/through_helper_test.ts", reason: "it imports tests/lab/netns.ts" },
       { path: "tests/web/page_test.ts", reason: "it imports tests/web/_browser.ts" },
+    ]);
+    assert.deepEqual(sets.serial, [
+      { path: "tests/lab/quiet_lab_test.ts", reason: "it is marked `// test-set: serial`" },
+      { path: "tests/marked_test.ts", reason: "it is marked `// test-set: serial`" },
+      { path: "tests/mesh/quiet_helper_lab_test.ts", reason: "it imports tests/mesh/_quiet.ts" },
     ]);
   } finally {
     await Deno.remove(root, { recursive: true });
