@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readDaemonStatus } from "../../app/runtime/client.ts";
 import { randomBytes } from "../helpers.ts";
-import { type Host, labTest, waitFor } from "../lab/netns.ts";
+import { type Host, type Lab, labTest, waitFor } from "../lab/netns.ts";
 import {
   addressOf,
   deliveryStates,
@@ -122,14 +122,18 @@ labTest(
   },
 );
 
-labTest("mesh: a link that goes down mid-transfer loses and duplicates nothing", async (lab) => {
+/**
+ * Alice on host A and Bob on host B, paired, linked by a link A sends on at
+ * `rate`; Alice's mail to Bob with an attachment of `size` octets waits to go.
+ */
+async function bigMailOverThrottledLink(lab: Lab, rate: string, size: number) {
   const [hostA, hostB] = [await lab.host("a"), await lab.host("b")];
   const link = await lab.link(hostA, hostB);
-  await lab.throttle(hostA, link.aInterface, "4mbit");
+  await lab.throttle(hostA, link.aInterface, rate);
   const alice = await person(lab, hostA, "Alice");
   const bob = await person(lab, hostB, "Bob");
   await pairOffline(alice, bob);
-  const attachment = randomBytes(3 * 1024 * 1024); // ~6 s at 4 Mbit/s
+  const attachment = randomBytes(size);
   const sent = await withMail(alice, (n) =>
     n.mailbox.send({
       to: ["Bob"],
@@ -137,6 +141,16 @@ labTest("mesh: a link that goes down mid-transfer loses and duplicates nothing",
       body: "A large attachment",
       attachments: [{ fileName: "big.bin", content: attachment }],
     }));
+  return { hostA, link, alice, bob, attachment, sent };
+}
+
+labTest("mesh: a link that goes down mid-transfer loses and duplicates nothing", async (lab) => {
+  // ~6 s at 4 Mbit/s.
+  const { hostA, link, alice, bob, attachment, sent } = await bigMailOverThrottledLink(
+    lab,
+    "4mbit",
+    3 * 1024 * 1024,
+  );
   // A short stall timeout, so that the outage outlives the connection and the
   // parcel must go again over a new one.
   startDaemon(bob, { stallTimeoutMs: 4000 });
@@ -173,22 +187,13 @@ labTest("mesh: a link that goes down mid-transfer loses and duplicates nothing",
 });
 
 labTest("mesh: a slow link carries a large parcel without being taken for dead", async (lab) => {
-  const [hostA, hostB] = [await lab.host("a"), await lab.host("b")];
-  const link = await lab.link(hostA, hostB);
-  // 1 Mbit/s: a ping sent behind a 1 MiB muxer window of parcel waits 8 s, more than
-  // the keep-alive's two 3 s timeouts. Octets arriving keep the peer alive instead.
-  await lab.throttle(hostA, link.aInterface, "1mbit");
-  const alice = await person(lab, hostA, "Alice");
-  const bob = await person(lab, hostB, "Bob");
-  await pairOffline(alice, bob);
-  const attachment = randomBytes(2 * 1024 * 1024); // ~17 s at 1 Mbit/s
-  const sent = await withMail(alice, (n) =>
-    n.mailbox.send({
-      to: ["Bob"],
-      subject: "Big, slowly",
-      body: "A large attachment over a slow link",
-      attachments: [{ fileName: "big.bin", content: attachment }],
-    }));
+  // 1 Mbit/s, ~17 s for the parcel: pings wait seconds behind it, so two in a row may
+  // go unanswered; the frames arriving keep the peer alive instead.
+  const { link, alice, bob, attachment, sent } = await bigMailOverThrottledLink(
+    lab,
+    "1mbit",
+    2 * 1024 * 1024,
+  );
   startDaemon(bob);
   startDaemon(alice, { peers: [await addressOf(bob, link.bAddress)] });
   await waitFor(
