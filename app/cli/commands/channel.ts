@@ -176,13 +176,16 @@ export function addChannelCommands(program: Command, output: Output): void {
             title: opts.title,
             ttlDays: wholeNumber(opts.days, "--days"),
           });
+          const asked = wholeNumber(opts.days, "--days") ?? 30;
+          const shortened = post.expiresAt.getTime() < Date.now() + (asked * 24 - 1) * 3_600_000;
           output.show(
             options,
             post,
             () =>
               `Posted ${post.key.slice(0, 8)} in ${
                 shortChannel(post.channelId)
-              }; it expires everywhere on ${shortDate(post.expiresAt)} UTC`,
+              }; it expires everywhere on ${shortDate(post.expiresAt)} UTC` +
+              (shortened ? `, sooner than ${asked} days: your author certificate ends then` : ""),
           );
         });
       },

@@ -33,6 +33,21 @@ export const DEFAULT_DAYS = 30;
 export const MAX_DAYS = 180;
 
 /**
+ * What the page says once a post is sent for `days` days and expires at `iso`: a
+ * post never outlives its author's certificate, so it may live less than asked.
+ * @param {string} iso
+ * @param {number} days
+ * @param {number} [now]
+ */
+export function postedNotice(iso, days, now = Date.now()) {
+  const asked = `${days} ${days === 1 ? "day" : "days"}`;
+  if (Date.parse(iso) >= now + days * DAY - HOUR) {
+    return `Posted: gone from every device in ${asked}`;
+  }
+  return `Posted: it ${expiresIn(iso, now)}, not in ${asked}: your author certificate ends then`;
+}
+
+/**
  * How long until `iso`, as a post's expiry reads: "expires in 29 days".
  * @param {string} iso
  * @param {number} [now]
@@ -323,8 +338,9 @@ function composerForm(id, refresh) {
           );
         }
         if (!text.value.trim()) throw new FieldError(text, "Write something to post");
+        let post;
         try {
-          await publishPost(id, {
+          post = await publishPost(id, {
             text: text.value,
             title: title.value.trim() || undefined,
             ttlDays: n,
@@ -335,7 +351,7 @@ function composerForm(id, refresh) {
         }
         title.value = "";
         text.value = "";
-        toast(`Posted: gone from every device in ${n} ${n === 1 ? "day" : "days"}`);
+        toast(postedNotice(post.expiresAt, n));
         await refresh();
       }),
     },
