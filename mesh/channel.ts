@@ -9,6 +9,7 @@
  */
 import type { Stream } from "@libp2p/interface";
 import { Uint8ArrayList } from "uint8arraylist";
+import { ByteQueue } from "./byte_queue.ts";
 import { ProtocolError } from "./wire.ts";
 
 /**
@@ -67,7 +68,7 @@ interface Header {
  * in flight or arrived.
  */
 export class Channel {
-  readonly #buffer = new Uint8ArrayList();
+  readonly #buffer = new ByteQueue();
   readonly #maxFrame: number;
   /** Octets of the largest length prefix: a longer one is an error. */
   readonly #maxPrefix: number;
@@ -85,6 +86,8 @@ export class Channel {
   #pending = 0;
   #reading = 0;
   #paused = false;
+  /** What arrives is dropped: the stream is ending and nothing more will be read. */
+  #discarding = false;
   /** A pause or resume is under way. */
   #switching = false;
   /** Flow control must be decided again once the switch under way is done. */
@@ -107,7 +110,8 @@ export class Channel {
     this.#maxPrefix = varintLength(maxFrame);
     const touch = () => (this.activity.last = Date.now());
     stream.addEventListener("message", (event) => {
-      this.#buffer.append(event.data);
+      if (this.#discarding) return;
+      this.#buffer.push(event.data);
       this.octetsSeen += event.data.byteLength;
       this.activity.heard = this.activity.last = Date.now();
       this.#regulate();
@@ -140,7 +144,7 @@ export class Channel {
 
   /** Octets arrived and not yet read as frames. */
   get unread(): number {
-    return this.#buffer.byteLength;
+    return this.#buffer.length;
   }
 
   /** The next frame, or null once the peer has closed its side between frames. */
@@ -160,9 +164,9 @@ export class Channel {
           continue;
         }
         if (this.#ended || this.stream.status !== "open") {
-          if (this.#buffer.byteLength === 0) return null;
+          if (this.#buffer.length === 0) return null;
           throw new ProtocolError(
-            `Peer closed the stream inside a frame (${this.#buffer.byteLength} octets of it)`,
+            `Peer closed the stream inside a frame (${this.#buffer.length} octets of it)`,
           );
         }
         this.#regulate();
@@ -202,6 +206,18 @@ export class Channel {
     }
   }
 
+  /**
+   * Drops what arrived and all that will: the stream is ending, nothing more will
+   * be read, and a peer still writing must not be held up waiting for window (it
+   * would never read the ERROR that ends the stream).
+   */
+  discard(): void {
+    this.#discarding = true;
+    this.#buffer.clear();
+    this.#header = null;
+    this.#apply(false);
+  }
+
   /** Stops the watchdog (it also stops when the stream closes) and forgets the signal. */
   dispose(): void {
     clearInterval(this.#watchdog);
@@ -211,10 +227,8 @@ export class Channel {
   /** The next whole frame, taken from the buffer, or null while it has not all arrived. */
   #take(): Uint8Array | null {
     const header = this.#nextHeader();
-    if (!header || this.#buffer.byteLength < header.size + header.length) return null;
-    // A copy: the chunks may be views into buffers the transport reuses.
-    const frame = this.#buffer.slice(header.size, header.size + header.length);
-    this.#buffer.consume(header.size + header.length);
+    if (!header || this.#buffer.length < header.size + header.length) return null;
+    const frame = this.#buffer.take(header.size, header.length);
     this.#header = null;
     this.bytesRead += header.size + header.length;
     return frame;
@@ -224,9 +238,9 @@ export class Channel {
   #nextHeader(): Header | null {
     if (this.#header) return this.#header;
     let length = 0;
-    const available = Math.min(this.#buffer.byteLength, this.#maxPrefix);
+    const available = Math.min(this.#buffer.length, this.#maxPrefix);
     for (let i = 0; i < available; i++) {
-      const byte = this.#buffer.get(i);
+      const byte = this.#buffer.at(i);
       length += (byte & 0x7f) * 2 ** (7 * i);
       if (byte < 0x80) {
         if (length > this.#maxFrame) {
@@ -252,7 +266,7 @@ export class Channel {
         // The read reports the bad prefix.
       }
     }
-    this.#apply(this.#buffer.byteLength > need + READ_AHEAD);
+    this.#apply(!this.#discarding && this.#buffer.length > need + READ_AHEAD);
   }
 
   /**
@@ -274,6 +288,9 @@ export class Channel {
       this.#paused = pause;
       if (pause) this.stream.pause();
       else this.stream.resume();
+    } catch {
+      // The stream closed meanwhile: what it handed over before is ours to read,
+      // and its closing reaches the reader by its own event.
     } finally {
       this.#switching = false;
     }
