@@ -114,12 +114,16 @@ export class StreamSlots {
   }
 }
 
+/** How long a peer has to take our ERROR and close its side, before the stream is reset. */
+const END_GRACE_MS = 2_000;
+
 /**
  * Ends a stream with an ERROR frame (a refusal over our caps, or what was wrong
- * with what the peer sent): the ERROR, then a graceful close, so that the ERROR
- * reaches the peer (sent just before a reset, it may be dropped with the reset);
- * a peer that does not close its side within 2 s is reset. The channel's flow
- * control bounds what the peer can send meanwhile.
+ * with what the peer sent): the ERROR, then our side closed, so that the ERROR
+ * reaches the peer (sent just before a reset, it may be dropped with the reset).
+ * Meanwhile what the peer sends is dropped unread, so that a peer still writing
+ * is not held up by flow control and gets to read the ERROR. A peer that has not
+ * taken the ERROR and closed its side within 2 s each is reset.
  */
 export async function endWithError(
   channel: Channel,
@@ -127,11 +131,42 @@ export async function endWithError(
   logger: Logger,
 ): Promise<void> {
   const stream = channel.stream;
+  channel.discard();
   try {
-    await channel.write(error);
-    await stream.close({ signal: AbortSignal.timeout(2_000) });
+    await within(END_GRACE_MS, "take the ERROR", channel.write(error));
+    await stream.close({ signal: AbortSignal.timeout(END_GRACE_MS) });
+    await within(END_GRACE_MS, "close its side", peerClosed(stream));
   } catch (failure) {
     logger.debug("A stream ended with ERROR did not close in time: reset", { error: failure });
     stream.abort(new Error("Ended with ERROR"));
+  }
+}
+
+/** Resolves once the peer has closed its side of `stream` (or the stream has closed). */
+function peerClosed(stream: Stream): Promise<void> {
+  if (stream.remoteWriteStatus !== "writable" || stream.status !== "open") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.removeEventListener("remoteCloseWrite", done);
+      stream.removeEventListener("close", done);
+      resolve();
+    };
+    stream.addEventListener("remoteCloseWrite", done);
+    stream.addEventListener("close", done);
+  });
+}
+
+/** `promise`, or a rejection naming what the peer did not do within `ms`. */
+async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`The peer did not ${what} within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -160,11 +160,16 @@ export class ParcelSender {
         await slot.promise;
         slot = Promise.withResolvers();
       }
-      try {
-        await stream.close();
-      } catch (error) {
-        // Every parcel was answered: a close that fails loses nothing.
-        this.#log.debug("Could not close a transfer stream", { peer: peer.id, error });
+      if (failed !== null) {
+        // The receiver ended the stream (ERROR): what we still had to write goes nowhere.
+        stream.abort(asError(failed));
+      } else {
+        try {
+          await stream.close();
+        } catch (error) {
+          // Every parcel was answered: a close that fails loses nothing.
+          this.#log.debug("Could not close a transfer stream", { peer: peer.id, error });
+        }
       }
     } catch (error) {
       failed ??= error;

@@ -235,6 +235,8 @@ export class SyncService implements Service {
       }
     } catch (error) {
       logFailure(this.#log, signal, "Reconciliation from a peer failed", { peer: id, host, error });
+      // Ending costs nothing more (what arrives is dropped): the peer may start again now.
+      slot?.release();
       await this.#end(channel, error);
     } finally {
       slot?.release();

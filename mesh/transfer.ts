@@ -226,10 +226,13 @@ export class TransferService implements Service {
       );
     } catch (error) {
       logFailure(this.#log, signal, "Transfer from a peer failed", { peer: from, host, error });
-      // The reader takes no more frames, and nothing else is written, while the ERROR goes.
+      // The reader takes no more frames, nothing else is written, and what was read is
+      // let go while the ERROR goes; the stream no longer counts against the caps.
       done = true;
       room.resolve();
       clearInterval(progress);
+      queue.length = 0;
+      slot.release();
       const message = asError(error).message;
       await endWithError(channel, encodeTransfer({ type: "error", message }), this.#log);
     } finally {

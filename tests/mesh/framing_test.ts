@@ -2,7 +2,8 @@
  * mesh/channel.ts: frames come out whole, in order and unaltered however the
  * octets are cut; bad length prefixes and truncated frames are the peer's
  * errors; and a sender that writes while nobody reads is held back by the
- * muxer's flow control, with nothing lost (docs/mesh-protocol.md §4.3).
+ * muxer's flow control, with nothing lost (docs/mesh-protocol.md §4.3); a stream
+ * ended with ERROR while its sender still writes does not leave it waiting.
  */
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
@@ -12,6 +13,8 @@ import { streamPair } from "@libp2p/utils";
 import { createLibp2p, type Libp2p } from "libp2p";
 import assert from "node:assert/strict";
 import { Channel, MAX_STREAM_WINDOW, READ_AHEAD } from "../../mesh/channel.ts";
+import { endWithError } from "../../mesh/links.ts";
+import { silentLogger } from "../../mesh/mod.ts";
 import { ProtocolError } from "../../mesh/wire.ts";
 import { waitFor } from "../helpers.ts";
 
@@ -156,6 +159,39 @@ Deno.test({
       }
       await writing;
       assert.equal(channel.bytesRead, count * (size + 2));
+      channel.dispose();
+    } finally {
+      await sender.stop();
+      await receiver.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "endWithError: a sender still writing gets the ERROR, and the stream ends",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const [receiver, sender] = await nodes();
+    try {
+      const ended = Promise.withResolvers<string>();
+      await receiver.handle(PROTOCOL, (stream) => {
+        // Refused at once (a Busy refusal), whatever the sender has on its way.
+        const channel = channelOf(stream);
+        endWithError(channel, new TextEncoder().encode("Busy: try later"), silentLogger)
+          .then(() => ended.resolve(stream.status));
+      });
+      const stream = await sender.dialProtocol(receiver.getMultiaddrs()[0], PROTOCOL);
+      const channel = channelOf(stream, 4096);
+      const answer = channel.read();
+      // 2 MiB: far more than the read-ahead and the windows the receiver grants.
+      const writing = channel.write(new Uint8Array(2 * 1024 * 1024));
+      const error = await answer;
+      assert.equal(new TextDecoder().decode(error!), "Busy: try later");
+      // The write is not left waiting for window that never comes: what it sent was dropped.
+      await writing;
+      // The sender does not close its side: the receiver resets the stream after its grace.
+      assert.notEqual(await ended.promise, "open");
       channel.dispose();
     } finally {
       await sender.stop();
