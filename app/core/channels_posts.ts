@@ -6,7 +6,13 @@
  * @module
  */
 import { Certificate, type Parcel } from "@relaycorp/relaynet-core";
-import { makePost, MAX_POST_TTL_SECONDS, type PostVerifier, readPost } from "../../mesh/posts.ts";
+import {
+  DEFAULT_POST_TTL_SECONDS,
+  makePost,
+  MAX_POST_TTL_SECONDS,
+  type PostVerifier,
+  readPost,
+} from "../../mesh/posts.ts";
 import { ParcelRefusedError, parseParcel, toArrayBuffer } from "../../bindings/validation.ts";
 import { encodePostPayload, openPostPayload, type PostContent } from "./channels_content.ts";
 import {
@@ -27,6 +33,9 @@ const DAY_MS = 86_400_000;
 
 /** Most octets of a post the app stores: a full text and title, sealed, with its chain, fit. */
 export const MAX_STORED_POST_OCTETS = 128 * 1024;
+
+/** Days a post lives when its writer does not say (docs/broadcast.md). */
+export const DEFAULT_POST_DAYS = DEFAULT_POST_TTL_SECONDS / 86_400;
 /**
  * Most octets of posts kept per channel (§9): past it, as past the post limit, the
  * earliest dated go. Without it a channel's authors could make this device keep
@@ -86,7 +95,7 @@ export function checkNewPost(post: NewPost): { content: PostContent; ttlDays: nu
   if (typeof post.text !== "string" || post.text.trim() === "") {
     throw new UserInputError("A post's text must be given");
   }
-  const ttlDays = post.ttlDays ?? 30;
+  const ttlDays = post.ttlDays ?? DEFAULT_POST_DAYS;
   if (!Number.isInteger(ttlDays) || ttlDays < 1 || ttlDays > 180) {
     throw new UserInputError(`A post lives 1 to 180 days, not ${ttlDays}`);
   }

@@ -7,6 +7,7 @@
 import type { Command } from "commander";
 // @deno-types="@types/qrcode"
 import QRCode from "qrcode";
+import { DEFAULT_POST_DAYS } from "../../core/channels_posts.ts";
 import { UserInputError } from "../../core/errors.ts";
 import type { ResultOf } from "../../runtime/operations/mod.ts";
 import { withMessenger } from "../connection.ts";
@@ -170,13 +171,14 @@ export function addChannelCommands(program: Command, output: Output): void {
     .action(
       function (this: Command, ref: string, text: string, opts: { title?: string; days?: string }) {
         return withMessenger(this, async (messenger, options) => {
+          const ttlDays = wholeNumber(opts.days, "--days");
           const post = await messenger.call("channel.post", {
             channel: ref,
             text,
             title: opts.title,
-            ttlDays: wholeNumber(opts.days, "--days"),
+            ttlDays,
           });
-          const asked = wholeNumber(opts.days, "--days") ?? 30;
+          const asked = ttlDays ?? DEFAULT_POST_DAYS;
           const shortened = post.expiresAt.getTime() < Date.now() + (asked * 24 - 1) * 3_600_000;
           output.show(
             options,

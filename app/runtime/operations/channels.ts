@@ -7,6 +7,7 @@
  */
 // @deno-types="@types/qrcode"
 import QRCode from "qrcode";
+import { DEFAULT_POST_DAYS } from "../../core/channels_posts.ts";
 import { UserInputError } from "../../core/errors.ts";
 import type { Operation, OperationContext } from "../types.ts";
 import { count, optionalText, text } from "./_input.ts";
@@ -51,7 +52,7 @@ export const CHANNEL_OPERATIONS = {
     channels(context).post(input.channel, {
       text: text(input.text, "The post's text"),
       title: optionalText(input.title, "The post's title"),
-      ttlDays: count(input.ttlDays, "The post's lifetime (days)", 30, 180, 1),
+      ttlDays: count(input.ttlDays, "The post's lifetime (days)", DEFAULT_POST_DAYS, 180, 1),
     }),
 
   /** A page of a channel's posts, newest first (`next`: the cursor of the page after). */
