@@ -69,7 +69,9 @@ export class ByteQueue {
   #reserve(n: number): void {
     if (this.#end + n <= this.#bytes.length) return;
     const length = this.length;
-    if (length + n <= this.#bytes.length / 2 || (length + n <= this.#bytes.length && length < n)) {
+    // Moved down while that leaves half the buffer free, else doubled: each octet is
+    // copied a bounded number of times.
+    if (length + n <= this.#bytes.length / 2) {
       this.#bytes.copyWithin(0, this.#start, this.#end);
     } else {
       const bigger = new Uint8Array(Math.max(2 * this.#bytes.length, length + n, 4096));

@@ -10,6 +10,7 @@
 import type { Stream } from "@libp2p/interface";
 import { Uint8ArrayList } from "uint8arraylist";
 import { ByteQueue } from "./byte_queue.ts";
+import { asError } from "./core.ts";
 import { ProtocolError } from "./wire.ts";
 
 /**
@@ -321,10 +322,6 @@ function drained(stream: Stream): Promise<void> {
     stream.addEventListener("drain", onDrain, { once: true });
     stream.addEventListener("close", onClose, { once: true });
   });
-}
-
-function asError(reason: unknown): Error {
-  return reason instanceof Error ? reason : new Error(String(reason));
 }
 
 function encodeVarint(n: number): Uint8Array {

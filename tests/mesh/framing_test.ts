@@ -17,6 +17,7 @@ import { endWithError } from "../../mesh/links.ts";
 import { silentLogger } from "../../mesh/mod.ts";
 import { ProtocolError } from "../../mesh/wire.ts";
 import { waitFor } from "../helpers.ts";
+import { varint } from "./_attack_peer.ts";
 
 const PROTOCOL = "/relaymail/test/framing/1.0.0";
 
@@ -27,16 +28,6 @@ function channelOf(stream: Stream, maxFrame = 1 << 20): Channel {
 /** A frame whose octets say its index and length: [i, i, …] for frame i. */
 function frame(i: number, length: number): Uint8Array {
   return new Uint8Array(length).fill(i % 251);
-}
-
-function varint(n: number): number[] {
-  const out = [];
-  while (n >= 0x80) {
-    out.push((n % 0x80) | 0x80);
-    n = Math.floor(n / 0x80);
-  }
-  out.push(n);
-  return out;
 }
 
 Deno.test("Channel reads frames cut anywhere, several in one chunk, and an empty one", async () => {
